@@ -14,7 +14,11 @@ from typing import Any
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CATALOG_PATH = REPO_ROOT / "models" / "catalog.yaml"
+
+
+def catalog_path() -> Path:
+    """The pinned model catalog; `COACH_CATALOG` points at another one (tests, private mirrors)."""
+    return Path(os.environ.get("COACH_CATALOG") or REPO_ROOT / "models" / "catalog.yaml")
 
 
 def data_home() -> Path:

@@ -154,7 +154,7 @@ class LlamaBackend:
     def render(self, messages: list[Message]) -> str:
         """The chat template from the GGUF's metadata, with a generation prompt appended."""
         try:
-            return self._formatter(messages=_normalize(messages)).prompt
+            return self._formatter(messages=_normalize(messages)).prompt  # type: ignore[arg-type]
         except Exception as exc:  # jinja raise_exception(), e.g. roles that must alternate
             raise ValueError(f"the model's chat template rejected these messages: {exc}") from None
 
@@ -207,11 +207,11 @@ class LlamaBackend:
                 prompt=tokens, max_tokens=min(max_tokens, budget), stop=stop or [], seed=seed or self.seed,
                 stream=True, **sampling,
             ):
-                choice = chunk["choices"][0]  # type: ignore[index]
+                choice: dict[str, Any] = chunk["choices"][0]  # type: ignore[index,assignment]
                 n_gen += 1
                 text = choice["text"]
                 if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+                    finish = str(choice["finish_reason"])
                 if text:
                     if first is None:
                         first = time.perf_counter()
@@ -233,6 +233,38 @@ class LlamaBackend:
                 generated_tokens=n_gen, eval_ms=float(perf.t_eval_ms), restore_ms=restore_ms,
                 ttft_s=(first or time.perf_counter()) - t0, total_s=total, finish_reason=finish,
             )
+
+    def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 4) -> int:
+        """Evaluate what is already known of `speaker`'s next prompt, while the candidate is typing.
+
+        `messages` is the speaker's thread whose last message holds the news so far; the real turn
+        will append to that message's text. We evaluate up to the end of that text minus `holdback`
+        tokens (a token can merge across the boundary with what is appended) and keep the state, so
+        the turn itself evaluates only the candidate's latest answer. Returns tokens evaluated.
+        """
+        if not self.speaker_cache:
+            return 0
+        with self._lock:
+            text = self.render(messages)
+            content = messages[-1]["content"]
+            cut = text.rfind(content)
+            if cut < 0 or not content:
+                return 0
+            tokens = self.tokenize(text[: cut + len(content)])[:-holdback]
+            self._switch_to(speaker)
+            keep = 0
+            for a, b in zip(self.llm._input_ids, tokens, strict=False):
+                if a != b:
+                    break
+                keep += 1
+            if keep >= len(tokens) or len(tokens) >= self.n_ctx:
+                return 0
+            self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+            self.llm.n_tokens = keep
+            self.llm.eval(tokens[keep:])
+            self._states[speaker] = self._save()
+            self._owner = speaker
+            return len(tokens) - keep
 
     def _switch_to(self, speaker: str) -> float:
         """Put `speaker`'s KV prefix in the live context (or clear it when the cache is off)."""

@@ -8,11 +8,9 @@ JSON registry in the models directory. Nothing here loads a model: `engine` does
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,10 @@ import psutil
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from coach.config import CATALOG_PATH, Settings
+from coach.config import Settings, catalog_path
 from coach.errors import (
     CoachError,
     ConfigError,
-    DownloadError,
-    InsufficientDisk,
     InsufficientMemory,
     InvalidModelFile,
     ModelNotFound,
@@ -78,7 +74,8 @@ class Catalog(BaseModel):
         return [f"{m.name}:{q}" for m in self.models for q in m.files]
 
 
-def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+def load_catalog(path: Path | None = None) -> Catalog:
+    path = path or catalog_path()
     try:
         data = yaml.safe_load(path.read_text())
         return Catalog.model_validate(data)
@@ -173,7 +170,7 @@ def _estimate_from_entry(entry: CatalogEntry, f: FileEntry, n_ctx: int) -> int:
     return f.size + kv + 256 * 2**20
 
 
-def catalog_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:
+def installed_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:
     if entry.package:
         return embedded_path(entry)
     p = settings.models_dir / entry.files[quant].filename
@@ -186,7 +183,7 @@ def list_models(settings: Settings) -> list[Row]:
     rows: list[Row] = []
     for e in cat.models:
         for q, f in e.files.items():
-            path = catalog_path(e, q, settings)
+            path = installed_path(e, q, settings)
             need = _ram_for(path, settings.n_ctx) if path else _estimate_from_entry(e, f, settings.n_ctx)
             rows.append(Row(f"{e.name}:{q}", e.title, q, path is not None, path, f.size, need, need <= ram,
                             q == e.recommended))
@@ -219,26 +216,26 @@ def resolve(spec: str | None, settings: Settings) -> ModelRef:
     cat = load_catalog()
     reg = load_registry(settings)
     if spec in reg:
-        info = reg[spec]
-        path = Path(info["path"])
-        if not path.exists():
-            raise ModelNotFound(f"{spec}: registered file {path} is gone; `coach models rm {spec}` or restore it")
-        return ModelRef(spec, path, "local", info.get("quant", "?"), info.get("title", spec))
+        entry_ = reg[spec]
+        local = Path(entry_["path"])
+        if not local.exists():
+            raise ModelNotFound(f"{spec}: registered file {local} is gone; `coach models rm {spec}` or restore it")
+        return ModelRef(spec, local, "local", entry_.get("quant", "?"), entry_.get("title", spec))
     name, quant = split_spec(spec)
     entry = cat.get(name)
     if entry is not None:
         quant = quant or entry.recommended
         if quant not in entry.files:
             raise ModelNotFound(f"{name} has no quant {quant}; choose one of: {', '.join(entry.files)}")
-        path = catalog_path(entry, quant, settings)
+        path = installed_path(entry, quant, settings)
         if path is None:
             if entry.package:
                 raise ModelNotFound(f"{name}: package {entry.package} is missing; rerun ./scripts/bootstrap.sh")
             raise ModelNotFound(f"{name}:{quant} is not installed; run `coach models pull {name}:{quant}`")
         return ModelRef(f"{name}:{quant}", path, "embedded" if entry.package else "catalog", quant, entry.title)
     if spec.endswith(".gguf") or os.sep in spec:
-        info = read_header(spec)
-        return ModelRef(info.path.stem, info.path, "local", info.quant, info.name)
+        header = read_header(spec)
+        return ModelRef(header.path.stem, header.path, "local", header.quant, header.name)
     valid = cat.names() + sorted(reg)
     raise ModelNotFound(f"unknown model {spec!r}; valid names: {', '.join(valid)}")
 
@@ -274,21 +271,10 @@ def check_fits_ram(info: GGUFInfo, n_ctx: int) -> None:
 
 
 def check_disk(directory: Path, needed: int) -> None:
+    from coach.download import _check_free
+
     directory.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(directory).free
-    if needed > free:
-        raise InsufficientDisk(
-            f"{needed / 1e9:.1f} GB needed in {directory} but only {free / 1e9:.1f} GB is free; "
-            "free some space or set COACH_HOME to a larger disk"
-        )
-
-
-def sha256_of(path: Path, chunk: int = 8 * 2**20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    _check_free(directory, needed)
 
 
 # ---------------------------------------------------------------- mutations
@@ -314,10 +300,16 @@ def pull(spec: str, settings: Settings, *, progress: bool = True) -> Path:
     dest = settings.models_dir / f.filename
     if dest.exists():
         return dest
-    return download.fetch(
+    download.fetch(
         repo=entry.repo, revision=entry.revision or "main", filename=f.filename, size=f.size,
         sha256=f.sha256, dest=dest, staging=settings.home / "downloads", progress=progress,
     )
+    try:
+        read_header(dest)  # the bytes match the pin; make sure they are a model we can load
+    except CoachError:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest
 
 
 def add(path: str | Path, settings: Settings, *, name: str | None = None) -> ModelRef:

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from coach.config import Settings
+from coach.models import ModelRef, resolve
+
+REPO = Path(__file__).resolve().parent.parent
+COACH = str(Path(sys.executable).with_name("coach"))
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data home: no test sees a user's sessions or models."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("COACH_HOME", str(home))
+    monkeypatch.delenv("COACH_MODEL", raising=False)
+    monkeypatch.delenv("COACH_CATALOG", raising=False)
+    return home
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def embedded() -> ModelRef:
+    return resolve("smollm2-135m-instruct", Settings.from_env())
+
+
+@pytest.fixture(scope="session")
+def backend(embedded: ModelRef):
+    from coach.engine import LlamaBackend
+
+    be = LlamaBackend(embedded.path, n_ctx=2048, n_threads=2, seed=7)
+    yield be
+    be.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium; CI sets COACH_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping."""
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if path is None and os.environ.get("COACH_REQUIRE_BROWSER") == "1":
+        pytest.fail("COACH_REQUIRE_BROWSER=1 but chromium is not installed (apt-get install -y chromium)")
+    return path

@@ -1,0 +1,118 @@
+"""The real llama.cpp engine on the embedded GGUF."""
+
+from pathlib import Path
+
+import pytest
+
+from coach.engine import LlamaBackend
+from coach.errors import InsufficientMemory, InvalidModelFile
+from tests.ggufgen import write_gguf
+
+SYSTEM = {"role": "system", "content": "You are an interviewer. Ask short questions about product strategy."}
+
+
+def thread(*user: str) -> list[dict[str, str]]:
+    return [SYSTEM, *({"role": "user", "content": u} for u in user)]
+
+
+def test_streams_several_chunks_and_reports_timings(backend):
+    chunks = list(backend.stream("a", thread("Ask me a question about pricing."), max_tokens=24, temperature=0))
+    assert len(chunks) > 3 and "".join(chunks).strip()
+    t = backend.timings
+    assert t.speaker == "a" and t.prompt_tokens > 10
+    assert 0 < t.generated_tokens <= 24
+    assert t.ttft_s > 0 and t.total_s >= t.ttft_s
+    assert t.gen_tokens_per_s > 0 and t.prompt_eval_ms > 0
+
+
+def test_same_seed_same_output_at_temperature_zero(backend):
+    msgs = thread("What would you ask a PMM candidate first?")
+    backend.forget()
+    a = backend.complete("x", msgs, max_tokens=32, temperature=0, seed=3)
+    backend.forget()
+    b = backend.complete("x", msgs, max_tokens=32, temperature=0, seed=3)
+    assert a == b and a.strip()
+
+
+def test_per_speaker_cache_counts_from_llama_cpp(backend):
+    backend.forget()
+    a1 = thread("Ask about KV caches.")
+    out_a1 = backend.complete("researcher", a1, max_tokens=16, temperature=0)
+    first = backend.timings
+    assert first.cached_tokens == 0 and first.prompt_eval_tokens == first.prompt_tokens
+    # another speaker takes the context in between
+    backend.complete("gtm", thread("Ask about pricing."), max_tokens=16, temperature=0)
+    a2 = [*a1, {"role": "assistant", "content": out_a1}, {"role": "user", "content": "The candidate answered. Follow up."}]
+    backend.complete("researcher", a2, max_tokens=16, temperature=0)
+    second = backend.timings
+    # llama.cpp evaluated only what was appended since the researcher's last turn
+    assert second.cached_tokens >= first.prompt_tokens
+    assert second.prompt_eval_tokens == second.prompt_tokens - second.cached_tokens
+    assert second.prompt_eval_tokens < second.prompt_tokens / 2
+
+
+def test_cache_does_not_change_the_output(embedded):
+    """Restored KV state must be exactly the state a full re-evaluation produces."""
+    outs = []
+    for cache in (True, False):
+        be = LlamaBackend(embedded.path, n_ctx=2048, n_threads=2, speaker_cache=cache)
+        a1 = thread("Ask about quantization.")
+        r1 = be.complete("r", a1, max_tokens=12, temperature=0)
+        be.complete("g", thread("Ask about sales."), max_tokens=12, temperature=0)
+        a2 = [*a1, {"role": "assistant", "content": r1}, {"role": "user", "content": "Follow up on that."}]
+        outs.append(be.complete("r", a2, max_tokens=20, temperature=0))
+        outs.append(be.timings.cached_tokens)
+        be.close()
+    assert outs[0] == outs[2]
+    assert outs[1] > 0 and outs[3] == 0  # cache on reused tokens, cache off reused none
+
+
+def test_prefill_leaves_only_the_new_answer_to_evaluate(backend):
+    backend.forget()
+    a1 = thread("Ask your first question.")
+    r1 = backend.complete("pm", a1, max_tokens=12, temperature=0)
+    news = "The researcher asked about sparsity. The GTM lead asked about pricing tiers for enterprise."
+    n = backend.prefill("pm", [*a1, {"role": "assistant", "content": r1}, {"role": "user", "content": news}])
+    assert n > 10
+    full = news + "\n\nThe candidate answered: I would lead with cost per thousand tokens.\n\nAsk your next question."
+    backend.complete("pm", [*a1, {"role": "assistant", "content": r1}, {"role": "user", "content": full}],
+                     max_tokens=8, temperature=0)
+    t = backend.timings
+    assert t.prompt_eval_tokens < 40 < t.cached_tokens
+
+
+def test_stop_sequences_end_the_turn(backend):
+    msgs = thread("Tell me about your favourite product launch.")
+    backend.forget()
+    free = backend.complete("s", msgs, max_tokens=40, temperature=0)
+    words = free.split()
+    assert len(words) > 4
+    stop = " " + words[len(words) // 2]
+    backend.forget()
+    stopped = backend.complete("s", msgs, max_tokens=40, temperature=0, stop=[stop])
+    assert stopped == free[: free.index(stop)]
+    assert backend.timings.finish_reason == "stop"
+
+
+def test_token_limit_is_respected(backend):
+    backend.forget()
+    backend.complete("s", thread("Write a long essay about databases."), max_tokens=5, temperature=0)
+    assert backend.timings.generated_tokens <= 5 and backend.timings.finish_reason == "length"
+
+
+def test_context_is_capped_at_the_model_maximum(embedded):
+    be = LlamaBackend(embedded.path, n_ctx=1_000_000, n_threads=2)
+    assert be.n_ctx == 8192 and be.n_gpu_layers == 0  # CPU-only build here
+    be.close()
+
+
+def test_model_larger_than_free_ram_is_refused_before_loading(embedded, monkeypatch):
+    monkeypatch.setattr("coach.models.available_ram", lambda: 50 * 2**20)
+    with pytest.raises(InsufficientMemory, match=r"needs about .* GiB .* only 0.0 GiB is free"):
+        LlamaBackend(embedded.path, n_ctx=2048)
+
+
+def test_gguf_llama_cpp_cannot_load_gets_a_clear_error(tmp_path: Path):
+    bad = write_gguf(tmp_path / "alien.gguf", arch="no-such-architecture")
+    with pytest.raises(InvalidModelFile, match="llama.cpp could not load alien.gguf"):
+        LlamaBackend(bad, n_ctx=256)
