@@ -36,7 +36,8 @@ def build_demo(settings: Settings) -> gr.Blocks:
         if not text:
             yield "Type a message first."
             return
-        turns = [{"role": m["role"], "content": str(m["content"])} for m in history if m.get("role") in ("user", "assistant")]
+        turns = [{"role": m["role"], "content": str(m["content"])}
+                 for m in history if m.get("role") in ("user", "assistant")]
         messages = [{"role": "system", "content": SYSTEM}, *turns, {"role": "user", "content": text}]
         reply = ""
         for chunk in backend.stream("chat", messages, max_tokens=300):
@@ -46,7 +47,9 @@ def build_demo(settings: Settings) -> gr.Blocks:
     with gr.Blocks(title="Interview coach") as demo:
         gr.Markdown("# Interview coach")
         gr.Markdown(model_banner(ref), elem_id="model-banner")
-        gr.ChatInterface(chat, api_name="chat", chatbot=gr.Chatbot(elem_id="chatbot", height=420),
+        # no "share" button on the chatbot: it posts to a public forum
+        chatbot = gr.Chatbot(elem_id="chatbot", height=420, buttons=["copy", "copy_all"])
+        gr.ChatInterface(chat, api_name="chat", chatbot=chatbot,
                          textbox=gr.Textbox(placeholder="Ask the model something…", elem_id="chat-input"))
     return demo
 

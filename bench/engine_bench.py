@@ -167,6 +167,8 @@ def main() -> int:
     for label, (cache, prefill) in modes.items():
         be = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                           n_gpu_layers=settings.n_gpu_layers, speaker_cache=cache)
+        be.complete("warm-up", [{"role": "user", "content": "Hello"}], max_tokens=4)  # fault the weights in
+        be.forget()
         rows = run_conversation(be, args.turns, args.max_tokens, prefill)
         be.close()
         out[f"conversation_{label}"] = rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -156,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Private by default: only an explicit `models pull` may reach the hub. Set before anything imports
+    # huggingface_hub, which reads these once.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if getattr(args, "models_command", None) != "pull":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings.from_env(model=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
                                  n_gpu_layers=args.n_gpu_layers, seed=args.seed,
                                  port=getattr(args, "port", None))

@@ -24,18 +24,18 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | None, dest: Path,
           staging: Path, progress: bool = True) -> Path:
-    import httpx
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.file_download import http_get
 
-    url = hf_hub_url(repo, filename, revision=revision)
-    network_errors = (httpx.HTTPError, HfHubHTTPError, OSError, ConnectionError)
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT  # read now, not at import
+    url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
+    network_errors: tuple[type[BaseException], ...] = (*_http_errors(), HfHubHTTPError, OSError)
     try:
         meta = get_hf_file_metadata(url)
     except network_errors as exc:
         raise DownloadError(
-            f"cannot reach {constants.ENDPOINT} for {repo}/{filename} ({type(exc).__name__}); check the network "
+            f"cannot reach {endpoint} for {repo}/{filename} ({type(exc).__name__}); check the network "
             "and run the same command again"
         ) from None
     expected = meta.size or size
@@ -55,7 +55,7 @@ def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | N
 
     try:
         with part.open("ab") as f, _progress_bars(progress):
-            http_get(meta.location or url, f, resume_size=have, expected_size=expected - have,
+            http_get(meta.location or url, f, resume_size=have, expected_size=expected,
                      displayed_filename=filename)
     except KeyboardInterrupt:
         raise DownloadError(f"interrupted; {part.stat().st_size:,} bytes kept, run the same command to resume") from None
@@ -77,6 +77,17 @@ def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | N
     shutil.move(str(part), tmp)  # a rename on one device; a copy otherwise, never a half file at `dest`
     os.replace(tmp, dest)
     return dest
+
+
+def _http_errors() -> tuple[type[Exception], ...]:
+    """huggingface-hub 2 talks through httpx2, older releases through httpx: catch whichever is there."""
+    found: list[type[Exception]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            found.append(__import__(name).HTTPError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
 
 
 def _check_free(directory: Path, needed: int) -> None:
