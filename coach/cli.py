@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from coach import __version__
 from coach.config import Settings
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     qz = msub.add_parser("quantize", help="make another quantization of a model with llama.cpp")
     qz.add_argument("src", help="model name or .gguf path")
     qz.add_argument("type", help="target type, e.g. Q4_K_M, Q8_0, Q2_K")
-    qz.add_argument("--out", type=__import__("pathlib").Path, help="output path (default: models dir)")
+    qz.add_argument("--out", type=Path, help="output path (default: models dir)")
     qz.set_defaults(func=cmd_models_quantize)
     rm = msub.add_parser("rm", help="forget a registered file or delete a pulled one")
     rm.add_argument("name")

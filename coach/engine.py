@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from coach.config import physical_cores
-from coach.errors import InvalidModelFile
+from coach.errors import CoachError, InvalidModelFile
 from coach.gguf import GGUFInfo, read_header
 from coach.models import check_fits_ram
 
@@ -156,7 +156,7 @@ class LlamaBackend:
         try:
             return self._formatter(messages=_normalize(messages)).prompt  # type: ignore[arg-type]
         except Exception as exc:  # jinja raise_exception(), e.g. roles that must alternate
-            raise ValueError(f"the model's chat template rejected these messages: {exc}") from None
+            raise CoachError(f"the model's chat template rejected these messages ({exc}); use another GGUF") from None
 
     def tokenize(self, text: str) -> list[int]:
         add_bos = bool(self._bos) and not text.startswith(self._bos)
@@ -192,7 +192,7 @@ class LlamaBackend:
         tokens = self.tokenize(self.render(messages))
         budget = self.n_ctx - len(tokens)
         if budget < 8:
-            raise ValueError(
+            raise CoachError(
                 f"the conversation ({len(tokens)} tokens) no longer fits the context ({self.n_ctx}); "
                 "start a new session or raise --ctx"
             )
@@ -204,7 +204,7 @@ class LlamaBackend:
         n_gen = 0
         try:
             for chunk in self.llm.create_completion(
-                prompt=tokens, max_tokens=min(max_tokens, budget), stop=stop or [], seed=seed or self.seed,
+                prompt=tokens, max_tokens=min(max_tokens, budget), stop=stop or [], seed=self.seed if seed is None else seed,
                 stream=True, **sampling,
             ):
                 choice: dict[str, Any] = chunk["choices"][0]  # type: ignore[index,assignment]

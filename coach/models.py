@@ -164,8 +164,8 @@ def available_ram() -> int:
 
 
 def _estimate_from_entry(entry: CatalogEntry, f: FileEntry, n_ctx: int) -> int:
-    # Without the header: ~0.125 MB of f16 KV per token per billion params is a fair rule for GQA models
-    # (Mistral 7B: 128 KB/token). The header-based figure replaces this once the file is installed.
+    # Without the header: Mistral 7B's f16 GQA cache is 128 KiB per token; scale it by parameter count.
+    # The header-based figure replaces this once the file is installed.
     kv = int(min(n_ctx, entry.context_length) * entry.params_b / 7.25 * 0.125 * 2**20)
     return f.size + kv + 256 * 2**20
 
@@ -332,8 +332,8 @@ def remove(spec: str, settings: Settings) -> list[Path]:
     if spec in reg:
         info = reg.pop(spec)
         p = Path(info["path"])
-        if p.parent.resolve() == settings.models_dir.resolve() and p.exists():
-            p.unlink()  # we made it (quantize): delete; a user's own file elsewhere is only forgotten
+        if info.get("made_by") == "quantize" and p.exists():
+            p.unlink()  # we made it: delete; a user's own file is only forgotten
             removed.append(p)
         _save_registry(settings, reg)
         return removed
@@ -373,7 +373,7 @@ def quantize(src: str, qtype: str, settings: Settings, *, out: Path | None = Non
     ref = ModelRef(dest.stem, dest, "local", qtype, f"{info.name} {qtype}")
     if register:
         reg = load_registry(settings)
-        reg[ref.name] = {"path": str(dest), "quant": qtype, "title": ref.title}
+        reg[ref.name] = {"path": str(dest), "quant": qtype, "title": ref.title, "made_by": "quantize"}
         _save_registry(settings, reg)
     return ref
 

@@ -116,3 +116,12 @@ def test_gguf_llama_cpp_cannot_load_gets_a_clear_error(tmp_path: Path):
     bad = write_gguf(tmp_path / "alien.gguf", arch="no-such-architecture")
     with pytest.raises(InvalidModelFile, match="llama.cpp could not load alien.gguf"):
         LlamaBackend(bad, n_ctx=256)
+
+
+def test_a_conversation_longer_than_the_context_is_a_clear_error(embedded):
+    from coach.errors import CoachError
+
+    be = LlamaBackend(embedded.path, n_ctx=256, n_threads=2)
+    with pytest.raises(CoachError, match=r"no longer fits the context \(256\); start a new session"):
+        be.complete("x", thread("word " * 400), max_tokens=8)
+    be.close()
