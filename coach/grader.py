@@ -24,6 +24,10 @@ from coach.rubrics import Bank, Question
 
 MAX_WORDS = 800  # what a spoken answer can hold; the rest is not read (and is flagged)
 WPM = 150  # speaking rate used to turn words into minutes
+# Calibration (see `coach grader-eval`): the raw blend a strong answer reaches, and the similarity under
+# which an answer relates to nothing in the rubric. Held-out good exemplars land near 4.5 with these.
+FULL_MARKS = 0.72
+OFF_TOPIC = 0.2
 
 FILLERS = re.compile(r"\b(um+|uh+|erm|you know|basically|literally|kind of|sort of|i mean)\b", re.I)
 HEDGES = re.compile(r"\b(i think|i guess|maybe|perhaps|probably|possibly|might|i feel like|hopefully)\b", re.I)
@@ -37,6 +41,8 @@ INJECTION = re.compile(
     r"(rubric|instructions)|you are now|system prompt|as the grader|dear grader|give (me|this( answer)?) (a )?"
     r"(strong (yes|hire)|5|five|full marks|top score)|score (this|me) (a |as )?(5|five)|rate (this|me) "
     r"(a |as )?(5|five))", re.I)
+UNSURE = re.compile(r"\b(i don'?t know|i'?m not (sure|certain)|not sure|i can'?t tell|i don'?t remember)\b", re.I)
+UNSURE_CAP = 3.4  # an honest gap with a plan to close it is worth something, not full marks
 STOPWORDS = set(
     "a an the and or but if then so of to in on at for with by from as is are was were be been it its this that "
     "these those i we you they he she our my your their not no do does did can could would should will what "
@@ -231,7 +237,7 @@ class Grader:
                  "coverage": round(float(coverage.mean()), 4), "off_topic_share": round(off_share, 4),
                  "stopword_share": round(stop_share, 4), "specificity": round(spec, 4), "red_flags": len(flags)}
 
-        if max(g, sim_q) < 0.22:
+        if max(g, sim_q, float(kp_sim.max(initial=0.0))) < OFF_TOPIC:
             notes.append("off topic: the answer does not address the question")
             return self._floor(q, weights, qv, delivery, notes, body, feats)
         if (sim_q > 0.9 or overlap > 0.85) and len(words) < len(q.text.split()) * 1.5:
@@ -257,13 +263,18 @@ class Grader:
         over = 0.15 if delivery.spoken_s > 1.5 * q.time_box_s else 0.0
         raw = {
             "technical_accuracy": 0.45 * cov("technical_accuracy") + 0.35 * exemplar + 0.20 * spec - flag_pen,
-            "narrative_coherence": 0.30 * coverage.mean() + 0.45 * exemplar + 0.25 * focus - filler_pen - over,
+            "narrative_coherence": 0.30 * float(coverage.mean()) + 0.45 * exemplar + 0.25 * focus - filler_pen - over,
             "stakeholder_alignment": 0.45 * cov("stakeholder_alignment") + 0.45 * exemplar + 0.10 * spec - flag_pen,
             "tension_handling": 0.55 * cov("tension_handling") + 0.45 * exemplar - 0.5 * flag_pen,
         }
-        scores = {c: round(1 + 4 * min(1.0, max(0.0, raw[c] * focus * damp * (0.35 + 0.65 * length))), 2)
+        scores = {c: round(1 + 4 * min(1.0, max(0.0, raw[c] * focus * damp * (0.35 + 0.65 * length) / FULL_MARKS)), 2)
                   for c in weights}
-        total = round(sum(weights[c] * scores[c] for c in weights), 2)
+        if UNSURE.search(body):
+            for c in ("technical_accuracy", "tension_handling"):
+                if c in scores:
+                    scores[c] = min(scores[c], UNSURE_CAP)
+            notes.append("admits a gap: honest, and it caps technical accuracy until the gap is closed")
+        total = round(float(sum(weights[c] * scores[c] for c in weights)), 2)
         missed = [k.text for k, c in zip(q.key_points, coverage, strict=True) if c < 0.5]
         return Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
                      *self._nearest(q, sim_good, sim_bad), missed,
