@@ -105,6 +105,106 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         messages.append({"role": "assistant", "content": "".join(reply)})
 
 
+def _read_answers(path: Path) -> list[tuple[int, dict | None, str | None]]:
+    """JSONL rows of {"question_id" (or "id"), "answer"[, "panelist"]}; a bad line is reported, not fatal."""
+    import json
+
+    from coach.errors import ConfigError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such answers file") from None
+    rows: list[tuple[int, dict | None, str | None]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("answer", ""), str):
+                raise ValueError("each line must be an object with a string `answer`")
+            rows.append((n, row, None))
+        except (json.JSONDecodeError, ValueError) as exc:
+            rows.append((n, None, f"line {n}: {exc}"))
+    return rows
+
+
+def _graded(args: argparse.Namespace) -> tuple[list, list[str]]:
+    """Grade every answer in --answers against --rubric: (turns, errors)."""
+    from coach.debrief import Turn
+    from coach.errors import ConfigError
+    from coach.grader import Grader
+    from coach.rubrics import load_bank
+
+    bank = load_bank(args.rubric)
+    grader = Grader()
+    turns, errors = [], []
+    for n, row, err in _read_answers(args.answers):
+        if row is None:
+            errors.append(err or f"line {n}: unreadable")
+            continue
+        qid = row.get("question_id") or row.get("id") or ""
+        try:
+            q = bank.get(str(qid))
+        except ConfigError as exc:
+            errors.append(f"line {n}: {exc}")
+            continue
+        g = grader.grade(bank, q, row.get("answer", ""))
+        turns.append(Turn(row.get("panelist") or q.asked_by, q.id, q.text, row.get("answer", ""), g))
+    return turns, errors
+
+
+def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    turns, errors = _graded(args)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for t in turns:
+            out.write(json.dumps(t.grade.as_dict(), ensure_ascii=False) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    for e in errors:
+        print(f"coach: skipped {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.debrief import build_debrief
+
+    turns, errors = _graded(args)
+    for e in errors:
+        print(f"coach: skipped {e}", file=sys.stderr)
+    report = build_debrief(turns)
+    fmt = args.format or (args.out.suffix.lstrip(".") if args.out else "md")
+    text = {"md": report.to_markdown, "json": report.to_json, "html": report.to_html}.get(fmt)
+    if text is None:
+        print(f"coach: error: unknown format {fmt!r}; use md, json or html", file=sys.stderr)
+        return 2
+    if args.out:
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(text(), encoding="utf-8")
+        os.replace(tmp, args.out)
+        print(f"{report.decision}: wrote {args.out}")
+    else:
+        print(text())
+    return 1 if errors else 0
+
+
+def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from coach.evaluate import LABELLED, evaluate, report
+    from coach.grader import Grader
+
+    t0 = time.perf_counter()
+    result = evaluate(Grader(), args.labelled or LABELLED)
+    print(report(result))
+    print(f"\n({len(result['rows'])} labelled answers, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from app import launch  # the UI lives at the top level; only the CLI reaches for it
 
@@ -133,6 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=200)
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.set_defaults(func=cmd_chat)
+
+    grade = sub.add_parser("grade", help="score answers against any rubric: one JSON line per answer")
+    grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see rubrics/)")
+    grade.add_argument("--answers", type=Path, required=True,
+                       help='JSONL: {"question_id": ..., "answer": ...} per line')
+    grade.add_argument("--out", type=Path, help="write here instead of stdout")
+    grade.set_defaults(func=cmd_grade)
+
+    deb = sub.add_parser("debrief", help="grade answers and write the hiring-committee debrief")
+    deb.add_argument("--rubric", type=Path, required=True)
+    deb.add_argument("--answers", type=Path, required=True)
+    deb.add_argument("--out", type=Path, help="report path; .md, .json or .html picks the format")
+    deb.add_argument("--format", choices=["md", "json", "html"])
+    deb.set_defaults(func=cmd_debrief)
+
+    ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")
+    ev.add_argument("--labelled", type=Path, help="labelled YAML (default tests/data/labelled.yaml)")
+    ev.set_defaults(func=cmd_grader_eval)
 
     models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")
     msub = models.add_subparsers(dest="models_command", required=True)

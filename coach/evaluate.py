@@ -61,7 +61,8 @@ def leave_one_exemplar_out(grader: Grader, banks: dict[str, Bank]) -> dict[str, 
     good_scores, bad_scores, pairs_won, pairs = [], [], 0, 0
     for bank in banks.values():
         for q in bank.questions:
-            g_s, b_s = [], []
+            g_s: list[float] = []
+            b_s: list[float] = []
             for kind in ("good", "bad"):
                 items = getattr(q, kind)
                 for i, text in enumerate(items):

