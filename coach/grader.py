@@ -93,7 +93,8 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        vecs = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+        vecs = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64,
+                                   show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
 
 
@@ -125,6 +126,16 @@ class Grade:
     features: dict[str, float] = field(default_factory=dict)
     strongest: str = ""  # the answer's sentence closest to the good exemplars (evidence for)
     weakest: str = ""  # the sentence closest to the bad ones, or furthest from the rubric (evidence against)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Grade:
+        """Rebuild a stored grade (the store keeps `as_dict()`)."""
+        dl = {k: v for k, v in d["delivery"].items() if k != "over_time"}
+        return cls(d["question_id"], d["criteria"], d["weights"], d["total"],
+                   (d["nearest_good"]["text"], d["nearest_good"]["similarity"]),
+                   (d["nearest_bad"]["text"], d["nearest_bad"]["similarity"]), d["missed"], d["improvement"],
+                   Delivery(**dl), d.get("notes", []), d.get("features", {}), d.get("strongest", ""),
+                   d.get("weakest", ""))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,0 +1,211 @@
+"""Who speaks, when to contradict, when to follow up, when a time box ends, when the panel closes.
+
+A pure state machine over a scenario: the model only voices what this decides, so the flow never
+depends on what the model or the candidate writes. The same seed gives the same order, and the same
+answers give the same path.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from coach.prompts import Persona, Scenario, TensionPair
+from coach.rubrics import Bank
+
+Kind = Literal["ask", "contradict", "follow_up", "close"]
+FOLLOW_UP_BELOW = 3.2  # a weighted total under this earns a probe on the weakest part
+MAX_FOLLOW_UPS_PER_SEGMENT = 1
+WARN_AT = 0.8  # share of a segment's time box after which the UI warns
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Kind
+    panelist: str
+    question_id: str | None
+    canonical: str  # what is said when the model's wording is unusable
+    instruction: str  # what the model is asked to do, in role
+    segment: int
+
+
+class GradeLike(Protocol):
+    total: float
+    criteria: dict[str, float]
+    missed: list[str]
+
+
+class FollowUpPolicy(Protocol):
+    """The seam for the follow-up decision: return the probe's subject, or None for no follow-up."""
+
+    def probe(self, grade: GradeLike | None, answer: str) -> str | None: ...
+
+
+class GraderFollowUp:
+    """Probe the weakest part of a weak answer: the first key point it missed, else its weakest criterion."""
+
+    def probe(self, grade: GradeLike | None, answer: str) -> str | None:
+        if grade is None or grade.total >= FOLLOW_UP_BELOW:
+            return None
+        if grade.missed:
+            return grade.missed[0]
+        weakest = min(grade.criteria, key=lambda c: grade.criteria[c])
+        return weakest.replace("_", " ")
+
+
+@dataclass
+class PanelState:
+    order: list[int]  # segment indices in speaking order (seeded, never shown)
+    seg_pos: int = 0
+    q_pos: int = 0
+    seg_spent_s: float = 0.0
+    follow_ups_in_seg: int = 0
+    contradictions: int = 0
+    turn: int = 0
+    pending_follow_up: str | None = None
+    done: bool = False
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PanelState:
+        return cls(**d)
+
+
+class Panel:
+    def __init__(self, scenario: Scenario, bank: Bank, personas: dict[str, Persona],
+                 policy: FollowUpPolicy | None = None) -> None:
+        self.scenario, self.bank, self.personas = scenario, bank, personas
+        self.policy = policy or GraderFollowUp()
+
+    # ---------------------------------------------------------------- state
+
+    def start(self, seed: int) -> PanelState:
+        order = list(range(len(self.scenario.segments)))
+        if self.scenario.shuffle_segments:
+            random.Random(seed).shuffle(order)
+        return PanelState(order=order)
+
+    def segment_questions(self, seg_index: int) -> list[str]:
+        """The segment's questions with its contradiction (if any) moved first: at least one per round."""
+        seg = self.scenario.segments[seg_index]
+        pair = self._pair(seg.panelist)
+        qs = list(seg.questions)
+        if pair is not None:
+            qs.remove(pair.question)
+            qs.insert(0, pair.question)
+        return qs
+
+    def _pair(self, panelist: str) -> TensionPair | None:
+        return next((t for t in self.scenario.tension_pairs if t.by == panelist), None)
+
+    def time_left(self, st: PanelState) -> tuple[int, int]:
+        """(seconds used, time box) of the current segment, for the visible timer."""
+        if st.done:
+            return 0, 0
+        seg = self.scenario.segments[st.order[st.seg_pos]]
+        return int(st.seg_spent_s), seg.time_box_s
+
+    # ---------------------------------------------------------------- decisions
+
+    def next_action(self, st: PanelState) -> Action:
+        if st.done or st.seg_pos >= len(st.order):
+            st.done = True
+            return self._close()
+        seg_index = st.order[st.seg_pos]
+        seg = self.scenario.segments[seg_index]
+        persona = self.personas[seg.panelist]
+        if st.pending_follow_up:
+            subject = st.pending_follow_up
+            canonical = f"Let me push on one thing you left out: {_lower_first(subject)} How would you handle that?"
+            return Action("follow_up", seg.panelist, st.log[-1]["question_id"] if st.log else None, canonical,
+                          "Follow up on the weakest part of the candidate's last answer. Ask about exactly this, "
+                          f"in one or two sentences: {canonical}", seg_index)
+        qid = self.segment_questions(seg_index)[st.q_pos]
+        q = self.bank.get(qid)
+        pair = self._pair(seg.panelist)
+        if pair is not None and pair.question == qid:
+            against = self.personas[pair.against]
+            canonical = f"{pair.framing} {q.text}"
+            return Action("contradict", seg.panelist, qid, canonical,
+                          f"Push back on {against.name} ({against.role.lower()})'s framing, then ask. Keep the "
+                          f"substance, in your own voice, in at most three sentences: {canonical}", seg_index)
+        opener = "" if st.q_pos else f"Introduce yourself in a few words as {persona.name}, then ask. "
+        return Action("ask", seg.panelist, qid, q.text,
+                      f"{opener}Ask this question in your own voice, in at most two sentences: {q.text}", seg_index)
+
+    def record(self, st: PanelState, action: Action, grade: GradeLike | None, answer: str, spent_s: float) -> None:
+        """Advance after the candidate answered `action` (the grade drives follow-ups)."""
+        st.turn += 1
+        st.log.append({"kind": action.kind, "panelist": action.panelist, "question_id": action.question_id,
+                       "total": getattr(grade, "total", None), "spent_s": round(spent_s, 1)})
+        if action.kind == "close":
+            st.done = True
+            return
+        seg = self.scenario.segments[st.order[st.seg_pos]]
+        st.seg_spent_s += max(0.0, spent_s)
+        if action.kind == "contradict":
+            st.contradictions += 1
+        st.pending_follow_up = None
+        if action.kind != "follow_up":
+            st.q_pos += 1
+            subject = self.policy.probe(grade, answer)
+            if subject and st.follow_ups_in_seg < MAX_FOLLOW_UPS_PER_SEGMENT:
+                st.pending_follow_up = subject
+                st.follow_ups_in_seg += 1
+        out_of_time = st.seg_spent_s >= seg.time_box_s
+        out_of_questions = st.q_pos >= len(seg.questions) and not st.pending_follow_up
+        if out_of_time or out_of_questions:
+            st.log[-1]["segment_end"] = "time box" if out_of_time else "questions done"
+            st.seg_pos += 1
+            st.q_pos = 0
+            st.seg_spent_s = 0.0
+            st.follow_ups_in_seg = 0
+            st.pending_follow_up = None
+            if st.seg_pos >= len(st.order):
+                st.done = True
+
+    def _close(self) -> Action:
+        last = self.scenario.segments[-1].panelist
+        return Action("close", last, None, "Thank you, that is all from the panel. We will share a decision soon.",
+                      "The interview is over. Thank the candidate in one sentence. Do not ask anything.", -1)
+
+
+def _lower_first(s: str) -> str:
+    s = s.strip()
+    s = s if s.endswith((".", "?", "!")) else s + "."
+    return s[:1].lower() + s[1:]
+
+
+# ---------------------------------------------------------------- voicing checks
+
+_OUT_OF_ROLE = re.compile(r"\b(as an ai|language model|i'?m an ai|assistant|chatgpt|openai|smollm|hugging ?face)\b", re.I)
+_LEAK = re.compile(r"\b(instruction|canonical|in your own voice|hidden priorit|privately you want|never reveal|"
+                   r"persona|system prompt)\b", re.I)
+_WORDS = re.compile(r"[a-z]{4,}")
+
+
+def usable(voiced: str, action: Action) -> tuple[bool, str]:
+    """Whether the model's wording can stand in for the canonical question; why not otherwise."""
+    text = voiced.strip()
+    n = len(text.split())
+    if not text:
+        return False, "empty"
+    if _OUT_OF_ROLE.search(text):
+        return False, "out of role"
+    if _LEAK.search(text):
+        return False, "repeats its instructions"
+    if action.kind == "close":
+        return (n <= 60, "too long" if n > 60 else "")
+    if "?" not in text:
+        return False, "no question"
+    if n < 6 or n > 90:
+        return False, "length"
+    shared = set(_WORDS.findall(text.lower())) & set(_WORDS.findall(action.canonical.lower()))
+    if len(shared) < 3:
+        return False, "off the question"
+    return True, ""
