@@ -205,6 +205,141 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _interview_parts(settings: Settings) -> tuple:
+    from coach.engine import LlamaBackend
+    from coach.grader import Grader
+    from coach.models import resolve
+    from coach.store import Store
+
+    ref = resolve(settings.model, settings)
+    print(f"model: {ref.describe()}", file=sys.stderr)
+    backend = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                           n_gpu_layers=settings.n_gpu_layers, seed=settings.seed)
+    return ref, backend, Grader(), Store.open_default(settings.home)
+
+
+def _read_answer() -> str:
+    """Lines until an empty line (or end of input)."""
+    lines: list[str] = []
+    while True:
+        try:
+            line = input("… " if lines else "you> ")
+        except EOFError:
+            if lines:
+                break
+            raise
+        if not line.strip():
+            if lines:
+                break
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _run(iv, coach_mode: bool) -> int:
+    import threading
+    import time
+
+    print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
+    print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
+    try:
+        while not iv.done:
+            if iv.current is None:
+                action = iv.panel.next_action(iv.state)
+            else:
+                action = iv.current.action
+            p = iv.persona(action.panelist)
+            print(f"\n{p.name} · {p.role}", flush=True)
+            streamed = []
+            for chunk in iv.ask():
+                streamed.append(chunk)
+                print(chunk, end="", flush=True)
+            print(flush=True)
+            cur = iv.current
+            if cur is None:  # the closing line
+                break
+            if cur.fallback and streamed:
+                print(f"[the model's wording was unusable ({cur.fallback}); the panel asks as written]", flush=True)
+            used, box = iv.panel.time_left(iv.state)
+            print(f"[segment time {used // 60}:{used % 60:02d} of {box // 60}:{box % 60:02d}"
+                  + (" — nearly out of time" if box and used >= 0.8 * box else "") + "]", flush=True)
+            pre = threading.Thread(target=iv.prefill_next, daemon=True)
+            pre.start()
+            t0 = time.monotonic()
+            text = _read_answer()
+            pre.join()
+            grade = iv.answer(text, spent_s=time.monotonic() - t0)
+            if coach_mode and grade is not None:
+                crit = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in grade.criteria.items())
+                print(f"[score {grade.total:.2f}/5: {crit}]\n[next time: {grade.improvement}]", flush=True)
+    except (KeyboardInterrupt, EOFError):
+        print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
+        return 130
+    d = iv.debrief()
+    print(f"\n== Debrief: {d.decision} ==\n{d.reason}")
+    for v in d.verdicts:
+        print(f"  {iv.persona(v.panelist).name} ({v.panelist}): {v.verdict}, {v.score:.2f}/5")
+    print(f"\nFull report: coach sessions export {iv.session_id} --out report.html")
+    return 0
+
+
+def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.session import Interview
+
+    ref, backend, grader, store = _interview_parts(settings)
+    iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
+                         model=ref.name)
+    print(f"session {iv.session_id}", file=sys.stderr)
+    return _run(iv, args.coach)
+
+
+def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.errors import CoachError
+    from coach.store import Store
+
+    store = Store.open_default(settings.home)
+    if args.sessions_command == "list":
+        rows = store.sessions()
+        print(f"{'ID':24} {'SCENARIO':18} {'STATUS':9} {'ANSWERS':>7} {'MEAN':>5}  MODEL")
+        for r in rows:
+            mean = f"{r['mean_total']:.2f}" if r["mean_total"] is not None else "-"
+            print(f"{r['id']:24} {r['scenario']:18} {r['status']:9} {r['answered']:7d} {mean:>5}  {r['model']}")
+        return 0
+    if store.session(args.id) is None:
+        raise CoachError(f"no session {args.id!r}; see `coach sessions list`")
+    if args.sessions_command == "show":
+        for t in store.turns(args.id):
+            print(f"\n[{t['idx']}] {t['panelist']} ({t['kind']}): {t['spoken']}")
+            if t["answer"] is not None:
+                print(f"    answer: {t['answer']}")
+            if t["grade"]:
+                print(f"    score {t['grade']['total']:.2f}/5 — {t['grade']['improvement']}")
+        return 0
+    if args.sessions_command == "export":
+        from coach.session import debrief_for
+
+        report = debrief_for(store, args.id)
+        fmt = args.format or (args.out.suffix.lstrip(".") if args.out else "md")
+        text = {"md": report.to_markdown, "json": report.to_json, "html": report.to_html}[fmt]()
+        if args.out:
+            tmp = args.out.with_name(args.out.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, args.out)
+            print(f"{report.decision}: wrote {args.out}")
+        else:
+            print(text)
+        return 0
+    # resume
+    from coach.session import Interview
+
+    _, backend, grader, _store = _interview_parts(settings)
+    iv = Interview.resume(args.id, backend=backend, grader=grader, store=store)
+    if iv.done:
+        print("that session is finished; `coach sessions export` writes its report")
+        return 0
+    return _run(iv, args.coach)
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from app import launch  # the UI lives at the top level; only the CLI reaches for it
 
@@ -233,6 +368,25 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=200)
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.set_defaults(func=cmd_chat)
+
+    reh = sub.add_parser("rehearse", help="the panel in the terminal; Ctrl-C saves, resume later")
+    reh.add_argument("--scenario", default="pmm_final_panel",
+                     help="pmm_final_panel, pmm_deep_dive, pmm_live_case, pm_loop or tpm_onsite")
+    reh.add_argument("--coach", action="store_true", help="coach mode: show each answer's score right away")
+    reh.set_defaults(func=cmd_rehearse)
+
+    ses = sub.add_parser("sessions", help="list, show, resume or export rehearsal sessions")
+    ssub = ses.add_subparsers(dest="sessions_command", required=True)
+    ssub.add_parser("list").set_defaults(func=cmd_sessions)
+    for name in ("show", "resume", "export"):
+        sp = ssub.add_parser(name)
+        sp.add_argument("id")
+        sp.set_defaults(func=cmd_sessions)
+        if name == "resume":
+            sp.add_argument("--coach", action="store_true")
+        if name == "export":
+            sp.add_argument("--out", type=Path)
+            sp.add_argument("--format", choices=["md", "json", "html"])
 
     grade = sub.add_parser("grade", help="score answers against any rubric: one JSON line per answer")
     grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see rubrics/)")

@@ -39,8 +39,8 @@ MECHANISM = re.compile(
 INJECTION = re.compile(
     r"(ignore (all |any |your |the )?(previous |prior |above )?(instructions|rules|rubric)|disregard (the|your) "
     r"(rubric|instructions)|you are now|system prompt|as the grader|dear grader|give (me|this( answer)?) (a )?"
-    r"(strong (yes|hire)|5|five|full marks|top score)|score (this|me) (a |as )?(5|five)|rate (this|me) "
-    r"(a |as )?(5|five))", re.I)
+    r"(strong (yes|hire)|5|five|full marks|top score)|(score|rate|grade|mark) (this|me|my|the)( answer| response)? "
+    r"(a |as |at |with )?(5|five|10|ten|full|maximum|top|strong))", re.I)
 UNSURE = re.compile(r"\b(i don'?t know|i'?m not (sure|certain)|not sure|i can'?t tell|i don'?t remember)\b", re.I)
 UNSURE_CAP = 3.4  # an honest gap with a plan to close it is worth something, not full marks
 STOPWORDS = set(
@@ -215,6 +215,13 @@ class Grader:
         weights = bank.weights_for(q)
         notes: list[str] = []
         text = (answer or "").replace("\x00", " ").strip()
+        # Sentences addressed to the grader are dropped before anything is measured, delivery included,
+        # so an injected answer scores exactly what the same answer without the injection scores.
+        parts = [p for p in re.split(r"(?<=[.!?;])\s+|\n+", text) if p.strip()]
+        clean = [p for p in parts if not INJECTION.search(p)]
+        if len(clean) < len(parts):
+            notes.append("instructions addressed to the grader were ignored and earn nothing")
+            text = " ".join(clean)
         words_all = text.split()
         delivery = Delivery(len(words_all), len(FILLERS.findall(text)), len(HEDGES.findall(text)),
                             round(len(words_all) / WPM * 60), q.time_box_s)
@@ -223,14 +230,10 @@ class Grader:
             text = " ".join(words_all[:MAX_WORDS])
             notes.append(f"only the first {MAX_WORDS} words were graded; an interview answer is far shorter")
         sentences = split_sentences(text)
-        kept = [s for s in sentences if not INJECTION.search(s)]
-        if len(kept) < len(sentences):
-            notes.append("instructions addressed to the grader were ignored and earn nothing")
-        sentences = kept
         body = " ".join(sentences)
         words = body.split()
         if not words:
-            notes.append("empty answer" if not words_all else "nothing left to grade")
+            notes.append("empty answer" if not (answer or "").strip() else "nothing left to grade")
             return self._floor(q, weights, qv, delivery, notes, body)
 
         vecs = self.embedder.embed([body, *sentences])

@@ -184,7 +184,7 @@ def _lower_first(s: str) -> str:
 # ---------------------------------------------------------------- voicing checks
 
 _OUT_OF_ROLE = re.compile(r"\b(as an ai|language model|i'?m an ai|assistant|chatgpt|openai|smollm|hugging ?face)\b", re.I)
-_LEAK = re.compile(r"\b(instruction|canonical|in your own voice|hidden priorit|privately you want|never reveal|"
+_LEAK = re.compile(r"\b(instructions?|canonical|in your own voice|hidden priorit|privately you want|never reveal|"
                    r"persona|system prompt)\b", re.I)
 _WORDS = re.compile(r"[a-z]{4,}")
 
@@ -205,7 +205,13 @@ def usable(voiced: str, action: Action) -> tuple[bool, str]:
         return False, "no question"
     if n < 6 or n > 90:
         return False, "length"
-    shared = set(_WORDS.findall(text.lower())) & set(_WORDS.findall(action.canonical.lower()))
-    if len(shared) < 3:
+    # The wording must carry the question's substance: most of its content words.
+    want = set(_WORDS.findall(action.canonical.lower())) - _COMMON
+    have = set(_WORDS.findall(text.lower()))
+    if want and len(want & have) < max(3, 0.4 * len(want)):
         return False, "off the question"
     return True, ""
+
+
+_COMMON = set("that this with what your have about would there their they them then when which while where "
+              "from into just like make more most only over some such than very will does tell give".split())

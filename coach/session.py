@@ -47,6 +47,7 @@ class Interview:
         self.news: dict[str, list[str]] = {p: [] for p in personas}
         self.current: CurrentTurn | None = None
         self.turn_count = 0
+        self.closed = False  # the panel said goodbye; nothing more to ask
 
     # ---------------------------------------------------------------- construction
 
@@ -84,6 +85,7 @@ class Interview:
             if t["answer"] is not None:
                 iv._heard_answer(t["panelist"], t["answer"])
         iv.turn_count = len(turns)
+        iv.closed = any(t["kind"] == "close" for t in turns)
         if turns and turns[-1]["answer"] is None:  # asked before the process stopped: ask it again as stored
             t = turns[-1]
             action = iv.panel.next_action(iv.state)
@@ -94,7 +96,7 @@ class Interview:
 
     @property
     def done(self) -> bool:
-        return self.state.done and self.current is None
+        return self.closed
 
     def persona(self, panelist: str) -> Persona:
         return self.personas[panelist]
@@ -133,6 +135,7 @@ class Interview:
         self.current = CurrentTurn(idx, action, text, None if ok else why)
         if action.kind == "close":  # nothing to answer: the session is finished
             self.answer("", 0.0)
+            self.closed = True
 
     def _messages(self, action: Action) -> list[Message]:
         p = self.personas[action.panelist]
@@ -179,7 +182,7 @@ class Interview:
         if cur.action.kind != "close" and cur.action.question_id:
             grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), text)
         self.panel.record(self.state, cur.action, grade, text, spent_s)
-        status = "finished" if self.state.done else "active"
+        status = "finished" if cur.action.kind == "close" else "active"
         self.store.save_answer(self.session_id, cur.idx, answer=text, grade=grade.as_dict() if grade else None,
                                spent_s=spent_s, state=self.state.to_dict(), status=status)
         if cur.action.kind != "close":
