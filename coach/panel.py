@@ -93,15 +93,17 @@ class Panel:
     def segment_questions(self, seg_index: int) -> list[str]:
         """The segment's questions with its contradiction (if any) moved first: at least one per round."""
         seg = self.scenario.segments[seg_index]
-        pair = self._pair(seg.panelist)
+        pair = self._pair(seg_index)
         qs = list(seg.questions)
         if pair is not None:
             qs.remove(pair.question)
             qs.insert(0, pair.question)
         return qs
 
-    def _pair(self, panelist: str) -> TensionPair | None:
-        return next((t for t in self.scenario.tension_pairs if t.by == panelist), None)
+    def _pair(self, seg_index: int) -> TensionPair | None:
+        seg = self.scenario.segments[seg_index]
+        return next((t for t in self.scenario.tension_pairs if t.by == seg.panelist and t.question in seg.questions),
+                    None)
 
     def time_left(self, st: PanelState) -> tuple[int, int]:
         """(seconds used, time box) of the current segment, for the visible timer."""
@@ -109,6 +111,15 @@ class Panel:
             return 0, 0
         seg = self.scenario.segments[st.order[st.seg_pos]]
         return int(st.seg_spent_s), seg.time_box_s
+
+    def upcoming(self, st: PanelState) -> list[str]:
+        """Who may speak next: this segment's panelist (a follow-up or its next question) and the next one's."""
+        if st.done or st.seg_pos >= len(st.order):
+            return []
+        out = [self.scenario.segments[st.order[st.seg_pos]].panelist]
+        if st.seg_pos + 1 < len(st.order):
+            out.append(self.scenario.segments[st.order[st.seg_pos + 1]].panelist)
+        return out
 
     # ---------------------------------------------------------------- decisions
 
@@ -127,7 +138,7 @@ class Panel:
                           f"in one or two sentences: {canonical}", seg_index)
         qid = self.segment_questions(seg_index)[st.q_pos]
         q = self.bank.get(qid)
-        pair = self._pair(seg.panelist)
+        pair = self._pair(seg_index)
         if pair is not None and pair.question == qid:
             against = self.personas[pair.against]
             canonical = f"{pair.framing} {q.text}"
