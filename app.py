@@ -1,6 +1,8 @@
 """The Gradio UI: `build_demo(settings)` builds the page from coach/; `launch` serves it on 127.0.0.1.
 
 Private by default: bound to loopback, no share link, analytics off, no fonts or scripts from a CDN.
+Each browser tab holds its own `Interview` in a `gr.State`; all tabs share one loaded model, whose
+lock makes them take turns. Every turn is stored as it happens, so a closed tab loses nothing.
 """
 
 from __future__ import annotations
@@ -8,58 +10,375 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from collections.abc import Iterator  # noqa: E402
+import functools  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from coach.config import Settings  # noqa: E402
+from coach.debrief import LABELS, Debrief  # noqa: E402
 from coach.engine import LlamaBackend  # noqa: E402
-from coach.models import ModelRef, resolve  # noqa: E402
+from coach.errors import CoachError  # noqa: E402
+from coach.grader import Grader  # noqa: E402
+from coach.models import QUANT_TYPES, ModelRef, add, list_models, pull, quantize, resolve  # noqa: E402
+from coach.prompts import load_personas, load_scenarios  # noqa: E402
+from coach.rubrics import load_all  # noqa: E402
+from coach.session import Interview, debrief_for  # noqa: E402
+from coach.store import Store  # noqa: E402
 
-SYSTEM = "You are a concise interview coach for product roles at AI labs. Answer in a few sentences."
 # System fonts only: the default theme would fetch web fonts from a CDN.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+CSS = """
+#model-banner {font-size: .92em}
+#timer.warn {color: #b3261e; font-weight: 600}
+"""
 
 
-def model_banner(ref: ModelRef) -> str:
-    return f"**Model running:** {ref.describe()}"
+class Engine:
+    """The one loaded model all tabs share; switching it swaps the backend under a lock."""
 
+    def __init__(self, settings: Settings, backend: LlamaBackend | None = None) -> None:
+        self.settings = settings
+        self.ref: ModelRef = resolve(settings.model, settings)
+        self.backend = backend or self._load(self.ref)
+        self._lock = threading.Lock()
 
-def build_demo(settings: Settings) -> gr.Blocks:
-    ref = resolve(settings.model, settings)
-    backend = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                           n_gpu_layers=settings.n_gpu_layers, seed=settings.seed)
+    def _load(self, ref: ModelRef) -> LlamaBackend:
+        s = self.settings
+        return LlamaBackend(ref.path, n_ctx=s.n_ctx, n_threads=s.n_threads, n_gpu_layers=s.n_gpu_layers, seed=s.seed)
 
-    def chat(message: str, history: list[dict]) -> Iterator[str]:
-        text = (message or "").strip()
-        if not text:
-            yield "Type a message first."
+    def use(self, name: str) -> None:
+        if not name or name == self.ref.name:
             return
-        turns = [{"role": m["role"], "content": str(m["content"])}
-                 for m in history if m.get("role") in ("user", "assistant")]
-        messages = [{"role": "system", "content": SYSTEM}, *turns, {"role": "user", "content": text}]
-        reply = ""
-        for chunk in backend.stream("chat", messages, max_tokens=300):
-            reply += chunk
-            yield reply
+        with self._lock:
+            ref = resolve(name, self.settings)
+            backend = self._load(ref)
+            old, self.backend, self.ref = self.backend, backend, ref
+            old.close()
+
+    def banner(self) -> str:
+        return f"**Model running:** {self.ref.describe()}"
+
+
+def _panelist_message(iv: Interview, panelist: str, text: str) -> dict[str, Any]:
+    p = iv.persona(panelist)
+    return {"role": "assistant", "content": f"{p.mark} **{p.name}** · *{p.role}*\n\n{text}"}
+
+
+def _clock(iv: Interview | None, asked_at: float | None) -> str:
+    if iv is None or iv.done:
+        return ""
+    used, box = iv.panel.time_left(iv.state)
+    if asked_at:
+        used += int(time.time() - asked_at)
+    warn = box and used >= 0.8 * box
+    note = " — nearly out of time, wrap up" if warn and used < box else " — time is up for this segment" if warn else ""
+    return f"Segment time **{used // 60}:{used % 60:02d}** of {box // 60}:{box % 60:02d}{note}"
+
+
+def _debrief_outputs(d: Debrief, out_dir: Path) -> tuple[str, pd.DataFrame, str, str, str]:
+    verdicts = "\n".join(f"- **{v.name}**: {v.verdict} ({v.score:.2f}/5) — for: “{v.evidence_for}” · "
+                         f"against: “{v.evidence_against}”" for v in d.verdicts)
+    weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
+                       f"Next time: {w['improvement']}" for w in d.weak_answers)
+    md = f"## {d.decision}\n\n{d.reason}\n\n{verdicts}" + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
+    # one bar per panelist and criterion (a shared x would stack them)
+    rows = [{"panelist": v.name.split(" (")[0], "criterion": f"{v.panelist} · {LABELS.get(c, c)}", "score": s}
+            for v in d.verdicts for c, s in v.criteria.items()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext, text in (("md", d.to_markdown()), ("json", d.to_json()), ("html", d.to_html())):
+        p = out_dir / f"debrief.{ext}"
+        p.write_text(text, encoding="utf-8")
+        paths.append(str(p))
+    return md, pd.DataFrame(rows, columns=["panelist", "criterion", "score"]), paths[0], paths[1], paths[2]
+
+
+def _mirror(handler: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[tuple]]:
+    """Panel handlers yield the transcript first: the UI shows it and keeps a copy in a State. The Send
+    button is appended last and stays disabled until the handler's final update (a panelist speaking)."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any) -> Iterator[tuple]:
+        prev: tuple | None = None
+        for out in handler(*args):
+            if prev is not None:
+                yield (*prev, gr.update(interactive=False))
+            prev = (out[0], *out)
+        if prev is not None:
+            yield (*prev, gr.update(interactive=True))
+
+    return wrapped
+
+
+def _models_table(settings: Settings) -> pd.DataFrame:
+    return pd.DataFrame([{"name": r.name, "installed": "yes" if r.installed else "no", "size GB": round(r.size / 1e9, 2),
+                          "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO"}
+                         for r in list_models(settings)])
+
+
+def _installed(settings: Settings) -> list[str]:
+    return [r.name for r in list_models(settings) if r.installed]
+
+
+def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grader: Grader | None = None,
+               store: Store | None = None) -> gr.Blocks:
+    engine = Engine(settings, backend)
+    grader = grader or Grader()
+    store = store or Store.open_default(settings.home)
+    personas, banks = load_personas(), load_all()
+    scenarios = load_scenarios(personas=personas, banks=banks)
+    titles = {s.title: s.id for s in scenarios.values()}
+    exports = Path(tempfile.mkdtemp(prefix="coach-exports-"))
+    # The grader's model loads in the background so the page is usable at once.
+    def warm_grader() -> None:
+        for b in banks.values():
+            grader.warm(b)
+
+    threading.Thread(target=warm_grader, daemon=True).start()
+
+    # ------------------------------------------------------------------ panel handlers
+
+    def start(title: str, model: str, seed: float | None, coach_mode: bool) -> Iterator[tuple]:
+        try:
+            engine.use(model)
+            sid = titles.get(title, "pmm_final_panel")
+            iv = Interview.start(sid, backend=engine.backend, grader=grader, store=store,
+                                 seed=int(seed) if seed is not None else settings.seed, model=engine.ref.name)
+        except CoachError as exc:
+            yield [], None, None, f"**Could not start:** {exc}", "", engine.banner()
+            return
+        yield from _ask(iv, [], "", engine.banner())
+
+    def _ask(iv: Interview, chat: list[dict], coach_md: str, banner: str) -> Iterator[tuple]:
+        action = iv.current.action if iv.current else iv.panel.next_action(iv.state)
+        chat = [*chat, _panelist_message(iv, action.panelist, "")]
+        text = ""
+        for chunk in iv.ask():
+            text += chunk
+            chat[-1] = _panelist_message(iv, action.panelist, text)
+            yield chat, iv, None, "", coach_md, banner
+        final = iv.current.text if iv.current else text.strip()
+        chat[-1] = _panelist_message(iv, action.panelist, final)
+        if iv.current is not None:
+            threading.Thread(target=iv.prefill_next, daemon=True).start()  # while the candidate types
+        yield chat, iv, time.time(), "", coach_md, banner
+
+    def answer(text: str, chat: list[dict], iv: Interview | None, asked_at: float | None,
+               coach_mode: bool) -> Iterator[tuple]:
+        if iv is None or iv.current is None:
+            yield chat, iv, asked_at, "Start a panel first.", "", engine.banner(), gr.update(), *_no_debrief()
+            return
+        if not (text or "").strip():
+            yield chat, iv, asked_at, "Type an answer first (an empty answer scores 1).", "", engine.banner(), \
+                gr.update(), *_no_debrief()
+            return
+        spent = time.time() - asked_at if asked_at else 0.0
+        chat = [*chat, {"role": "user", "content": text}]
+        grade = iv.answer(text, spent_s=spent)
+        coach_md = ""
+        if coach_mode and grade is not None:
+            crit = " · ".join(f"{LABELS[c]} {s:.1f}" for c, s in grade.criteria.items())
+            coach_md = (f"**Score {grade.total:.2f}/5** — {crit}\n\n**Next time:** {grade.improvement}\n\n"
+                        f"**Closest strong answer** ({grade.nearest_good[1]:.2f}): {grade.nearest_good[0]}")
+        yield chat, iv, None, "", coach_md, engine.banner(), "", *_no_debrief()
+        for out in _ask(iv, chat, coach_md, engine.banner()):
+            chat = out[0]
+            yield *out, "", *_no_debrief()
+        if iv.done:
+            yield (chat, iv, None, "The panel has finished — see the **Debrief** tab.", coach_md, engine.banner(), "",
+                   *_debrief_outputs(iv.debrief(), exports / iv.session_id))
+
+    def _no_debrief() -> tuple:
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+
+    def tick(iv: Interview | None, asked_at: float | None) -> str:
+        return _clock(iv, asked_at)
+
+    # ------------------------------------------------------------------ history handlers
+
+    def sessions() -> tuple[pd.DataFrame, Any, pd.DataFrame]:
+        rows = store.sessions()
+        table = pd.DataFrame([{"id": r["id"], "scenario": r["scenario"], "status": r["status"], "answers": r["answered"],
+                               "mean score": round(r["mean_total"], 2) if r["mean_total"] is not None else None,
+                               "model": r["model"]} for r in rows],
+                             columns=["id", "scenario", "status", "answers", "mean score", "model"])
+        trend = pd.DataFrame([{"when": pd.Timestamp(r["created"], unit="s"), "mean score": r["mean_total"]}
+                              for r in rows if r["mean_total"] is not None], columns=["when", "mean score"])
+        return table, gr.update(choices=[r["id"] for r in rows]), trend
+
+    def turns_of(sid: str) -> Any:
+        if not sid:
+            return gr.update(choices=[])
+        return gr.update(choices=[(f"{t['idx']}: {t['spoken'][:70]}", t["idx"]) for t in store.turns(sid) if t["grade"]],
+                         value=None)
+
+    def resume(sid: str, chat: list[dict]) -> Iterator[tuple]:
+        if not sid:
+            yield chat, None, None, "Pick a session first.", "", engine.banner(), gr.update()
+            return
+        try:
+            iv = Interview.resume(sid, backend=engine.backend, grader=grader, store=store)
+        except CoachError as exc:
+            yield chat, None, None, f"**Could not resume:** {exc}", "", engine.banner(), gr.update()
+            return
+        history: list[dict] = []
+        for t in store.turns(sid):
+            if t["answer"] is not None or t["kind"] == "close":
+                history.append(_panelist_message(iv, t["panelist"], t["spoken"]))
+                if t["answer"]:
+                    history.append({"role": "user", "content": t["answer"]})
+        if iv.done:
+            yield history, iv, None, "That session is finished: its debrief is below in History.", "", engine.banner(), \
+                gr.update(selected="panel")
+            return
+        for out in _ask(iv, history, "", engine.banner()):
+            yield *out, gr.update(selected="panel")
+
+    def session_debrief(sid: str) -> tuple:
+        if not sid:
+            return "Pick a session first.", None, None, None, None
+        return _debrief_outputs(debrief_for(store, sid, personas), exports / sid)
+
+    def retry(sid: str, idx: int | None, text: str) -> str:
+        if not sid or idx is None:
+            return "Pick a session and one of its questions."
+        t = next((t for t in store.turns(sid) if t["idx"] == idx), None)
+        if t is None or not t["question_id"]:
+            return "That turn has no question to retry."
+        bank = banks[scenarios[store.session(sid)["scenario"]].rubric]  # type: ignore[index]
+        g = grader.grade(bank, bank.get(t["question_id"]), text)
+        before = t["grade"]["total"]
+        arrow = "better" if g.total > before else "worse" if g.total < before else "the same"
+        crit = " · ".join(f"{LABELS[c]} {s:.1f}" for c, s in g.criteria.items())
+        return (f"**Before {before:.2f} → now {g.total:.2f}** ({arrow})\n\n{crit}\n\n**Next time:** {g.improvement}")
+
+    # ------------------------------------------------------------------ model handlers
+
+    def models_refresh() -> tuple[pd.DataFrame, Any, Any]:
+        names = _installed(settings)
+        return _models_table(settings), gr.update(choices=names, value=engine.ref.name), gr.update(choices=names)
+
+    def do_pull(name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:  # noqa: B008
+        try:
+            return f"Ready: `{pull(name.strip(), settings)}`"
+        except CoachError as exc:
+            return f"**Pull failed:** {exc}"
+
+    def do_add(path: str, name: str) -> str:
+        try:
+            ref = add(path.strip(), settings, name=name.strip() or None)
+            return f"Registered **{ref.name}** ({ref.quant})"
+        except CoachError as exc:
+            return f"**Could not add:** {exc}"
+
+    def do_quantize(src: str, qtype: str, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+        try:
+            progress(0.1, desc=f"quantizing to {qtype}")
+            ref = quantize(src, qtype, settings)
+            return f"Made **{ref.name}** at `{ref.path}`"
+        except CoachError as exc:
+            return f"**Could not quantize:** {exc}"
+
+    # ------------------------------------------------------------------ layout
 
     with gr.Blocks(title="Interview coach") as demo:
+        iv_state = gr.State(None)
+        asked_at = gr.State(None)
         gr.Markdown("# Interview coach")
-        gr.Markdown(model_banner(ref), elem_id="model-banner")
-        # no "share" button on the chatbot: it posts to a public forum
-        chatbot = gr.Chatbot(elem_id="chatbot", height=420, buttons=["copy", "copy_all"])
-        gr.ChatInterface(chat, api_name="chat", chatbot=chatbot,
-                         textbox=gr.Textbox(placeholder="Ask the model something…", elem_id="chat-input"))
+        banner = gr.Markdown(engine.banner(), elem_id="model-banner")
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("Panel", id="panel"):
+                with gr.Row():
+                    scenario = gr.Dropdown(list(titles), value=scenarios["pmm_final_panel"].title, label="Scenario",
+                                           elem_id="scenario")
+                    model = gr.Dropdown(_installed(settings), value=engine.ref.name, label="Model", elem_id="model")
+                    seed = gr.Number(value=settings.seed, precision=0, label="Seed", elem_id="seed")
+                    coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
+                                             elem_id="coach-mode")
+                start_btn = gr.Button("Start the panel", variant="primary", elem_id="start")
+                chatbot = gr.Chatbot(elem_id="panel-chat", height=460, buttons=["copy"], label="The panel",
+                                     show_label=False)
+                clock = gr.Markdown("", elem_id="timer")
+                status = gr.Markdown("", elem_id="status")
+                answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
+                send = gr.Button("Send answer", elem_id="send")
+                coach_md = gr.Markdown("", elem_id="coach-feedback")
+            with gr.Tab("Debrief", id="debrief"):
+                debrief_md = gr.Markdown("Finish a panel to see the committee's decision.", elem_id="debrief")
+                debrief_plot = gr.BarPlot(x="criterion", y="score", color="panelist", y_lim=[0, 5],
+                                          label="Per-criterion scores by panelist", elem_id="debrief-plot")
+                with gr.Row():
+                    dl_md = gr.DownloadButton("Markdown", elem_id="dl-md")
+                    dl_json = gr.DownloadButton("JSON", elem_id="dl-json")
+                    dl_html = gr.DownloadButton("HTML report", elem_id="dl-html")
+            with gr.Tab("History", id="history"):
+                refresh = gr.Button("Refresh", elem_id="history-refresh")
+                table = gr.Dataframe(interactive=False, elem_id="history-table")
+                trend = gr.LinePlot(x="when", y="mean score", y_lim=[1, 5], label="Scores over time", elem_id="trend")
+                pick = gr.Dropdown([], label="Session", elem_id="history-session", allow_custom_value=True)
+                with gr.Row():
+                    resume_btn = gr.Button("Resume", elem_id="resume")
+                    show_btn = gr.Button("Show its debrief", elem_id="show-debrief")
+                pick_turn = gr.Dropdown([], label="Retry one question", elem_id="retry-turn", allow_custom_value=True)
+                retry_box = gr.Textbox(lines=3, label="New answer", elem_id="retry-answer")
+                retry_btn = gr.Button("Grade the new answer", elem_id="retry")
+                retry_md = gr.Markdown("", elem_id="retry-result")
+            with gr.Tab("Models", id="models"):
+                models_df = gr.Dataframe(_models_table(settings), interactive=False, elem_id="models-table")
+                with gr.Row():
+                    pull_name = gr.Textbox(label="Pull NAME:QUANT", value="mistral-7b-instruct-v0.3:Q4_K_M")
+                    pull_btn = gr.Button("Pull")
+                with gr.Row():
+                    add_path = gr.Textbox(label="Add a local .gguf (path)")
+                    add_name = gr.Textbox(label="Name (optional)")
+                    add_btn = gr.Button("Add")
+                with gr.Row():
+                    q_src = gr.Dropdown(_installed(settings), label="Quantize from")
+                    q_type = gr.Dropdown(list(QUANT_TYPES), value="Q8_0", label="To")
+                    q_btn = gr.Button("Quantize")
+                models_md = gr.Markdown("", elem_id="models-status")
+
+        # The transcript also lives in a State (each handler writes both), so API clients need not send it back.
+        chat_state = gr.State([])
+        panel_outs = [chatbot, chat_state, iv_state, asked_at, status, coach_md, banner]
+        debrief_outs = [debrief_md, debrief_plot, dl_md, dl_json, dl_html]
+        start_btn.click(_mirror(start), [scenario, model, seed, coach_mode], [*panel_outs, send], api_name="start")
+        answer_io = ([answer_box, chat_state, iv_state, asked_at, coach_mode],
+                     [*panel_outs, answer_box, *debrief_outs, send])
+        send.click(_mirror(answer), *answer_io, api_name="answer")
+        answer_box.submit(_mirror(answer), *answer_io, api_visibility="private")
+        gr.Timer(1.0).tick(tick, [iv_state, asked_at], clock, api_visibility="private", show_progress="hidden")
+        refresh.click(sessions, None, [table, pick, trend], api_name="sessions")
+        pick.change(turns_of, pick, pick_turn, api_visibility="private")
+        resume_btn.click(_mirror(resume), [pick, chat_state], [*panel_outs, tabs, send], api_name="resume")
+        show_btn.click(session_debrief, pick, debrief_outs, api_name="session_debrief")
+        retry_btn.click(retry, [pick, pick_turn, retry_box], retry_md, api_name="retry")
+        pull_btn.click(do_pull, pull_name, models_md, api_name="models_pull").then(
+            models_refresh, None, [models_df, model, q_src])
+        add_btn.click(do_add, [add_path, add_name], models_md, api_name="models_add").then(
+            models_refresh, None, [models_df, model, q_src])
+        q_btn.click(do_quantize, [q_src, q_type], models_md, api_name="models_quantize").then(
+            models_refresh, None, [models_df, model, q_src])
+        demo.load(sessions, None, [table, pick, trend], api_visibility="private")
     return demo
 
 
 def launch(settings: Settings) -> None:
+    t0 = time.perf_counter()
     demo = build_demo(settings)
-    print(f"coach: open http://{settings.host}:{settings.port}", flush=True)
-    demo.queue(default_concurrency_limit=1).launch(
-        server_name=settings.host, server_port=settings.port, share=False, inbrowser=False, theme=THEME,
-        footer_links=[],
+    print(f"coach: open http://{settings.host}:{settings.port} (built in {time.perf_counter() - t0:.1f} s)", flush=True)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=settings.host, server_port=settings.port, share=False, inbrowser=False, theme=THEME, css=CSS,
+        footer_links=[], show_error=True,
     )
 
 

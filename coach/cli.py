@@ -433,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Private by default: only an explicit `models pull` may reach the hub. Set before anything imports
     # huggingface_hub, which reads these once.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if getattr(args, "models_command", None) != "pull":
+    # The UI stays online-capable for its explicit "Pull" button; nothing else in it asks the hub.
+    if getattr(args, "models_command", None) != "pull" and args.command != "ui":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings.from_env(model=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
                                  n_gpu_layers=args.n_gpu_layers, seed=args.seed,

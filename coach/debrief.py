@@ -47,6 +47,10 @@ class PanelistVerdict:
     evidence_against: str
     weakest: str
     turns: int
+    name: str = ""  # how the report names this panelist (persona name and role); the id when unknown
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.panelist
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Debrief:
     def to_markdown(self) -> str:
         out = [f"# Debrief: {self.decision}", "", self.reason, "", "## Panelists", ""]
         for v in self.verdicts:
-            out += [f"### {v.panelist}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
+            out += [f"### {v.name}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
                     "| criterion | score |", "| --- | --- |"]
             out += [f"| {LABELS.get(c, c)} | {s:.2f} |" for c, s in v.criteria.items()]
             out += ["", f"- For: \"{v.evidence_for}\"", f"- Against: \"{v.evidence_against}\"",
@@ -93,7 +97,7 @@ class Debrief:
                 f"<div class='row'><span>{e(LABELS.get(c, c))}</span><div class='bar'>"
                 f"<i style='width:{(s - 1) / 4 * 100:.0f}%'></i></div><b>{s:.1f}</b></div>" for c, s in v.criteria.items())
             cards.append(
-                f"<section class='card'><h2>{e(v.panelist)} <span class='pill' style='background:{colour[v.verdict]}'>"
+                f"<section class='card'><h2>{e(v.name)} <span class='pill' style='background:{colour[v.verdict]}'>"
                 f"{e(v.verdict)}</span></h2><p class='score'>{v.score:.2f} / 5 over {v.turns} answer(s)</p>{bars}"
                 f"<p><b>For:</b> “{e(v.evidence_for)}”</p><p><b>Against:</b> “{e(v.evidence_against)}”</p></section>")
         weak = "".join(
@@ -121,8 +125,10 @@ def _verdict(score: float) -> str:
     return "Strong Yes" if score >= 4.2 else "Yes" if score >= 3.4 else "No" if score >= 2.5 else "Strong No"
 
 
-def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float]] | None = None) -> Debrief:
+def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float]] | None = None,
+                  names: dict[str, str] | None = None) -> Debrief:
     weights = panelist_weights or PANELIST_WEIGHTS
+    names = names or {}
     by_panelist: dict[str, list[Turn]] = {}
     for t in turns:
         by_panelist.setdefault(t.panelist, []).append(t)
@@ -145,7 +151,7 @@ def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float
                                         _quote(best.grade.strongest or best.answer),
                                         _quote(worst.grade.weakest or worst.answer),
                                         min(criteria, key=lambda c: criteria[c]),
-                                        len(ts)))
+                                        len(ts), names.get(name, name)))
     objections = [v for v in verdicts if v.verdict in ("No", "Strong No")]
     strong = [v for v in verdicts if v.verdict == "Strong Yes"]
     lost = min(verdicts, key=lambda v: v.score) if verdicts else None
@@ -154,7 +160,7 @@ def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float
     elif objections:
         o = min(objections, key=lambda v: v.score)
         decision = "No offer"
-        reason = (f"Blocked: the {o.panelist} says {o.verdict} ({o.score:.2f}/5), weakest on "
+        reason = (f"Blocked: {o.name} says {o.verdict} ({o.score:.2f}/5), weakest on "
                   f"{LABELS.get(o.weakest, o.weakest).lower()}. One sustained objection is enough to stop an offer.")
     elif len(strong) >= min(2, len(verdicts)):
         decision, reason = "Offer", "No objection, and at least two panelists are a Strong Yes."

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,7 +65,8 @@ class ChatBackend(Protocol):
 
     timings: TurnTimings | None
 
-    def stream(self, speaker: str, messages: list[Message], **sampling: Any) -> Iterator[str]: ...
+    def stream(self, speaker: str, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.7,
+               stop: list[str] | None = None, seed: int | None = None) -> Iterator[str]: ...
 
 
 def auto_gpu_layers(info: GGUFInfo, n_ctx: int) -> int:
@@ -103,6 +105,7 @@ class LlamaBackend:
         seed: int = 42,
         n_batch: int = 512,
         speaker_cache: bool = True,
+        max_states: int = 12,
         check_memory: bool = True,
         verbose: bool = False,
     ) -> None:
@@ -114,6 +117,7 @@ class LlamaBackend:
             n_gpu_layers: layers to offload; None = auto (all if supported and it fits, else 0).
             seed: default sampling seed (each turn may pass its own).
             speaker_cache: keep and restore a KV state per speaker; False re-evaluates every prompt.
+            max_states: how many speakers' states to keep (least recently used dropped first).
             check_memory: refuse a model larger than free RAM before loading it.
         """
         import llama_cpp
@@ -144,7 +148,9 @@ class LlamaBackend:
         self._bos = self.llm._model.token_get_text(bos_id) if bos_id != -1 else ""
         template = self.info.chat_template or _FALLBACK_TEMPLATE
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=self._eos, bos_token=self._bos)
-        self._states: dict[str, _SpeakerState] = {}  # speaker -> its KV prefix
+        # speaker -> its KV prefix, least recently used first; bounded so many sessions cannot exhaust RAM
+        self._states: OrderedDict[str, _SpeakerState] = OrderedDict()
+        self.max_states = max_states
         self._owner: str | None = None  # whose tokens the live context holds
         self._lock = threading.Lock()  # one model, many callers (UI tabs): one turn at a time
         self.timings: TurnTimings | None = None
@@ -220,7 +226,7 @@ class LlamaBackend:
             perf = llama_cpp.llama_perf_context(ctx)
             total = time.perf_counter() - t0
             if self.speaker_cache:
-                self._states[speaker] = self._save()
+                self._keep(speaker, self._save())
             self._owner = speaker
             p_eval = int(perf.n_p_eval)
             # Tokens generated = decoded past the prompt, plus the last one sampled (never decoded).
@@ -262,7 +268,7 @@ class LlamaBackend:
             self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
             self.llm.n_tokens = keep
             self.llm.eval(tokens[keep:])
-            self._states[speaker] = self._save()
+            self._keep(speaker, self._save())
             self._owner = speaker
             return len(tokens) - keep
 
@@ -287,6 +293,12 @@ class LlamaBackend:
         buf = (ctypes.c_uint8 * size)()
         n = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
         return _SpeakerState(buf, n, self.llm.input_ids[: self.llm.n_tokens].copy())
+
+    def _keep(self, speaker: str, st: _SpeakerState) -> None:
+        self._states[speaker] = st
+        self._states.move_to_end(speaker)
+        while len(self._states) > self.max_states:
+            self._states.popitem(last=False)
 
     def _restore(self, st: _SpeakerState) -> bool:
         import llama_cpp

