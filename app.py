@@ -288,6 +288,28 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         except CoachError as exc:
             return f"**Could not quantize:** {exc}"
 
+    # ------------------------------------------------------------------ benchmark handler
+
+    def do_bench(names: list[str], ladder_src: str, rungs: list[str], reps: float,
+                 progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:  # noqa: B008
+        from coach.bench import Options, build_ladder, recommend, run
+
+        try:
+            files = [resolve(n, settings) for n in names or []]
+            if ladder_src:
+                files += build_ladder(ladder_src, settings, tuple(rungs or ["Q8_0", "Q4_K_M"]))
+            if not files:
+                return pd.DataFrame(), None, "Pick at least one model or a ladder source."
+            rows, out = run(files, settings, Options(reps=int(reps or 1), threads=settings.n_threads,
+                                                     gpu_layers=settings.n_gpu_layers), progress=True)
+        except CoachError as exc:
+            return pd.DataFrame(), None, f"**Benchmark failed:** {exc}"
+        cols = ["name", "quant", "status", "size_mb", "gen_tps", "pp_tps", "ttft_open_ms", "ttft_follow_ms",
+                "peak_rss_mb", "kl", "top1", "bandwidth_share", "error"]
+        df = pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols).round(3)
+        plot_png = out / "plot.png"
+        return df, str(plot_png) if plot_png.exists() else None, f"**{recommend(rows)}**\n\nFiles in `{out}`"
+
     # ------------------------------------------------------------------ layout
 
     with gr.Blocks(title="Interview coach") as demo:
@@ -346,6 +368,21 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                     q_type = gr.Dropdown(list(QUANT_TYPES), value="Q8_0", label="To")
                     q_btn = gr.Button("Quantize")
                 models_md = gr.Markdown("", elem_id="models-status")
+            with gr.Tab("Benchmark", id="bench"):
+                gr.Markdown("Speed, memory and quality per quantization level, measured on this machine. A ladder "
+                            "is built locally from one file, so this works offline on the embedded model.")
+                with gr.Row():
+                    b_models = gr.Dropdown(_installed(settings), multiselect=True, label="Installed models",
+                                           elem_id="bench-models")
+                    b_src = gr.Dropdown(["", *_installed(settings)], value="", label="Or build a ladder from",
+                                        elem_id="bench-ladder")
+                    b_rungs = gr.CheckboxGroup(["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"],
+                                               value=["Q8_0", "Q4_K_M"], label="Rungs", elem_id="bench-rungs")
+                    b_reps = gr.Number(1, precision=0, minimum=1, maximum=10, label="Repetitions", elem_id="bench-reps")
+                b_btn = gr.Button("Run the benchmark", variant="primary", elem_id="bench-run")
+                b_rec = gr.Markdown("", elem_id="bench-recommendation")
+                b_table = gr.Dataframe(interactive=False, elem_id="bench-table")
+                b_plot = gr.Image(label="Speed against size (colour: agreement with the reference)", elem_id="bench-plot")
 
         # The transcript also lives in a State (each handler writes both), so API clients need not send it back.
         chat_state = gr.State([])
@@ -368,6 +405,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             models_refresh, None, [models_df, model, q_src])
         q_btn.click(do_quantize, [q_src, q_type], models_md, api_name="models_quantize").then(
             models_refresh, None, [models_df, model, q_src])
+        b_btn.click(do_bench, [b_models, b_src, b_rungs, b_reps], [b_table, b_plot, b_rec], api_name="bench")
         demo.load(sessions, None, [table, pick, trend], api_visibility="private")
     return demo
 

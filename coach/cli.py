@@ -340,6 +340,31 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     return _run(iv, args.coach)
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.bench import LADDER, Options, build_ladder, recommend, run, table
+    from coach.models import resolve
+
+    files = []
+    if args.ladder:
+        rungs = tuple(r.strip().upper() for r in args.rungs.split(",")) if args.rungs else LADDER
+        print(f"building the ladder {', '.join(rungs)} from {args.ladder} (cached by source hash)…", file=sys.stderr)
+        files += build_ladder(args.ladder, settings, rungs)
+    files += [resolve(m, settings) for m in args.models]
+    if not files:
+        files = [resolve(None, settings)]
+    opts = Options(reps=args.reps, threads=settings.n_threads, gpu_layers=settings.n_gpu_layers,
+                   thread_sweep=args.thread_sweep, out_dir=args.out)
+    try:
+        rows, out = run(files, settings, opts, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("\ncoach: interrupted; the finished rows are saved", file=sys.stderr)
+        return 130
+    print(table(rows))
+    print(f"\n{recommend(rows)}")
+    print(f"CSV, JSON, plot.png and plot.html in {out}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from app import launch  # the UI lives at the top level; only the CLI reaches for it
 
@@ -387,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             sp.add_argument("--out", type=Path)
             sp.add_argument("--format", choices=["md", "json", "html"])
+
+    bench = sub.add_parser("bench", help="speed, memory and quality per quantization level, and a recommendation")
+    bench.add_argument("models", nargs="*", help="installed catalog names, registered names or .gguf paths")
+    bench.add_argument("--ladder", metavar="SRC", help="build a quantization ladder from SRC and measure every rung")
+    bench.add_argument("--rungs", help="comma-separated rung types (default F16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q3_K_M,Q2_K)")
+    bench.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median and spread)")
+    bench.add_argument("--thread-sweep", action="store_true", help="also measure generation at 1..N threads")
+    bench.add_argument("--out", type=Path, help="output folder (default $COACH_HOME/bench/TIMESTAMP)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=cmd_bench)
 
     grade = sub.add_parser("grade", help="score answers against any rubric: one JSON line per answer")
     grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see rubrics/)")

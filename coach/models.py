@@ -365,8 +365,17 @@ def quantize(src: str, qtype: str, settings: Settings, *, out: Path | None = Non
     params.allow_requantize = True
     params.nthread = settings.n_threads
     tmp = dest.with_name(dest.name + ".partial")
+    import logging
+
+    from llama_cpp._logger import logger as llama_logger
+
+    level = llama_logger.level
+    llama_logger.setLevel(logging.WARNING)  # llama.cpp logs a line per tensor while quantizing
     with _cleanup_on_failure(tmp):
-        rc = llama_cpp.llama_model_quantize(str(info.path).encode(), str(tmp).encode(), params)
+        try:
+            rc = llama_cpp.llama_model_quantize(str(info.path).encode(), str(tmp).encode(), params)
+        finally:
+            llama_logger.setLevel(level)
         if rc != 0:
             raise InvalidModelFile(f"llama.cpp could not quantize {info.path.name} to {qtype} (code {rc})")
         os.replace(tmp, dest)

@@ -28,6 +28,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             answer TEXT, grade TEXT, spent_s REAL, asked REAL NOT NULL, answered REAL,
             PRIMARY KEY (session_id, idx));
     """),
+    ("002_bench_runs", """
+        CREATE TABLE bench_runs (id TEXT PRIMARY KEY, manifest TEXT NOT NULL, created REAL NOT NULL);
+        CREATE TABLE bench_rows (
+            run_id TEXT NOT NULL REFERENCES bench_runs(id), idx INTEGER NOT NULL, name TEXT NOT NULL,
+            quant TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, idx));
+    """),
 ]
 
 
@@ -132,6 +138,22 @@ class Store:
                 d[k] = json.loads(d[k]) if d[k] else None
             out.append(d)
         return out
+
+    # ---------------------------------------------------------------- benchmark runs
+
+    def save_bench(self, run_id: str, manifest: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """Replace a run's rows (called after each finished file, so an interrupted run keeps its rows)."""
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO bench_runs VALUES (?, ?, ?)", (run_id, json.dumps(manifest), time.time()))
+            db.execute("DELETE FROM bench_rows WHERE run_id = ?", (run_id,))
+            for i, r in enumerate(rows):
+                db.execute("INSERT INTO bench_rows VALUES (?, ?, ?, ?, ?, ?)",
+                           (run_id, i, r["name"], r["quant"], r["status"], json.dumps(r)))
+
+    def bench_rows(self, run_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM bench_rows WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

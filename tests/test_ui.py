@@ -170,3 +170,4 @@ def test_a_whole_session_runs_with_no_network_at_all(tmp_path):
     ping = subprocess.run(["unshare", "-n", "python3", "-c",
                            "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"], capture_output=True)
     assert ping.returncode != 0  # the namespace really has no network
+

@@ -1,0 +1,420 @@
+"""The benchmark: speed, memory and quality per quantization level, and a recommendation for this machine.
+
+Each file is measured in its own worker process (`python -m coach.bench --worker`): its peak RSS is its
+own, and a file that crashes llama.cpp costs one failed row, not the run. Rows are written as they
+finish, so Ctrl-C keeps them. Quality is KL divergence and top-1 agreement of next-token distributions
+against the highest-precision file in the set, on a fixed interview-domain text; the reference's
+log-probabilities go to a memory-mapped file, so comparing costs one chunk of rows at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from coach.config import REPO_ROOT, Settings
+from coach.errors import CoachError
+from coach.gguf import read_header
+from coach.models import ModelRef, available_ram, quantize, resolve
+
+LADDER = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
+# Approximate bits per weight, to order files by precision (the highest is the quality reference).
+BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.6, "Q5_K_M": 5.7, "Q5_K_S": 5.5, "Q5_1": 6,
+        "Q5_0": 5.5, "Q4_K_M": 4.8, "Q4_K_S": 4.6, "Q4_1": 5.0, "Q4_0": 4.5, "IQ4_XS": 4.3, "Q3_K_L": 4.3,
+        "Q3_K_M": 3.9, "Q3_K_S": 3.5, "Q2_K": 3.4}
+QUALITY_TEXT = REPO_ROOT / "bench" / "quality_text.txt"
+MIN_TOP1 = 0.90  # the recommendation's quality bar: agreement with the reference on the next token
+
+
+@dataclass
+class Row:
+    name: str
+    quant: str
+    path: str
+    status: str  # ok | failed | skipped
+    error: str = ""
+    size_mb: float = 0.0
+    load_s: float = 0.0
+    pp_tps: float = 0.0
+    pp_spread: float = 0.0
+    gen_tps: float = 0.0
+    gen_spread: float = 0.0
+    ttft_open_ms: float = 0.0
+    ttft_follow_ms: float = 0.0
+    ttft_debrief_ms: float = 0.0
+    peak_rss_mb: float = 0.0
+    kv_mb: float = 0.0
+    gpu_layers: int = 0
+    vram_mb: float = 0.0
+    kl: float | None = None
+    top1: float | None = None
+    achieved_gbps: float = 0.0
+    bandwidth_share: float = 0.0
+    threads: int = 0
+    sha256: str = ""
+
+
+# ------------------------------------------------------------------ files
+
+def build_ladder(src: str, settings: Settings, rungs: tuple[str, ...] = LADDER) -> list[ModelRef]:
+    """Quantize `src` into each rung, cached by the source file's hash (a rebuilt rung is reused)."""
+    ref = resolve(src, settings)
+    digest = _sha256(ref.path)[:16]
+    out_dir = settings.home / "ladder" / digest
+    out_dir.mkdir(parents=True, exist_ok=True)
+    refs = []
+    for q in rungs:
+        dest = out_dir / f"{ref.path.stem.split('.')[0]}.{q}.gguf"
+        if not dest.exists():
+            quantize(str(ref.path), q, settings, out=dest, register=False)
+        refs.append(ModelRef(dest.stem, dest, "local", q, f"{ref.title} {q}"))
+    return refs
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while b := f.read(8 * 2**20):
+            h.update(b)
+    return h.hexdigest()
+
+
+def memory_bandwidth(size_mb: int = 256, reps: int = 5) -> float:
+    """This machine's copy bandwidth in GB/s (bytes read plus written), best of `reps`."""
+    a = np.ones(size_mb * 2**20 // 8)
+    b = np.empty_like(a)
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        np.copyto(b, a)
+        best = max(best, 2 * a.nbytes / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def manifest(settings: Settings, threads: int) -> dict[str, Any]:
+    import llama_cpp
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores_physical": psutil.cpu_count(logical=False), "cores_logical": psutil.cpu_count(),
+            "ram_gb": round(psutil.virtual_memory().total / 1e9, 1), "os": platform.platform(),
+            "llama_cpp_python": llama_cpp.__version__,
+            "llama_cpp_system": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "threads": threads,
+            "n_ctx": settings.n_ctx, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+# ------------------------------------------------------------------ the worker (one process per file)
+
+def _median_spread(xs: list[float]) -> tuple[float, float]:
+    return float(statistics.median(xs)), float(max(xs) - min(xs)) if len(xs) > 1 else 0.0
+
+
+def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, reps: int, ref_logprobs: Path | None,
+            write_ref: Path | None) -> dict[str, Any]:
+    import llama_cpp
+
+    from coach.engine import LlamaBackend
+
+    info = read_header(path)
+    t0 = time.perf_counter()
+    be = LlamaBackend(path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, check_memory=False)
+    load_s = time.perf_counter() - t0
+    llm = be.llm
+    words = QUALITY_TEXT.read_text().split()
+    text_tokens = be.tokenize(" ".join(words * 4))
+    pp_tokens = text_tokens[:512]
+    llm.reset()
+    llm.eval(pp_tokens[:32])  # warm-up: fault the weights in
+    pp, gen = [], []
+    for _ in range(reps):
+        llm.reset()
+        t = time.perf_counter()
+        llm.eval(pp_tokens)
+        pp.append(len(pp_tokens) / (time.perf_counter() - t))
+        llm.reset()
+        first = last = 0.0
+        for i, _tok in enumerate(llm.generate(pp_tokens[:16], temp=0.0, top_k=1, repeat_penalty=1.0)):
+            if i == 0:
+                first = time.perf_counter()
+            if i == 127:
+                last = time.perf_counter()
+                break
+        gen.append(127 / (last - first))
+    # Time to first token on the app's turn shapes.
+    system = {"role": "system", "content": " ".join(words[:160])}
+    opening = [system, {"role": "user", "content": "Introduce yourself, then ask your first question."}]
+    be.forget()
+    be.complete("panelist", opening, max_tokens=8, temperature=0)
+    ttft_open = be.timings.ttft_s if be.timings else 0.0
+    follow = [*opening, {"role": "assistant", "content": "What would you tell sales this week?"},
+              {"role": "user", "content": "The candidate answered: " + " ".join(words[160:260]) + " Follow up."}]
+    be.complete("panelist", follow, max_tokens=8, temperature=0)
+    ttft_follow = be.timings.ttft_s if be.timings else 0.0
+    debrief = [{"role": "system", "content": "You write hiring-committee debriefs."},
+               {"role": "user", "content": "Transcript: " + " ".join(words[:340]) + " Write the debrief."}]
+    be.forget()
+    be.complete("committee", debrief, max_tokens=8, temperature=0)
+    ttft_debrief = be.timings.ttft_s if be.timings else 0.0
+    be.close()
+
+    kl = top1 = None
+    q_tokens = text_tokens[: min(len(text_tokens), 480)]
+    qllm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=threads, logits_all=True, verbose=False,
+                           n_gpu_layers=be.n_gpu_layers)
+    qllm.eval(q_tokens)
+    logits = np.asarray(qllm.scores[: len(q_tokens)], dtype=np.float64)
+    qllm.close()
+    logp = logits - logits.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    if write_ref is not None:
+        np.save(write_ref, logp.astype(np.float32))
+        kl, top1 = 0.0, 1.0
+    elif ref_logprobs is not None:
+        ref = np.load(ref_logprobs, mmap_mode="r")
+        n = min(len(ref), len(logp))
+        kls, agree = [], 0
+        for i in range(0, n, 64):  # bounded memory: one chunk of the reference at a time
+            r = np.asarray(ref[i:i + 64], dtype=np.float64)
+            t_ = logp[i:i + 64]
+            kls.extend((np.exp(r) * (r - t_)).sum(axis=1))
+            agree += int((r.argmax(axis=1) == t_.argmax(axis=1)).sum())
+        kl, top1 = float(np.mean(kls)), agree / n
+    pp_m, pp_s = _median_spread(pp)
+    gen_m, gen_s = _median_spread(gen)
+    return {"load_s": load_s, "pp_tps": pp_m, "pp_spread": pp_s, "gen_tps": gen_m, "gen_spread": gen_s,
+            "ttft_open_ms": ttft_open * 1000, "ttft_follow_ms": ttft_follow * 1000, "ttft_debrief_ms": ttft_debrief * 1000,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "kv_mb": info.kv_bytes_per_token() * min(n_ctx, info.n_ctx_train) / 2**20,
+            "gpu_layers": be.n_gpu_layers, "kl": kl, "top1": top1}
+
+
+# ------------------------------------------------------------------ the run
+
+@dataclass
+class Options:
+    reps: int = 3
+    threads: int | None = None
+    gpu_layers: int | None = None
+    thread_sweep: bool = False
+    out_dir: Path | None = None
+    timeout_s: int = 1800
+
+
+def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: bool = True) -> tuple[list[Row], Path]:
+    from tqdm import tqdm
+
+    threads = opts.threads or settings.n_threads
+    out = opts.out_dir or settings.home / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    man = manifest(settings, threads)
+    man["bandwidth_gbps"] = round(memory_bandwidth(), 2)
+    ordered = sorted(files, key=lambda r: -BITS.get(r.quant, 0))
+    ref_path = out / "reference_logprobs.npy"
+    rows: list[Row] = []
+    have_ref = False
+    bar = tqdm(ordered, desc="bench", unit="file", disable=not progress)
+    try:
+        for ref in bar:
+            bar.set_postfix_str(ref.name)
+            row = Row(ref.name, ref.quant, str(ref.path), "ok", threads=threads)
+            try:
+                info = read_header(ref.path)
+                row.size_mb = info.size_bytes / 2**20
+                need = info.estimate_ram(settings.n_ctx)
+                if need > available_ram():
+                    row.status = "skipped"
+                    row.error = f"needs about {need / 2**30:.1f} GiB, {available_ram() / 2**30:.1f} GiB free"
+                else:
+                    row.sha256 = _sha256(ref.path)
+                    data = _worker(ref.path, threads, opts, settings.n_ctx,
+                                   ref_path if have_ref else None, None if have_ref else ref_path)
+                    for k, v in data.items():
+                        setattr(row, k, v)
+                    have_ref = True
+                    bytes_per_token = info.size_bytes  # every weight is read once per generated token
+                    row.achieved_gbps = row.gen_tps * bytes_per_token / 1e9
+                    row.bandwidth_share = row.achieved_gbps / man["bandwidth_gbps"] if man["bandwidth_gbps"] else 0.0
+                    if opts.thread_sweep:
+                        sweep = {}
+                        for th in range(1, (psutil.cpu_count() or 1) + 1):
+                            sweep[th] = round(_worker(ref.path, th, Options(reps=1, gpu_layers=opts.gpu_layers),
+                                                      settings.n_ctx, None, None)["gen_tps"], 2)
+                        man.setdefault("thread_sweep", {})[ref.name] = sweep
+            except CoachError as exc:
+                row.status, row.error = "failed", str(exc)
+            rows.append(row)
+            write_outputs(rows, man, out, settings)
+    except KeyboardInterrupt:
+        man["interrupted"] = True
+        write_outputs(rows, man, out, settings)
+        raise
+    finally:
+        bar.close()
+    return rows, out
+
+
+def _worker(path: Path, threads: int, opts: Options, n_ctx: int, ref: Path | None, write_ref: Path | None) -> dict:
+    args = [sys.executable, "-m", "coach.bench", "--worker", str(path), "--threads", str(threads), "--reps",
+            str(opts.reps), "--n-ctx", str(n_ctx)]
+    if opts.gpu_layers is not None:
+        args += ["--gpu-layers", str(opts.gpu_layers)]
+    if ref is not None:
+        args += ["--ref", str(ref)]
+    if write_ref is not None:
+        args += ["--write-ref", str(write_ref)]
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=opts.timeout_s)
+    except subprocess.TimeoutExpired:
+        raise CoachError(f"timed out after {opts.timeout_s} s") from None
+    if p.returncode != 0:
+        lines = [line for line in (p.stderr or p.stdout).strip().splitlines() if line.strip()]
+        raise CoachError(lines[-1][:300] if lines else f"worker exited with {p.returncode}")
+    return dict(json.loads(p.stdout.strip().splitlines()[-1]))
+
+
+def recommend(rows: list[Row]) -> str:
+    ok = [r for r in rows if r.status == "ok"]
+    if not ok:
+        return "No file could be measured on this machine."
+    good = [r for r in ok if (r.top1 if r.top1 is not None else 1.0) >= MIN_TOP1]
+    pick = max(good, key=lambda r: r.gen_tps) if good else max(ok, key=lambda r: r.top1 or 0)
+    why = "the fastest file" + (f" whose next token agrees with the reference at least {MIN_TOP1:.0%} of the time"
+                                if good else " — none met the quality bar, so the most faithful one")
+    return (f"On this machine: {pick.quant} ({pick.name}), {pick.gen_tps:.1f} tok/s, {pick.size_mb / 1024:.2f} GB, "
+            f"top-1 agreement {(pick.top1 or 0):.0%} — {why}.")
+
+
+def write_outputs(rows: list[Row], man: dict[str, Any], out: Path, settings: Settings) -> None:
+    names = [f.name for f in fields(Row)]
+    tmp = out / "rows.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=names)
+        w.writeheader()
+        for r in rows:
+            w.writerow(asdict(r))
+    os.replace(tmp, out / "rows.csv")
+    doc = {"manifest": man, "recommendation": recommend(rows), "rows": [asdict(r) for r in rows]}
+    (out / "rows.json.tmp").write_text(json.dumps(doc, indent=2))
+    os.replace(out / "rows.json.tmp", out / "rows.json")
+    _store_rows(rows, man, out, settings)
+    if any(r.status == "ok" for r in rows):
+        plot(rows, out)
+
+
+def _store_rows(rows: list[Row], man: dict[str, Any], out: Path, settings: Settings) -> None:
+    from coach.store import Store
+
+    store = Store.open_default(settings.home)
+    try:
+        store.save_bench(out.name, man, [asdict(r) for r in rows])
+    finally:
+        store.close()
+
+
+def plot(rows: list[Row], out: Path) -> None:
+    """Speed against size, coloured by quality: a PNG and a self-contained interactive HTML page."""
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r.status == "ok"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    sc = ax.scatter([r.size_mb / 1024 for r in ok], [r.gen_tps for r in ok], c=[(r.top1 or 0) * 100 for r in ok],
+                    cmap="viridis", vmin=min(80.0, min((r.top1 or 0) * 100 for r in ok)), vmax=100, s=70)
+    for r in ok:
+        ax.annotate(r.quant, (r.size_mb / 1024, r.gen_tps), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("file size (GB)")
+    ax.set_ylabel("generation (tokens/s)")
+    ax.set_title("Speed against size; colour = top-1 agreement with the reference (%)")
+    fig.colorbar(sc, ax=ax)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "plot.png")
+    plt.close(fig)
+    # Interactive HTML: inline SVG, hover titles, no scripts or fonts from anywhere else.
+    w, h, pad = 640, 360, 50
+    xs, ys = [r.size_mb / 1024 for r in ok], [r.gen_tps for r in ok]
+    x0, x1 = 0.0, max(xs) * 1.1 or 1
+    y0, y1 = 0.0, max(ys) * 1.15 or 1
+    dots = []
+    for r, x, y in zip(ok, xs, ys, strict=True):
+        cx = pad + (x - x0) / (x1 - x0) * (w - 2 * pad)
+        cy = h - pad - (y - y0) / (y1 - y0) * (h - 2 * pad)
+        g = int(80 + 175 * (r.top1 or 0))
+        tip = (f"{r.quant}: {r.gen_tps:.1f} tok/s, prompt {r.pp_tps:.0f} tok/s, {x:.2f} GB, top-1 "
+               f"{(r.top1 or 0):.1%}, KL {(r.kl or 0):.4f}, TTFT {r.ttft_open_ms:.0f} ms, RSS {r.peak_rss_mb:.0f} MB")
+        dots.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='7' fill='rgb(40,{g},120)'><title>{html.escape(tip)}"
+                    f"</title></circle><text x='{cx + 9:.1f}' y='{cy - 6:.1f}' font-size='11'>{html.escape(r.quant)}</text>")
+    page = (f"<!doctype html><meta charset='utf-8'><title>coach bench</title><body style='font-family:system-ui'>"
+            f"<h2>Speed against size</h2><p>{html.escape(recommend(rows))}</p>"
+            f"<svg width='{w}' height='{h}' style='border:1px solid #ddd'>"
+            f"<line x1='{pad}' y1='{h - pad}' x2='{w - pad}' y2='{h - pad}' stroke='#333'/>"
+            f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{h - pad}' stroke='#333'/>"
+            f"<text x='{w / 2}' y='{h - 12}' font-size='12'>file size (GB), 0 to {x1:.2f}</text>"
+            f"<text x='8' y='{pad - 12}' font-size='12'>tokens/s, 0 to {y1:.1f}</text>{''.join(dots)}</svg>"
+            f"<p>Hover a point for its numbers.</p></body>")
+    (out / "plot.html").write_text(page)
+
+
+def table(rows: list[Row]) -> str:
+    head = (f"{'file':30} {'quant':7} {'size MB':>8} {'load s':>6} {'pp t/s':>8} {'gen t/s':>12} "
+            f"{'TTFT open/follow/debrief ms':>28} {'RSS MB':>7} {'KV MB':>6} {'KL':>7} {'top-1':>6} {'BW %':>5}  status")
+    lines = [head]
+    for r in rows:
+        if r.status != "ok":
+            lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {'':>6} {'':>8} {'':>12} {'':>28} {'':>7} "
+                         f"{'':>6} {'':>7} {'':>6} {'':>5}  {r.status}: {r.error}")
+            continue
+        ttft = f"{r.ttft_open_ms:.0f}/{r.ttft_follow_ms:.0f}/{r.ttft_debrief_ms:.0f}"
+        lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {r.load_s:6.2f} {r.pp_tps:8.0f} "
+                     f"{r.gen_tps:6.1f}±{r.gen_spread:<5.1f} {ttft:>28} {r.peak_rss_mb:7.0f} {r.kv_mb:6.0f} "
+                     f"{(r.kl or 0):7.4f} {(r.top1 or 0):6.1%} {r.bandwidth_share:5.0%}  ok")
+    return "\n".join(lines)
+
+
+def _worker_main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", type=Path, required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--n-ctx", type=int, default=8192)
+    ap.add_argument("--gpu-layers", type=int)
+    ap.add_argument("--ref", type=Path)
+    ap.add_argument("--write-ref", type=Path)
+    a = ap.parse_args(argv)
+    try:
+        data = measure(a.worker, threads=a.threads, gpu_layers=a.gpu_layers, n_ctx=a.n_ctx, reps=a.reps,
+                       ref_logprobs=a.ref, write_ref=a.write_ref)
+    except CoachError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
