@@ -10,7 +10,6 @@ log-probabilities go to a memory-mapped file, so comparing costs one chunk of ro
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ import numpy as np
 import psutil
 
 from coach.config import REPO_ROOT, Settings
+from coach.download import _sha256
 from coach.errors import CoachError
 from coach.gguf import read_header
 from coach.models import ModelRef, available_ram, quantize, resolve
@@ -83,14 +83,6 @@ def build_ladder(src: str, settings: Settings, rungs: tuple[str, ...] = LADDER) 
             quantize(str(ref.path), q, settings, out=dest, register=False)
         refs.append(ModelRef(dest.stem, dest, "local", q, f"{ref.title} {q}"))
     return refs
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while b := f.read(8 * 2**20):
-            h.update(b)
-    return h.hexdigest()
 
 
 def memory_bandwidth(size_mb: int = 256, reps: int = 5) -> float:
