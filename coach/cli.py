@@ -242,6 +242,8 @@ def _run(iv, coach_mode: bool) -> int:
 
     print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
     print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
+    cancel = threading.Event()
+    pre: threading.Thread | None = None
     try:
         while not iv.done:
             if iv.current is None:
@@ -263,7 +265,8 @@ def _run(iv, coach_mode: bool) -> int:
             used, box = iv.panel.time_left(iv.state)
             print(f"[segment time {used // 60}:{used % 60:02d} of {box // 60}:{box % 60:02d}"
                   + (" — nearly out of time" if box and used >= 0.8 * box else "") + "]", flush=True)
-            pre = threading.Thread(target=iv.prefill_next, daemon=True)
+            cancel.clear()
+            pre = threading.Thread(target=iv.prefill_next, args=(cancel,), daemon=True)
             pre.start()
             t0 = time.monotonic()
             text = _read_answer()
@@ -273,6 +276,9 @@ def _run(iv, coach_mode: bool) -> int:
                 crit = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in grade.criteria.items())
                 print(f"[score {grade.total:.2f}/5: {crit}]\n[next time: {grade.improvement}]", flush=True)
     except (KeyboardInterrupt, EOFError):
+        if pre is not None and pre.is_alive():  # llama.cpp must not be mid-batch when the model is freed
+            cancel.set()
+            pre.join()
         print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
         return 130
     d = iv.debrief()

@@ -81,6 +81,34 @@ def test_prefill_leaves_only_the_new_answer_to_evaluate(backend):
     assert t.prompt_eval_tokens < 40 < t.cached_tokens
 
 
+def test_a_cancelled_prefill_stops_between_batches_and_the_turn_still_matches(backend):
+    """Ctrl-C while the candidate types cancels the prefill; the partial state must stay correct."""
+    import threading
+
+    long_news = " ".join(f"The GTM lead noted point {i} about enterprise pricing." for i in range(60))
+    msgs = [*thread("Ask your first question."), {"role": "assistant", "content": "Why this role?"},
+            {"role": "user", "content": long_news}]
+    backend.forget()
+    full = backend.prefill("p", msgs)
+    assert full > 3 * 64  # several batches to cancel between
+    cancel = threading.Event()
+    cancel.set()
+    backend.forget()
+    assert backend.prefill("p", msgs, cancel=cancel) == 0  # cancelled before the first batch
+    cancel.clear()
+    done = []
+    worker = threading.Thread(target=lambda: done.append(backend.prefill("p", msgs, cancel=cancel)))
+    backend.forget()
+    worker.start()
+    cancel.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and done and done[0] < full
+    turn = [*msgs[:-1], {"role": "user", "content": long_news + "\n\nAsk your next question."}]
+    after_cancel = backend.complete("p", turn, max_tokens=12, temperature=0)
+    backend.forget()
+    assert after_cancel == backend.complete("p", turn, max_tokens=12, temperature=0)
+
+
 def test_stop_sequences_end_the_turn(backend):
     msgs = thread("Tell me about your favourite product launch.")
     backend.forget()
