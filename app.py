@@ -84,22 +84,52 @@ def _clock(iv: Interview | None, asked_at: float | None) -> str:
     return f"Segment time **{used // 60}:{used % 60:02d}** of {box // 60}:{box % 60:02d}{note}"
 
 
-def _debrief_outputs(d: Debrief, out_dir: Path) -> tuple[str, pd.DataFrame, str, str, str]:
+def _criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
+    """Per-criterion scores, one bar per panelist in that panelist's colour, criteria down the side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    criteria = list(dict.fromkeys(c for v in d.verdicts for c in v.criteria))
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.75 * max(1, len(criteria))), dpi=110)
+    height = 0.8 / max(1, len(d.verdicts))
+    for i, v in enumerate(d.verdicts):
+        ys = [k + (i - (len(d.verdicts) - 1) / 2) * height for k in range(len(criteria))]
+        xs = [v.criteria.get(c) for c in criteria]  # None: this panelist never tested that criterion
+        ax.barh(ys, [x or 0.0 for x in xs], height=height * 0.92, color=colours.get(v.panelist, "#777"),
+                label=v.name.split(" (")[0])
+        for y, x in zip(ys, xs, strict=True):
+            ax.text((x or 0.0) + 0.05, y, f"{x:.1f}" if x is not None else "not tested", va="center", fontsize=8,
+                    color="#222" if x is not None else "#888")
+    ax.set_yticks(range(len(criteria)), [LABELS.get(c, c) for c in criteria])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 5.4)
+    ax.axvline(3.4, color="#999", linestyle="--", linewidth=1)
+    ax.text(3.42, -0.6, "Yes", color="#666", fontsize=8)
+    ax.set_xlabel("score (1 to 5)")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _debrief_outputs(d: Debrief, out_dir: Path, colours: dict[str, str]) -> tuple[str, str, str, str, str]:
     verdicts = "\n".join(f"- **{v.name}**: {v.verdict} ({v.score:.2f}/5) — for: “{v.evidence_for}” · "
                          f"against: “{v.evidence_against}”" for v in d.verdicts)
     weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
                        f"Next time: {w['improvement']}" for w in d.weak_answers)
     md = f"## {d.decision}\n\n{d.reason}\n\n{verdicts}" + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
-    # one bar per panelist and criterion (a shared x would stack them)
-    rows = [{"panelist": v.name.split(" (")[0], "criterion": f"{v.panelist} · {LABELS.get(c, c)}", "score": s}
-            for v in d.verdicts for c, s in v.criteria.items()]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext, text in (("md", d.to_markdown()), ("json", d.to_json()), ("html", d.to_html())):
         p = out_dir / f"debrief.{ext}"
         p.write_text(text, encoding="utf-8")
         paths.append(str(p))
-    return md, pd.DataFrame(rows, columns=["panelist", "criterion", "score"]), paths[0], paths[1], paths[2]
+    chart = _criteria_chart(d, colours, out_dir / "criteria.png")
+    return md, str(chart), paths[0], paths[1], paths[2]
 
 
 def _mirror(handler: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[tuple]]:
@@ -136,6 +166,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     store = store or Store.open_default(settings.home)
     personas, banks = load_personas(), load_all()
     scenarios = load_scenarios(personas=personas, banks=banks)
+    colours = {k: p.colour for k, p in personas.items()}
     titles = {s.title: s.id for s in scenarios.values()}
     exports = Path(tempfile.mkdtemp(prefix="coach-exports-"))
     # The grader's model loads in the background so the page is usable at once.
@@ -190,12 +221,17 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             coach_md = (f"**Score {grade.total:.2f}/5** — {crit}\n\n**Next time:** {grade.improvement}\n\n"
                         f"**Closest strong answer** ({grade.nearest_good[1]:.2f}): {grade.nearest_good[0]}")
         yield chat, iv, None, "", coach_md, engine.banner(), "", *_no_debrief()
-        for out in _ask(iv, chat, coach_md, engine.banner()):
-            chat = out[0]
-            yield *out, "", *_no_debrief()
+        try:
+            for out in _ask(iv, chat, coach_md, engine.banner()):
+                chat = out[0]
+                yield *out, "", *_no_debrief()
+        except CoachError as exc:  # the answer is already saved; say why the panel stopped
+            yield (chat, iv, None, f"**The panel could not go on:** {exc} (your answers are saved: History → Resume)",
+                   coach_md, engine.banner(), "", *_no_debrief())
+            return
         if iv.done:
             yield (chat, iv, None, "The panel has finished — see the **Debrief** tab.", coach_md, engine.banner(), "",
-                   *_debrief_outputs(iv.debrief(), exports / iv.session_id))
+                   *_debrief_outputs(iv.debrief(), exports / iv.session_id, colours))
 
     def _no_debrief() -> tuple:
         return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
@@ -246,7 +282,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     def session_debrief(sid: str) -> tuple:
         if not sid:
             return "Pick a session first.", None, None, None, None
-        return _debrief_outputs(debrief_for(store, sid, personas), exports / sid)
+        return _debrief_outputs(debrief_for(store, sid, personas), exports / sid, colours)
 
     def retry(sid: str, idx: int | None, text: str) -> str:
         if not sid or idx is None:
@@ -263,9 +299,11 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
 
     # ------------------------------------------------------------------ model handlers
 
-    def models_refresh() -> tuple[pd.DataFrame, Any, Any]:
+    def models_refresh() -> tuple[pd.DataFrame, Any, Any, Any, Any]:
+        """Every model picker lists what is installed now (after a pull, add or quantize, or in a new tab)."""
         names = _installed(settings)
-        return _models_table(settings), gr.update(choices=names, value=engine.ref.name), gr.update(choices=names)
+        return (_models_table(settings), gr.update(choices=names, value=engine.ref.name), gr.update(choices=names),
+                gr.update(choices=names), gr.update(choices=["", *names]))
 
     def do_pull(name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:  # noqa: B008
         try:
@@ -299,16 +337,19 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             if ladder_src:
                 files += build_ladder(ladder_src, settings, tuple(rungs or ["Q8_0", "Q4_K_M"]))
             if not files:
-                return pd.DataFrame(), None, "Pick at least one model or a ladder source."
+                return pd.DataFrame(), None, "Pick at least one model or a ladder source.", None
             rows, out = run(files, settings, Options(reps=int(reps or 1), threads=settings.n_threads,
                                                      gpu_layers=settings.n_gpu_layers), progress=True)
         except CoachError as exc:
-            return pd.DataFrame(), None, f"**Benchmark failed:** {exc}"
-        cols = ["name", "quant", "status", "size_mb", "gen_tps", "pp_tps", "ttft_open_ms", "ttft_follow_ms",
-                "peak_rss_mb", "kl", "top1", "bandwidth_share", "error"]
+            return pd.DataFrame(), None, f"**Benchmark failed:** {exc}", None
+        # what a user compares first (speed, quality, size) on the left; where the file is and any error last
+        cols = ["quant", "gen_tps", "top1", "kl", "size_mb", "pp_tps", "ttft_open_ms", "ttft_follow_ms", "peak_rss_mb",
+                "bandwidth_share", "status", "name", "error"]
         df = pd.DataFrame([{c: getattr(r, c) for c in cols} for r in rows], columns=cols).round(3)
         plot_png = out / "plot.png"
-        return df, str(plot_png) if plot_png.exists() else None, f"**{recommend(rows)}**\n\nFiles in `{out}`"
+        results = [str(f) for f in sorted(out.iterdir()) if f.suffix in {".csv", ".json", ".html"}]
+        return (df, str(plot_png) if plot_png.exists() else None, f"**{recommend(rows)}**\n\nFiles in `{out}`",
+                results or None)
 
     # ------------------------------------------------------------------ layout
 
@@ -322,7 +363,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 with gr.Row():
                     scenario = gr.Dropdown(list(titles), value=scenarios["pmm_final_panel"].title, label="Scenario",
                                            elem_id="scenario")
-                    model = gr.Dropdown(_installed(settings), value=engine.ref.name, label="Model", elem_id="model")
+                    model = gr.Dropdown(_installed(settings), value=engine.ref.name, label="Model", elem_id="model",
+                                        allow_custom_value=True)
                     seed = gr.Number(value=settings.seed, precision=0, label="Seed", elem_id="seed")
                     coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
                                              elem_id="coach-mode")
@@ -336,8 +378,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 coach_md = gr.Markdown("", elem_id="coach-feedback")
             with gr.Tab("Debrief", id="debrief"):
                 debrief_md = gr.Markdown("Finish a panel to see the committee's decision.", elem_id="debrief")
-                debrief_plot = gr.BarPlot(x="criterion", y="score", color="panelist", y_lim=[0, 5],
-                                          label="Per-criterion scores by panelist", elem_id="debrief-plot")
+                debrief_plot = gr.Image(label="Per-criterion scores by panelist", elem_id="debrief-plot",
+                                        buttons=["download", "fullscreen"], interactive=False)
                 with gr.Row():
                     dl_md = gr.DownloadButton("Markdown", elem_id="dl-md")
                     dl_json = gr.DownloadButton("JSON", elem_id="dl-json")
@@ -364,7 +406,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                     add_name = gr.Textbox(label="Name (optional)")
                     add_btn = gr.Button("Add")
                 with gr.Row():
-                    q_src = gr.Dropdown(_installed(settings), label="Quantize from")
+                    q_src = gr.Dropdown(_installed(settings), label="Quantize from", allow_custom_value=True)
                     q_type = gr.Dropdown(list(QUANT_TYPES), value="Q8_0", label="To")
                     q_btn = gr.Button("Quantize")
                 models_md = gr.Markdown("", elem_id="models-status")
@@ -373,16 +415,19 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                             "is built locally from one file, so this works offline on the embedded model.")
                 with gr.Row():
                     b_models = gr.Dropdown(_installed(settings), multiselect=True, label="Installed models",
-                                           elem_id="bench-models")
+                                           elem_id="bench-models", allow_custom_value=True)
                     b_src = gr.Dropdown(["", *_installed(settings)], value="", label="Or build a ladder from",
-                                        elem_id="bench-ladder")
+                                        elem_id="bench-ladder", allow_custom_value=True)
                     b_rungs = gr.CheckboxGroup(["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"],
                                                value=["Q8_0", "Q4_K_M"], label="Rungs", elem_id="bench-rungs")
                     b_reps = gr.Number(1, precision=0, minimum=1, maximum=10, label="Repetitions", elem_id="bench-reps")
                 b_btn = gr.Button("Run the benchmark", variant="primary", elem_id="bench-run")
                 b_rec = gr.Markdown("", elem_id="bench-recommendation")
                 b_table = gr.Dataframe(interactive=False, elem_id="bench-table")
-                b_plot = gr.Image(label="Speed against size (colour: agreement with the reference)", elem_id="bench-plot")
+                b_plot = gr.Image(label="Speed against size (colour: agreement with the reference)", elem_id="bench-plot",
+                                  show_label=False, buttons=["download", "fullscreen"])
+                b_files = gr.File(file_count="multiple", elem_id="bench-files",
+                                  label="Results: CSV, JSON (with the machine manifest), interactive plot")
 
         # The transcript also lives in a State (each handler writes both), so API clients need not send it back.
         chat_state = gr.State([])
@@ -399,14 +444,17 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         resume_btn.click(_mirror(resume), [pick, chat_state], [*panel_outs, tabs, send], api_name="resume")
         show_btn.click(session_debrief, pick, debrief_outs, api_name="session_debrief")
         retry_btn.click(retry, [pick, pick_turn, retry_box], retry_md, api_name="retry")
+        pickers = [models_df, model, q_src, b_models, b_src]
         pull_btn.click(do_pull, pull_name, models_md, api_name="models_pull").then(
-            models_refresh, None, [models_df, model, q_src])
+            models_refresh, None, pickers)
         add_btn.click(do_add, [add_path, add_name], models_md, api_name="models_add").then(
-            models_refresh, None, [models_df, model, q_src])
+            models_refresh, None, pickers)
         q_btn.click(do_quantize, [q_src, q_type], models_md, api_name="models_quantize").then(
-            models_refresh, None, [models_df, model, q_src])
-        b_btn.click(do_bench, [b_models, b_src, b_rungs, b_reps], [b_table, b_plot, b_rec], api_name="bench")
+            models_refresh, None, pickers)
+        b_btn.click(do_bench, [b_models, b_src, b_rungs, b_reps], [b_table, b_plot, b_rec, b_files],
+                    api_name="bench")
         demo.load(sessions, None, [table, pick, trend], api_visibility="private")
+        demo.load(models_refresh, None, pickers, api_visibility="private")
     return demo
 
 

@@ -168,33 +168,43 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     ttft_debrief = be.timings.ttft_s if be.timings else 0.0
     be.close()
 
+    # Peak memory of the app's shapes, taken before the quality pass (its logits buffer is a measuring cost).
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
     kl = top1 = None
     q_tokens = text_tokens[: min(len(text_tokens), 480)]
     qllm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=threads, logits_all=True, verbose=False,
                            n_gpu_layers=be.n_gpu_layers)
     qllm.eval(q_tokens)
-    logits = np.asarray(qllm.scores[: len(q_tokens)], dtype=np.float64)
+    n, vocab = len(q_tokens), qllm.n_vocab()
+    ref = np.load(ref_logprobs, mmap_mode="r") if ref_logprobs is not None and write_ref is None else None
+    out = np.lib.format.open_memmap(write_ref, mode="w+", dtype=np.float32, shape=(n, vocab)) if write_ref else None
+    if ref is not None:
+        n = min(n, len(ref))
+    kls: list[float] = []
+    agree = 0
+    for i in range(0, n, 64):  # bounded memory: 64 rows of logits at a time, the reference memory-mapped
+        logp = np.asarray(qllm.scores[i:min(i + 64, n)], dtype=np.float64)
+        logp -= logp.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        if out is not None:
+            out[i:i + len(logp)] = logp
+        elif ref is not None:
+            r = np.asarray(ref[i:i + len(logp)], dtype=np.float64)
+            kls.extend((np.exp(r) * (r - logp)).sum(axis=1))
+            agree += int((r.argmax(axis=1) == logp.argmax(axis=1)).sum())
     qllm.close()
-    logp = logits - logits.max(axis=1, keepdims=True)
-    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
-    if write_ref is not None:
-        np.save(write_ref, logp.astype(np.float32))
+    if out is not None:
+        out.flush()
+        del out
         kl, top1 = 0.0, 1.0
-    elif ref_logprobs is not None:
-        ref = np.load(ref_logprobs, mmap_mode="r")
-        n = min(len(ref), len(logp))
-        kls, agree = [], 0
-        for i in range(0, n, 64):  # bounded memory: one chunk of the reference at a time
-            r = np.asarray(ref[i:i + 64], dtype=np.float64)
-            t_ = logp[i:i + 64]
-            kls.extend((np.exp(r) * (r - t_)).sum(axis=1))
-            agree += int((r.argmax(axis=1) == t_.argmax(axis=1)).sum())
+    elif ref is not None:
         kl, top1 = float(np.mean(kls)), agree / n
     pp_m, pp_s = _median_spread(pp)
     gen_m, gen_s = _median_spread(gen)
     return {"load_s": load_s, "pp_tps": pp_m, "pp_spread": pp_s, "gen_tps": gen_m, "gen_spread": gen_s,
             "ttft_open_ms": ttft_open * 1000, "ttft_follow_ms": ttft_follow * 1000, "ttft_debrief_ms": ttft_debrief * 1000,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb,
             "kv_mb": info.kv_bytes_per_token() * min(n_ctx, info.n_ctx_train) / 2**20,
             "gpu_layers": be.n_gpu_layers, "kl": kl, "top1": top1}
 
@@ -261,6 +271,7 @@ def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: b
         raise
     finally:
         bar.close()
+        ref_path.unlink(missing_ok=True)  # scratch: n_tokens x n_vocab floats
     return rows, out
 
 

@@ -106,8 +106,9 @@ def _quiesce() -> None:
     """At exit, let any turn or prefill running in a background thread (a UI worker, the CLI's
     prefill) reach the end of its llama.cpp batch before the interpreter frees the model under it."""
     for backend in list(_LIVE):
-        backend._closing.set()
-        backend._lock.acquire(timeout=10)  # kept: nothing new may start on a closing model
+        backend._closing.set()  # running work stops at its next batch; new work is refused
+        if backend._lock.acquire(timeout=10):  # a barrier: wait for that batch to end
+            backend._lock.release()
 
 
 class LlamaBackend:
@@ -171,6 +172,7 @@ class LlamaBackend:
         self.max_states = max_states
         self._owner: str | None = None  # whose tokens the live context holds
         self._lock = threading.Lock()  # one model, many callers (UI tabs): one turn at a time
+        self._closed = False
         self._closing = threading.Event()  # set at exit: stop evaluating so the model can be freed safely
         _LIVE.add(self)
         self.timings: TurnTimings | None = None
@@ -206,6 +208,9 @@ class LlamaBackend:
     ) -> Iterator[str]:
         """Stream one turn of `speaker` as text chunks. `self.timings` is set when it finishes."""
         with self._lock:
+            if self._closed or self._closing.is_set():
+                raise CoachError("this model was unloaded (another tab switched models); resume the session "
+                                 "to go on with the model loaded now")
             yield from self._stream(speaker, messages, max_tokens=max_tokens, temperature=temperature,
                                     top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
                                     stop=stop, seed=seed)
@@ -276,6 +281,8 @@ class LlamaBackend:
         if not self.speaker_cache:
             return 0
         with self._lock:
+            if self._closed or self._closing.is_set():
+                return 0
             text = self.render(messages)
             content = messages[-1]["content"]
             cut = text.rfind(content)
@@ -358,8 +365,13 @@ class LlamaBackend:
         return "".join(self.stream(speaker, messages, **sampling))
 
     def close(self) -> None:
-        self._states.clear()
-        self.llm.close()
+        """Free the model once any turn in progress has finished; later calls get a clear error."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._states.clear()
+            self.llm.close()
 
 
 def _normalize(messages: list[Message]) -> list[Message]:

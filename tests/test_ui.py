@@ -3,17 +3,22 @@ plus a whole session in a process with no network at all."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 
 from tests.conftest import COACH, REPO, chromium_path, free_port
+from tests.fakehub import catalog_entry, serve
+from tests.ggufgen import write_gguf
 
 ARTIFACTS = REPO / "artifacts"
 GOOD = ("I would reproduce what the customer measured: hardware, prompt lengths, first token or sustained decoding. "
@@ -23,11 +28,21 @@ GOOD = ("I would reproduce what the customer measured: hardware, prompt lengths,
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`coach ui` as a user runs it, with the real catalog plus one file a local fake hub serves."""
+    root = tmp_path_factory.mktemp("ui")
+    payload = write_gguf(root / "tiny.gguf", tensor_bytes=2**20).read_bytes()
+    hub = serve(payload, free_port())
+    catalog = yaml.safe_load((REPO / "models" / "catalog.yaml").read_text())
+    catalog["models"].append(catalog_entry(payload))
+    (root / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     port = free_port()
-    env = {**os.environ, "COACH_HOME": str(tmp_path_factory.mktemp("uihome"))}
+    env = {**os.environ, "COACH_HOME": str(root / "home"), "COACH_CATALOG": str(root / "catalog.yaml"),
+           "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_port}", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_ETAG_TIMEOUT": "5"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = root / "server.log"  # a file, not a pipe nobody reads: a full pipe would block the server
+    with log.open("w") as out:
+        proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         try:
@@ -35,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         except OSError:
             if proc.poll() is not None:
-                pytest.fail(f"coach ui exited: {proc.stdout.read() if proc.stdout else ''}")
+                pytest.fail(f"coach ui exited: {log.read_text()[-3000:]}")
             time.sleep(0.25)
     else:
         proc.kill()
@@ -44,6 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(timeout=30)
+    hub.shutdown()
 
 
 def text_of(message: dict) -> str:
@@ -75,8 +91,11 @@ def test_api_panel_history_retry_and_resume(server: str):
     sid = rows[0][0]
     retried = c.predict(sid, 0, "We need better messaging.", api_name="/retry")
     assert retried.startswith("**Before ") and "→ now" in retried
-    debrief_md = c.predict(sid, api_name="/session_debrief")[0]
+    debrief_md, chart, md_file, json_file, html_file = c.predict(sid, api_name="/session_debrief")
     assert debrief_md.startswith("## ")
+    assert Path(chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(Path(json_file).read_text())["decision"] in debrief_md
+    assert Path(md_file).read_text().startswith("#") and "<html" in Path(html_file).read_text().lower()
     other = Client(server, verbose=False)  # a second tab resumes the session where it stopped
     resumed = other.predict(sid, api_name="/resume")
     assert text_of(resumed[0][-1]) == text_of(chat[-1])
@@ -89,6 +108,32 @@ def test_api_models_add_refuses_a_bad_file(server: str, tmp_path):
     junk.write_text("not a model")
     msg = Client(server, verbose=False).predict(str(junk), "", api_name="/models_add")
     assert msg.startswith("**Could not add:**") and "not a GGUF" in msg
+
+
+def test_api_models_pull_quantize_and_bench(server: str):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    c = Client(server, verbose=False)
+    assert c.predict("tiny:F32", api_name="/models_pull").startswith("Ready: `")  # from the local fake hub
+    # that file is a valid GGUF container but no model: starting on it fails clearly and keeps the loaded model
+    chat, status, _, banner = c.predict("PMM final panel", "tiny:F32", 3, False, api_name="/start")
+    assert chat == [] and status.startswith("**Could not start:**") and "SmolLM2 135M" in banner
+    failed = c.predict("nope:Q4", api_name="/models_pull")
+    assert failed.startswith("**Pull failed:**") and "tiny:F32" in failed
+    made = c.predict("smollm2-135m-instruct:Q4_1", "Q8_0", api_name="/models_quantize")
+    assert made.startswith("Made **") and "Q8_0" in made
+    name = made.split("**")[1]
+    with pytest.raises(AppError, match="Q9_9 is not in the list of choices"):
+        c.predict("smollm2-135m-instruct:Q4_1", "Q9_9", api_name="/models_quantize")
+    table, plot, rec, files = c.predict([name], "", [], 1, api_name="/bench")
+    rows = table["data"]
+    cols = table["headers"]
+    assert len(rows) == 1 and rows[0][cols.index("status")] == "ok"
+    assert rows[0][cols.index("gen_tps")] > 1 and rows[0][cols.index("size_mb")] > 50
+    assert rec.startswith("**On this machine: Q8_0") and plot
+    assert {Path(f).name for f in files} >= {"rows.csv", "rows.json", "plot.html"}
+    assert c.predict([], "", [], 1, api_name="/bench")[2] == "Pick at least one model or a ladder source."
 
 
 def _browser(p):
@@ -128,6 +173,7 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
         expect(page.locator("#status")).to_contain_text("finished", timeout=60_000)
         page.get_by_role("tab", name="Debrief").click()
         expect(page.locator("#debrief")).to_contain_text("offer", timeout=30_000)
+        expect(page.locator("#debrief-plot img")).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)
         browser.close()
@@ -154,6 +200,28 @@ def test_browser_history_retry_a_question(server: str):
         page.locator("#retry").click()
         expect(page.locator("#retry-result")).to_contain_text("now", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "ui-history.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.browser
+def test_browser_run_a_small_benchmark(server: str):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 1100})
+        page.goto(server)
+        page.get_by_role("tab", name="Benchmark").click()
+        page.locator("#bench-ladder input").click()
+        page.get_by_role("option", name="smollm2-135m-instruct:Q4_1", exact=True).click()
+        page.locator("#bench-run").click()
+        expect(page.locator("#bench-recommendation")).to_contain_text("On this machine:", timeout=240_000)
+        expect(page.locator("#bench-table")).to_contain_text("Q4_K_M")
+        expect(page.locator("#bench-table")).to_contain_text("Q8_0")
+        expect(page.locator("#bench-plot img")).to_be_visible()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "ui-bench.png"), full_page=True)
         browser.close()
 
 
