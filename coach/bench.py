@@ -116,6 +116,19 @@ def manifest(settings: Settings, threads: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the worker (one process per file)
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's getrusage keeps the parent's peak across fork+exec
+    (the worker would report the bench process's size), so read VmHWM, which belongs to this image."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
+
+
 def _median_spread(xs: list[float]) -> tuple[float, float]:
     return float(statistics.median(xs)), float(max(xs) - min(xs)) if len(xs) > 1 else 0.0
 
@@ -169,7 +182,7 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     be.close()
 
     # Peak memory of the app's shapes, taken before the quality pass (its logits buffer is a measuring cost).
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = _peak_rss_mb()
 
     kl = top1 = None
     q_tokens = text_tokens[: min(len(text_tokens), 480)]

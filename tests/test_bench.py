@@ -38,6 +38,8 @@ def test_a_two_rung_ladder_plus_a_broken_file(tmp_path: Path):
         assert float(row["peak_rss_mb"]) > float(row["size_mb"]) > 50
         assert 0 < float(row["bandwidth_share"]) < 1.5 and len(row["sha256"]) == 64
     assert float(ref["kl"]) == 0 and float(ref["top1"]) == 1
+    # memory is the worker's own (not inherited from the bench process) and follows the weights it maps
+    assert float(ref["peak_rss_mb"]) - float(q4["peak_rss_mb"]) > 0.5 * (float(ref["size_mb"]) - float(q4["size_mb"]))
     assert float(q4["kl"]) > 0 and 0.3 < float(q4["top1"]) < 1
     doc = json.loads((out / "rows.json").read_text())
     man = doc["manifest"]
