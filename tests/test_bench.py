@@ -80,4 +80,8 @@ def test_recommendation_picks_the_fastest_file_that_meets_the_quality_bar():
         return Row(q, q, q, "ok", size_mb=1000, gen_tps=tps, top1=top1)
 
     rows = [row("Q8_0", 5.0, 1.0), row("Q4_K_M", 9.1, 0.94), row("Q2_K", 12.0, 0.71)]
-    assert recommend(rows).startswith("On this machine: Q4_K_M (Q4_K_M), 9.1 tok/s")
+    assert recommend(rows).startswith("On this machine: Q4_K_M (Q4_K_M), 9.1 tok/s, 1.05 GB")
+    # a speed difference inside the run's noise is a tie, and the more faithful file wins it
+    tie = recommend([*rows, row("Q5_K_M", 8.95, 0.97)])
+    assert tie.startswith("On this machine: Q5_K_M") and "as fast as Q4_K_M within 3%" in tie
+    assert recommend([row("Q3_K_M", 12.0, 0.8)]).endswith("none met the quality bar, so the most faithful one.")
