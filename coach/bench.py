@@ -138,6 +138,28 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
+def vram_of(pid: int) -> float:
+    """MiB of GPU memory `pid` holds, from nvidia-smi; 0.0 without an NVIDIA GPU or the tool."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0.0
+    return parse_vram(out, pid)
+
+
+def parse_vram(out: str, pid: int) -> float:
+    total = 0.0
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0] == str(pid):
+            try:
+                total += float(parts[1])
+            except ValueError:  # "[N/A]" where the driver does not report per-process memory
+                pass
+    return total
+
+
 def _median_spread(xs: list[float]) -> tuple[float, float]:
     return float(statistics.median(xs)), float(max(xs) - min(xs)) if len(xs) > 1 else 0.0
 
@@ -188,6 +210,7 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     be.forget()
     be.complete("committee", debrief, max_tokens=8, temperature=0)
     ttft_debrief = be.timings.ttft_s if be.timings else 0.0
+    vram_mb = vram_of(os.getpid()) if be.n_gpu_layers else 0.0  # while the model and its KV cache are loaded
     be.close()
 
     # Peak memory of the app's shapes, taken before the quality pass (its logits buffer is a measuring cost).
@@ -228,7 +251,7 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
             "ttft_open_ms": ttft_open * 1000, "ttft_follow_ms": ttft_follow * 1000, "ttft_debrief_ms": ttft_debrief * 1000,
             "peak_rss_mb": peak_rss_mb,
             "kv_mb": info.kv_bytes_per_token() * min(n_ctx, info.n_ctx_train) / 2**20,
-            "gpu_layers": be.n_gpu_layers, "kl": kl, "top1": top1}
+            "gpu_layers": be.n_gpu_layers, "vram_mb": vram_mb, "kl": kl, "top1": top1}
 
 
 # ------------------------------------------------------------------ the run
@@ -276,7 +299,10 @@ def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: b
                     have_ref = True
                     bytes_per_token = info.size_bytes  # every weight is read once per generated token
                     row.achieved_gbps = row.gen_tps * bytes_per_token / 1e9
-                    row.bandwidth_share = row.achieved_gbps / man["bandwidth_gbps"] if man["bandwidth_gbps"] else 0.0
+                    # a share of system-RAM bandwidth says nothing once layers run from VRAM: left at 0
+                    cpu_only = not row.gpu_layers
+                    row.bandwidth_share = (row.achieved_gbps / man["bandwidth_gbps"]
+                                           if man["bandwidth_gbps"] and cpu_only else 0.0)
                     if opts.thread_sweep:
                         sweep = {}
                         for th in range(1, (psutil.cpu_count() or 1) + 1):
@@ -415,18 +441,22 @@ def plot(rows: list[Row], out: Path) -> None:
 
 
 def table(rows: list[Row]) -> str:
+    gpu = any(r.gpu_layers for r in rows)  # GPU columns only where something was offloaded
     head = (f"{'file':30} {'quant':7} {'size MB':>8} {'load s':>6} {'pp t/s':>8} {'gen t/s':>12} "
-            f"{'TTFT open/follow/debrief ms':>28} {'RSS MB':>7} {'KV MB':>6} {'KL':>7} {'top-1':>6} {'BW %':>5}  status")
+            f"{'TTFT open/follow/debrief ms':>28} {'RSS MB':>7} {'KV MB':>6} {'KL':>7} {'top-1':>6} {'BW %':>5}"
+            + (f" {'GPU L':>5} {'VRAM MB':>7}" if gpu else "") + "  status")
     lines = [head]
     for r in rows:
         if r.status != "ok":
             lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {'':>6} {'':>8} {'':>12} {'':>28} {'':>7} "
-                         f"{'':>6} {'':>7} {'':>6} {'':>5}  {r.status}: {r.error}")
+                         f"{'':>6} {'':>7} {'':>6} {'':>5}" + (f" {'':>5} {'':>7}" if gpu else "")
+                         + f"  {r.status}: {r.error}")
             continue
         ttft = f"{r.ttft_open_ms:.0f}/{r.ttft_follow_ms:.0f}/{r.ttft_debrief_ms:.0f}"
         lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {r.load_s:6.2f} {r.pp_tps:8.0f} "
                      f"{r.gen_tps:6.1f}±{r.gen_spread:<5.1f} {ttft:>28} {r.peak_rss_mb:7.0f} {r.kv_mb:6.0f} "
-                     f"{(r.kl or 0):7.4f} {(r.top1 or 0):6.1%} {r.bandwidth_share:5.0%}  ok")
+                     f"{(r.kl or 0):7.4f} {(r.top1 or 0):6.1%} {r.bandwidth_share:5.0%}"
+                     + (f" {r.gpu_layers:5d} {r.vram_mb:7.0f}" if gpu else "") + "  ok")
     return "\n".join(lines)
 
 

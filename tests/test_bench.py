@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
-from coach.bench import Options, Row, recommend, run
+from coach.bench import Options, Row, parse_vram, recommend, run, vram_of
 from tests.conftest import COACH
 from tests.ggufgen import write_gguf
 
@@ -85,3 +86,11 @@ def test_recommendation_picks_the_fastest_file_that_meets_the_quality_bar():
     tie = recommend([*rows, row("Q5_K_M", 8.95, 0.97)])
     assert tie.startswith("On this machine: Q5_K_M") and "as fast as Q4_K_M within 3%" in tie
     assert recommend([row("Q3_K_M", 12.0, 0.8)]).endswith("none met the quality bar, so the most faithful one.")
+
+
+def test_vram_is_this_process_share_of_nvidia_smi():
+    out = "4242, 5120\n777, 300\n4242, 12\n9, [N/A]\n"
+    assert parse_vram(out, 4242) == 5132 and parse_vram(out, 777) == 300 and parse_vram(out, 9) == 0
+    assert parse_vram("", 1) == 0
+    if shutil.which("nvidia-smi") is None:
+        assert vram_of(os.getpid()) == 0.0  # no GPU here: the column says 0, the run goes on
