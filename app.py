@@ -364,7 +364,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                     scenario = gr.Dropdown(list(titles), value=scenarios["pmm_final_panel"].title, label="Scenario",
                                            elem_id="scenario")
                     model = gr.Dropdown(_installed(settings), value=engine.ref.name, label="Model", elem_id="model",
-                                        allow_custom_value=True)
+                                        allow_custom_value=True, scale=2)
                     seed = gr.Number(value=settings.seed, precision=0, label="Seed", elem_id="seed")
                     coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
                                              elem_id="coach-mode")
@@ -417,9 +417,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                     b_models = gr.Dropdown(_installed(settings), multiselect=True, label="Installed models",
                                            elem_id="bench-models", allow_custom_value=True)
                     b_src = gr.Dropdown(["", *_installed(settings)], value="", label="Or build a ladder from",
-                                        elem_id="bench-ladder", allow_custom_value=True)
+                                        elem_id="bench-ladder", allow_custom_value=True, scale=2)
                     b_rungs = gr.CheckboxGroup(["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"],
-                                               value=["Q8_0", "Q4_K_M"], label="Rungs", elem_id="bench-rungs")
+                                               value=["Q8_0", "Q4_K_M"], label="Rungs", elem_id="bench-rungs", scale=2)
                     b_reps = gr.Number(1, precision=0, minimum=1, maximum=10, label="Repetitions", elem_id="bench-reps")
                 b_btn = gr.Button("Run the benchmark", variant="primary", elem_id="bench-run")
                 b_rec = gr.Markdown("", elem_id="bench-recommendation")
