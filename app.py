@@ -155,6 +155,12 @@ def _models_table(settings: Settings) -> pd.DataFrame:
                          for r in list_models(settings)])
 
 
+def _model_choices(settings: Settings) -> list[tuple[str, str]]:
+    """The panel's model picker: each installed file with its quant, size and RAM estimate (the value is the name)."""
+    return [(f"{r.name} · {r.quant} · {r.size / 1e9:.2f} GB · needs ~{r.ram_needed / 1e9:.1f} GB RAM"
+             + ("" if r.fits else " (more than free RAM)"), r.name) for r in list_models(settings) if r.installed]
+
+
 def _installed(settings: Settings) -> list[str]:
     return [r.name for r in list_models(settings) if r.installed]
 
@@ -302,7 +308,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     def models_refresh() -> tuple[pd.DataFrame, Any, Any, Any, Any]:
         """Every model picker lists what is installed now (after a pull, add or quantize, or in a new tab)."""
         names = _installed(settings)
-        return (_models_table(settings), gr.update(choices=names, value=engine.ref.name), gr.update(choices=names),
+        return (_models_table(settings), gr.update(choices=_model_choices(settings), value=engine.ref.name),
+                gr.update(choices=names),
                 gr.update(choices=names), gr.update(choices=["", *names]))
 
     def do_pull(name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:  # noqa: B008
@@ -363,7 +370,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 with gr.Row():
                     scenario = gr.Dropdown(list(titles), value=scenarios["pmm_final_panel"].title, label="Scenario",
                                            elem_id="scenario")
-                    model = gr.Dropdown(_installed(settings), value=engine.ref.name, label="Model", elem_id="model",
+                    model = gr.Dropdown(_model_choices(settings), value=engine.ref.name, label="Model", elem_id="model",
                                         allow_custom_value=True, scale=2)
                     seed = gr.Number(value=settings.seed, precision=0, label="Seed", elem_id="seed")
                     coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",

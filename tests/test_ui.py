@@ -101,6 +101,31 @@ def test_api_panel_history_retry_and_resume(server: str):
     assert text_of(resumed[0][-1]) == text_of(chat[-1])
 
 
+def test_two_tabs_at_once_share_the_model_without_cross_talk(server: str):
+    """Two tabs start and answer at the same moment: each gets its own session and its own transcript."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    answers = {"PM loop": "I would cut scope to the API tier first, measured by weekly active developers.",
+               "TPM onsite": "I would publish a dependency map and a weekly risk review with named owners."}
+
+    def tab(title: str) -> tuple[list[dict], list[dict]]:
+        c = Client(server, verbose=False)
+        chat = c.predict(title, "smollm2-135m-instruct:Q4_1", 11, False, api_name="/start")[0]
+        return chat, c.predict(answers[title], False, api_name="/answer")[0]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(zip(answers, pool.map(tab, answers), strict=True))
+    for title, (opening, after) in results.items():
+        mine = [text_of(m) for m in after if m["role"] == "user"]
+        assert mine == [answers[title]], (title, mine)  # only this tab's answer is in this tab's transcript
+        assert text_of(after[0]) == text_of(opening[0])
+    table = Client(server, verbose=False).predict(api_name="/sessions")[0]
+    scenarios = [row[1] for row in table["data"] if row[3] == 1]
+    assert {"pm_loop", "tpm_onsite"} <= set(scenarios)
+
+
 def test_api_models_add_refuses_a_bad_file(server: str, tmp_path):
     from gradio_client import Client
 
