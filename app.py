@@ -86,13 +86,11 @@ def _clock(iv: Interview | None, asked_at: float | None) -> str:
 
 def _criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
     """Per-criterion scores, one bar per panelist in that panelist's colour, criteria down the side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: its global state is not safe across UI worker threads
 
     criteria = list(dict.fromkeys(c for v in d.verdicts for c in v.criteria))
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.75 * max(1, len(criteria))), dpi=110)
+    fig = Figure(figsize=(8, 0.9 + 0.75 * max(1, len(criteria))), dpi=110)
+    ax = fig.subplots()
     height = 0.8 / max(1, len(d.verdicts))
     for i, v in enumerate(d.verdicts):
         ys = [k + (i - (len(d.verdicts) - 1) / 2) * height for k in range(len(criteria))]
@@ -112,7 +110,6 @@ def _criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

@@ -392,21 +392,46 @@ def _store_rows(rows: list[Row], man: dict[str, Any], out: Path, settings: Setti
         store.close()
 
 
+def _label_offsets(ok: list[Row], gb: list[float], width: float = 400, height: float = 245) -> list[tuple[int, int]]:
+    """Where each point's label goes (offset in points): right-above, right-below, left-above or
+    left-below, whichever first clears the labels already placed and the other points."""
+    def span(vs: list[float]) -> tuple[float, float]:
+        return min(vs), (max(vs) - min(vs)) or 1.0
+
+    (x0, dx), (y0, dy) = span(gb), span([r.gen_tps for r in ok])
+    pts = [((x - x0) / dx * width, (r.gen_tps - y0) / dy * height) for r, x in zip(ok, gb, strict=True)]
+    boxes: list[tuple[float, float, float, float]] = []
+    offsets = []
+    for i, (r, (px, py)) in enumerate(zip(ok, pts, strict=True)):
+        w = 5.2 * len(r.quant)
+        choice = (7, 5)
+        for ox, oy in ((7, 5), (7, -13), (-7 - w, 5), (-7 - w, -13)):
+            box = (px + ox, py + oy, px + ox + w, py + oy + 9)
+            clear = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in boxes)
+            clear = clear and all(not (box[0] - 5 < qx < box[2] + 5 and box[1] - 5 < qy < box[3] + 5)
+                                  for j, (qx, qy) in enumerate(pts) if j != i)
+            if clear:
+                choice = (round(ox), oy)
+                break
+        boxes.append((px + choice[0], py + choice[1], px + choice[0] + w, py + choice[1] + 9))
+        offsets.append(choice)
+    return offsets
+
+
 def plot(rows: list[Row], out: Path) -> None:
     """Speed against size, coloured by quality: a PNG and a self-contained interactive HTML page."""
     import html
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: its global state is not safe across UI worker threads
 
     ok = [r for r in rows if r.status == "ok"]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    sc = ax.scatter([r.size_mb / 1024 for r in ok], [r.gen_tps for r in ok], c=[(r.top1 or 0) * 100 for r in ok],
+    fig = Figure(figsize=(7, 4.2), dpi=120)
+    ax = fig.subplots()
+    gb = [r.size_mb * 2**20 / 1e9 for r in ok]
+    sc = ax.scatter(gb, [r.gen_tps for r in ok], c=[(r.top1 or 0) * 100 for r in ok],
                     cmap="viridis", vmin=min(80.0, min((r.top1 or 0) * 100 for r in ok)), vmax=100, s=70)
-    for r in ok:
-        ax.annotate(r.quant, (r.size_mb / 1024, r.gen_tps), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    for r, x, off in zip(ok, gb, _label_offsets(ok, gb), strict=True):
+        ax.annotate(r.quant, (x, r.gen_tps), textcoords="offset points", xytext=off, fontsize=8)
     ax.set_xlabel("file size (GB)")
     ax.set_ylabel("generation (tokens/s)")
     ax.set_title("Speed against size; colour = top-1 agreement with the reference (%)")
@@ -414,10 +439,9 @@ def plot(rows: list[Row], out: Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "plot.png")
-    plt.close(fig)
     # Interactive HTML: inline SVG, hover titles, no scripts or fonts from anywhere else.
     w, h, pad = 640, 360, 50
-    xs, ys = [r.size_mb / 1024 for r in ok], [r.gen_tps for r in ok]
+    xs, ys = gb, [r.gen_tps for r in ok]
     x0, x1 = 0.0, max(xs) * 1.1 or 1
     y0, y1 = 0.0, max(ys) * 1.15 or 1
     dots = []
