@@ -68,7 +68,8 @@ class MiniLMEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never ask the hub
+            # The model is on disk: local_files_only below keeps the hub out. No HF_HUB_OFFLINE here: it is
+            # process-wide, and in the UI it would make a later `models pull` fail as "offline".
             import torch
             from sentence_transformers import SentenceTransformer
 

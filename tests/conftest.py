@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -42,6 +43,12 @@ def backend(embedded: ModelRef):
     be = LlamaBackend(embedded.path, n_ctx=2048, n_threads=2, seed=7)
     yield be
     be.close()
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child the test will Ctrl-C: a shell that starts jobs in the background leaves
+    SIGINT ignored, the child inherits that, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

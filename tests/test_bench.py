@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from coach.bench import Options, Row, parse_vram, recommend, run, vram_of
-from tests.conftest import COACH
+from tests.conftest import COACH, sigint_default
 from tests.ggufgen import write_gguf
 
 
@@ -57,7 +57,7 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path: Path):
     log = (tmp_path / "stderr.txt").open("w+")  # a file, not a pipe: nothing can block on a full buffer
     proc = subprocess.Popen([COACH, "bench", "--ladder", "smollm2-135m-instruct", "--rungs", "Q8_0,Q4_K_M,Q2_K",
                              "--reps", "1", "--quiet", "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=log, text=True)
+                            stderr=log, text=True, preexec_fn=sigint_default)
     deadline = time.time() + 400
     while time.time() < deadline and not (out / "rows.csv").exists():
         time.sleep(0.5)

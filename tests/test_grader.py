@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -216,3 +217,28 @@ def test_cli_grade_and_debrief(tmp_path: Path):
     r = subprocess.run([COACH, "debrief", "--rubric", rubric, "--answers", str(answers), "--out", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert out.read_text().startswith("<!doctype html>") and "wrote" in r.stdout
+
+
+def test_the_grader_loads_without_touching_the_network_or_the_environment(tmp_path: Path):
+    """A fresh process loads the embedded model with every socket connection refused, and leaves
+    HF_HUB_OFFLINE alone (set process-wide, it would break a later model pull in the UI)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, socket\n"
+        "tried = []\n"
+        "def refuse(self, addr, *a, **k):\n"
+        "    tried.append(addr)\n"
+        "    raise OSError('network refused by the test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.socket.connect_ex = refuse\n"
+        "from coach.grader import MiniLMEmbedder\n"
+        "v = MiniLMEmbedder().embed(['I would reproduce the customer benchmark first.'])\n"
+        "print(v.shape, tried, os.environ.get('HF_HUB_OFFLINE'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    r = subprocess.run([sys.executable, "-c", probe], env={**env, "COACH_HOME": str(tmp_path)}, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "(1, 384) [] None"

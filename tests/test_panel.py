@@ -17,7 +17,7 @@ from coach.errors import ConfigError
 from coach.panel import Action, Panel, usable
 from coach.prompts import PROMPTS_DIR, load_personas, load_scenarios
 from coach.rubrics import load_all
-from tests.conftest import COACH
+from tests.conftest import COACH, sigint_default
 
 
 @dataclass
@@ -233,7 +233,7 @@ def test_kill_dash_nine_loses_at_most_the_turn_in_flight_and_resume_finishes(tmp
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path):
     env = {**os.environ, "COACH_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([COACH, "rehearse", "--scenario", "pm_loop"], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.time() + 120
     db = tmp_path / "home" / "coach.db"
     while time.time() < deadline:  # wait for the first question to be stored
@@ -246,5 +246,6 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path):
                     pass
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    proc.wait(timeout=60)  # stdin still open: only the signal can end it (communicate() would send EOF)
+    _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and "saved. Resume with: coach sessions resume" in err
