@@ -9,10 +9,12 @@ earn nothing. Same answer, same score: everything here is deterministic.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,6 +69,10 @@ class MiniLMEmbedder:
         self._model: Any = None
 
     def _load(self) -> Any:
+        with _TORCH_BUSY:
+            return self._load_locked()
+
+    def _load_locked(self) -> Any:
         if self._model is None:
             # The model is on disk: local_files_only below keeps the hub out. No HF_HUB_OFFLINE here: it is
             # process-wide, and in the UI it would make a later `models pull` fail as "offline".
@@ -94,9 +100,21 @@ class MiniLMEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        vecs = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64,
-                                   show_progress_bar=False)
+        with _TORCH_BUSY:
+            vecs = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64,
+                                       show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
+
+
+# One model load or encode at a time: torch already uses every core for one, and at exit the process
+# must not tear torch's thread pool down under a grade running in a UI worker thread (that aborts with
+# "terminate called without an active exception").
+_TORCH_BUSY = threading.RLock()
+
+
+@atexit.register
+def _quiesce() -> None:
+    _TORCH_BUSY.acquire(timeout=30)  # kept: nothing may start encoding while the process ends
 
 
 @dataclass

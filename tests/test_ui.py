@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tests.conftest import COACH, REPO, chromium_path, free_port
+from tests.conftest import COACH, REPO, chromium_path, free_port, sigint_default
 from tests.fakehub import catalog_entry, serve
 from tests.ggufgen import write_gguf
 
@@ -248,6 +249,37 @@ def test_browser_run_a_small_benchmark(server: str):
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "ui-bench.png"), full_page=True)
         browser.close()
+
+
+def test_ctrl_c_on_the_server_mid_answer_exits_cleanly(tmp_path):
+    """Ctrl-C on `coach ui` while an answer is being graded and the next panelist speaks: the server
+    closes with exit 0, not an abort from torch or llama.cpp torn down under a worker thread."""
+    import signal
+
+    from gradio_client import Client
+
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env={**os.environ, "COACH_HOME": str(tmp_path)},
+                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_default)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.25)
+    c = Client(url, verbose=False)
+    c.predict("PMM final panel", "smollm2-135m-instruct:Q4_1", 3, False, api_name="/start")
+    c.submit(GOOD, False, api_name="/answer")
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=90)
+    text = log.read_text()
+    assert rc == 0 and "terminate called" not in text and "Fatal Python error" not in text, text[-2000:]
+    with sqlite3.connect(tmp_path / "coach.db") as db:  # what was asked is saved
+        assert db.execute("SELECT COUNT(*) FROM turns").fetchone()[0] >= 1
 
 
 def test_a_whole_session_runs_with_no_network_at_all(tmp_path):
