@@ -348,14 +348,19 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from coach.bench import LADDER, Options, build_ladder, recommend, run, table
-    from coach.models import resolve
+    from coach.errors import InvalidModelFile
+    from coach.models import ModelRef, resolve
 
     files = []
     if args.ladder:
         rungs = tuple(r.strip().upper() for r in args.rungs.split(",")) if args.rungs else LADDER
         print(f"building the ladder {', '.join(rungs)} from {args.ladder} (cached by source hash)…", file=sys.stderr)
         files += build_ladder(args.ladder, settings, rungs)
-    files += [resolve(m, settings) for m in args.models]
+    for m in args.models:
+        try:
+            files.append(resolve(m, settings))
+        except InvalidModelFile:  # it exists but is broken: its row says why, the others still run
+            files.append(ModelRef(Path(m).name, Path(m), "local", "?", Path(m).name))
     if not files:
         files = [resolve(None, settings)]
     opts = Options(reps=args.reps, threads=settings.n_threads, gpu_layers=settings.n_gpu_layers,

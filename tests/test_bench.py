@@ -20,16 +20,19 @@ from tests.ggufgen import write_gguf
 
 def test_a_two_rung_ladder_plus_a_broken_file(tmp_path: Path):
     home, out = tmp_path / "home", tmp_path / "out"
-    bad = write_gguf(tmp_path / "alien.gguf", arch="no-such-architecture")
+    bad = write_gguf(tmp_path / "alien.gguf", arch="no-such-architecture")  # a valid header llama.cpp cannot load
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model at all " * 100)  # not even a GGUF
     env = {**os.environ, "COACH_HOME": str(home)}
-    r = subprocess.run([COACH, "bench", "--ladder", "smollm2-135m-instruct", "--rungs", "Q8_0,Q4_K_M", str(bad),
+    r = subprocess.run([COACH, "bench", "--ladder", "smollm2-135m-instruct", "--rungs", "Q8_0,Q4_K_M", str(bad), str(junk),
                         "--reps", "1", "--quiet", "--out", str(out)], env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "On this machine:" in r.stdout
     rows = {row["quant"]: row for row in csv.DictReader((out / "rows.csv").open())}
-    assert set(rows) == {"Q8_0", "Q4_K_M", "F32"}
+    assert set(rows) == {"Q8_0", "Q4_K_M", "F32", "?"}
     assert rows["F32"]["status"] == "failed" and "could not load" in rows["F32"]["error"]
+    assert rows["?"]["status"] == "failed" and "not a GGUF" in rows["?"]["error"]
     ref, q4 = rows["Q8_0"], rows["Q4_K_M"]
     for row in (ref, q4):
         assert row["status"] == "ok"
@@ -48,7 +51,7 @@ def test_a_two_rung_ladder_plus_a_broken_file(tmp_path: Path):
     assert doc["recommendation"].startswith("On this machine:")
     assert (out / "plot.png").stat().st_size > 1000 and "<svg" in (out / "plot.html").read_text()
     with sqlite3.connect(home / "coach.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM bench_rows").fetchone()[0] == 3
+        assert db.execute("SELECT COUNT(*) FROM bench_rows").fetchone()[0] == 4
 
 
 def test_ctrl_c_keeps_the_finished_rows(tmp_path: Path):
