@@ -106,11 +106,50 @@ def _criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
     ax.axvline(3.4, color="#999", linestyle="--", linewidth=1)
     ax.text(3.42, -0.6, "Yes", color="#666", fontsize=8)
     ax.set_xlabel("score (1 to 5)")
+    ax.set_title("Per-criterion scores by panelist", fontsize=10, loc="left")
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def _trend_chart(rows: list[dict[str, Any]], path: Path) -> str:
+    """Mean score per session over time, one colour per scenario, with the hiring bar marked."""
+    from datetime import datetime
+
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+    from matplotlib.figure import Figure
+
+    def when(r: dict[str, Any]) -> float:
+        return float(date2num(datetime.fromtimestamp(r["created"])))
+
+    fig = Figure(figsize=(8, 3.2), dpi=110)
+    ax = fig.subplots()
+    rows = sorted(rows, key=lambda r: r["created"])
+    ax.plot([when(r) for r in rows], [r["mean_total"] for r in rows], color="#bbb",
+            linewidth=1, zorder=1)
+    for scenario in dict.fromkeys(r["scenario"] for r in rows):
+        mine = [r for r in rows if r["scenario"] == scenario]
+        ax.scatter([when(r) for r in mine], [r["mean_total"] for r in mine], s=36,
+                   label=scenario.replace("_", " "), zorder=2)
+    first, last = when(rows[0]), when(rows[-1])
+    if last - first < 1.0:  # one day or less: show that day, not years of empty axis
+        ax.set_xlim(first - 0.5, last + 0.5)
+    ax.xaxis_date()
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_ylim(1, 5)
+    ax.axhline(3.4, color="#999", linestyle="--", linewidth=1)
+    ax.text(1.0, 3.45, "Yes ", color="#666", fontsize=8, ha="right", transform=ax.get_yaxis_transform())
+    ax.set_ylabel("mean score (1 to 5)")
+    ax.set_title("Your scores over time (mean per session)", fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    return str(path)
 
 
 def _debrief_outputs(d: Debrief, out_dir: Path, colours: dict[str, str]) -> tuple[str, str, str, str, str]:
@@ -244,14 +283,14 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
 
     # ------------------------------------------------------------------ history handlers
 
-    def sessions() -> tuple[pd.DataFrame, Any, pd.DataFrame]:
+    def sessions() -> tuple[pd.DataFrame, Any, str | None]:
         rows = store.sessions()
         table = pd.DataFrame([{"id": r["id"], "scenario": r["scenario"], "status": r["status"], "answers": r["answered"],
                                "mean score": round(r["mean_total"], 2) if r["mean_total"] is not None else None,
                                "model": r["model"]} for r in rows],
                              columns=["id", "scenario", "status", "answers", "mean score", "model"])
-        trend = pd.DataFrame([{"when": pd.Timestamp(r["created"], unit="s"), "mean score": r["mean_total"]}
-                              for r in rows if r["mean_total"] is not None], columns=["when", "mean score"])
+        scored = [r for r in rows if r["mean_total"] is not None]
+        trend = _trend_chart(scored, exports / f"trend-{time.time_ns()}.png") if scored else None
         return table, gr.update(choices=[r["id"] for r in rows]), trend
 
     def turns_of(sid: str) -> Any:
@@ -339,7 +378,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         try:
             files = [resolve(n, settings) for n in names or []]
             if ladder_src:
-                files += build_ladder(ladder_src, settings, tuple(rungs or ["Q8_0", "Q4_K_M"]))
+                chosen = tuple(rungs or ["Q8_0", "Q4_K_M"])
+                progress(0.0, desc=f"building the ladder: {', '.join(chosen)} (cached after the first time)")
+                files += build_ladder(ladder_src, settings, chosen)
             if not files:
                 return pd.DataFrame(), None, "Pick at least one model or a ladder source.", None
             rows, out = run(files, settings, Options(reps=int(reps or 1), threads=settings.n_threads,
@@ -383,7 +424,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             with gr.Tab("Debrief", id="debrief"):
                 debrief_md = gr.Markdown("Finish a panel to see the committee's decision.", elem_id="debrief")
                 debrief_plot = gr.Image(label="Per-criterion scores by panelist", elem_id="debrief-plot",
-                                        buttons=["download", "fullscreen"], interactive=False)
+                                        buttons=["download", "fullscreen"], interactive=False, show_label=False)
                 with gr.Row():
                     dl_md = gr.DownloadButton("Markdown", elem_id="dl-md")
                     dl_json = gr.DownloadButton("JSON", elem_id="dl-json")
@@ -391,7 +432,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             with gr.Tab("History", id="history"):
                 refresh = gr.Button("Refresh", elem_id="history-refresh")
                 table = gr.Dataframe(interactive=False, elem_id="history-table")
-                trend = gr.LinePlot(x="when", y="mean score", y_lim=[1, 5], label="Scores over time", elem_id="trend")
+                trend = gr.Image(label="Scores over time", elem_id="trend", interactive=False, show_label=False,
+                                 buttons=["download", "fullscreen"])
                 pick = gr.Dropdown([], label="Session", elem_id="history-session", allow_custom_value=True)
                 with gr.Row():
                     resume_btn = gr.Button("Resume", elem_id="resume")

@@ -87,6 +87,7 @@ def test_api_panel_history_retry_and_resume(server: str):
     out = c.predict("   ", True, api_name="/answer")
     assert "Type an answer first" in out[1]
     table, pick, trend = c.predict(api_name="/sessions")
+    assert Path(trend).read_bytes()[:4] == b"\x89PNG"  # the scores-over-time chart
     rows = table["data"]
     assert len(rows) == 1 and rows[0][2] == "active" and rows[0][3] == 1
     sid = rows[0][0]
