@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
 import resource
@@ -37,6 +38,8 @@ BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.6, "Q5_K_M": 5.
         "Q5_0": 5.5, "Q4_K_M": 4.8, "Q4_K_S": 4.6, "Q4_1": 5.0, "Q4_0": 4.5, "IQ4_XS": 4.3, "Q3_K_L": 4.3,
         "Q3_K_M": 3.9, "Q3_K_S": 3.5, "Q2_K": 3.4}
 QUALITY_TEXT = REPO_ROOT / "bench" / "quality_text.txt"
+log = logging.getLogger(__name__)
+
 MIN_TOP1 = 0.90  # the recommendation's quality bar: agreement with the reference on the next token
 TIE = 0.03  # generation speeds this close are a tie (the spread between repetitions reaches ~3% here)
 
@@ -267,6 +270,7 @@ class Options:
 
 
 def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: bool = True) -> tuple[list[Row], Path]:
+    import matplotlib.figure  # noqa: F401 - imported up front: a Ctrl-C during this import would leave it half-loaded
     from tqdm import tqdm
 
     threads = opts.threads or settings.n_threads
@@ -315,7 +319,10 @@ def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: b
             write_outputs(rows, man, out, settings)
     except KeyboardInterrupt:
         man["interrupted"] = True
-        write_outputs(rows, man, out, settings)
+        try:
+            write_outputs(rows, man, out, settings)
+        except Exception as exc:  # noqa: BLE001 - the rows were saved after each file; keep Ctrl-C a Ctrl-C
+            log.warning("after Ctrl-C, rewriting the outputs failed (%s); the rows saved so far stand", exc)
         raise
     finally:
         bar.close()

@@ -67,7 +67,8 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path: Path):
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     log.seek(0)
-    assert proc.returncode == 130 and "finished rows are saved" in log.read()
+    err = log.read()
+    assert proc.returncode == 130 and "finished rows are saved" in err, err[-3000:]
     rows = list(csv.DictReader((out / "rows.csv").open()))
     assert 1 <= len(rows) < 3 and rows[0]["status"] == "ok"
 
