@@ -29,6 +29,7 @@ from coach.engine import LlamaBackend  # noqa: E402
 from coach.errors import CoachError  # noqa: E402
 from coach.grader import Grader  # noqa: E402
 from coach.models import QUANT_TYPES, ModelRef, add, list_models, pull, quantize, resolve  # noqa: E402
+from coach.models import Row as ModelRow  # noqa: E402
 from coach.prompts import load_personas, load_scenarios  # noqa: E402
 from coach.rubrics import load_all  # noqa: E402
 from coach.session import Interview, debrief_for  # noqa: E402
@@ -185,20 +186,20 @@ def _mirror(handler: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[t
     return wrapped
 
 
-def _models_table(settings: Settings) -> pd.DataFrame:
+def _models_table(rows: list[ModelRow]) -> pd.DataFrame:
     return pd.DataFrame([{"name": r.name, "installed": "yes" if r.installed else "no", "size GB": round(r.size / 1e9, 2),
                           "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO"}
-                         for r in list_models(settings)])
+                         for r in rows])
 
 
-def _model_choices(settings: Settings) -> list[tuple[str, str]]:
+def _model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:
     """The panel's model picker: each installed file with its quant, size and RAM estimate (the value is the name)."""
     return [(f"{r.name} · {r.quant} · {r.size / 1e9:.2f} GB · needs ~{r.ram_needed / 1e9:.1f} GB RAM"
-             + ("" if r.fits else " (more than free RAM)"), r.name) for r in list_models(settings) if r.installed]
+             + ("" if r.fits else " (more than free RAM)"), r.name) for r in rows if r.installed]
 
 
-def _installed(settings: Settings) -> list[str]:
-    return [r.name for r in list_models(settings) if r.installed]
+def _installed(rows: list[ModelRow]) -> list[str]:
+    return [r.name for r in rows if r.installed]
 
 
 def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grader: Grader | None = None,
@@ -209,6 +210,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     personas, banks = load_personas(), load_all()
     scenarios = load_scenarios(personas=personas, banks=banks)
     colours = {k: p.colour for k, p in personas.items()}
+    catalog = list_models(settings)  # what the pickers list when the page is built; refreshed on each load
     titles = {s.title: s.id for s in scenarios.values()}
     exports = Path(tempfile.mkdtemp(prefix="coach-exports-"))
     # The grader's model loads in the background so the page is usable at once.
@@ -343,8 +345,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
 
     def models_refresh() -> tuple[pd.DataFrame, Any, Any, Any, Any]:
         """Every model picker lists what is installed now (after a pull, add or quantize, or in a new tab)."""
-        names = _installed(settings)
-        return (_models_table(settings), gr.update(choices=_model_choices(settings), value=engine.ref.name),
+        rows = list_models(settings)  # reads each installed file's header: once per refresh
+        names = _installed(rows)
+        return (_models_table(rows), gr.update(choices=_model_choices(rows), value=engine.ref.name),
                 gr.update(choices=names),
                 gr.update(choices=names), gr.update(choices=["", *names]))
 
@@ -408,7 +411,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 with gr.Row():
                     scenario = gr.Dropdown(list(titles), value=scenarios["pmm_final_panel"].title, label="Scenario",
                                            elem_id="scenario")
-                    model = gr.Dropdown(_model_choices(settings), value=engine.ref.name, label="Model", elem_id="model",
+                    model = gr.Dropdown(_model_choices(catalog), value=engine.ref.name, label="Model", elem_id="model",
                                         allow_custom_value=True, scale=2)
                     seed = gr.Number(value=settings.seed, precision=0, label="Seed", elem_id="seed")
                     coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
@@ -443,7 +446,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 retry_btn = gr.Button("Grade the new answer", elem_id="retry")
                 retry_md = gr.Markdown("", elem_id="retry-result")
             with gr.Tab("Models", id="models"):
-                models_df = gr.Dataframe(_models_table(settings), interactive=False, elem_id="models-table")
+                models_df = gr.Dataframe(_models_table(catalog), interactive=False, elem_id="models-table")
                 with gr.Row():
                     pull_name = gr.Textbox(label="Pull NAME:QUANT", value="mistral-7b-instruct-v0.3:Q4_K_M")
                     pull_btn = gr.Button("Pull")
@@ -452,7 +455,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                     add_name = gr.Textbox(label="Name (optional)")
                     add_btn = gr.Button("Add")
                 with gr.Row():
-                    q_src = gr.Dropdown(_installed(settings), label="Quantize from", allow_custom_value=True)
+                    q_src = gr.Dropdown(_installed(catalog), label="Quantize from", allow_custom_value=True)
                     q_type = gr.Dropdown(list(QUANT_TYPES), value="Q8_0", label="To")
                     q_btn = gr.Button("Quantize")
                 models_md = gr.Markdown("", elem_id="models-status")
@@ -460,9 +463,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 gr.Markdown("Speed, memory and quality per quantization level, measured on this machine. A ladder "
                             "is built locally from one file, so this works offline on the embedded model.")
                 with gr.Row():
-                    b_models = gr.Dropdown(_installed(settings), multiselect=True, label="Installed models",
+                    b_models = gr.Dropdown(_installed(catalog), multiselect=True, label="Installed models",
                                            elem_id="bench-models", allow_custom_value=True)
-                    b_src = gr.Dropdown(["", *_installed(settings)], value="", label="Or build a ladder from",
+                    b_src = gr.Dropdown(["", *_installed(catalog)], value="", label="Or build a ladder from",
                                         elem_id="bench-ladder", allow_custom_value=True, scale=2)
                     b_rungs = gr.CheckboxGroup(["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K"],
                                                value=["Q8_0", "Q4_K_M"], label="Rungs", elem_id="bench-rungs", scale=2)
