@@ -3,6 +3,7 @@ plus a whole session in a process with no network at all."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -27,6 +29,26 @@ GOOD = ("I would reproduce what the customer measured: hardware, prompt lengths,
         "the buyer's own workload, where our numbers hold.")
 
 
+def launch_ui(env: dict[str, str], log: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `coach ui` on a free port and wait until the page answers. Its output goes to `log`, a file:
+    a pipe nobody reads would fill and block the server."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                **popen)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"coach ui exited: {log.read_text()[-3000:]}")
+            time.sleep(0.25)
+    proc.kill()
+    pytest.fail("coach ui did not answer within 60 s")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`coach ui` as a user runs it, with the real catalog plus one file a local fake hub serves."""
@@ -36,26 +58,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     catalog = yaml.safe_load((REPO / "models" / "catalog.yaml").read_text())
     catalog["models"].append(catalog_entry(payload))
     (root / "catalog.yaml").write_text(yaml.safe_dump(catalog))
-    port = free_port()
     env = {**os.environ, "COACH_HOME": str(root / "home"), "COACH_CATALOG": str(root / "catalog.yaml"),
            "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_port}", "HF_HUB_DISABLE_TELEMETRY": "1",
            "HF_HUB_ETAG_TIMEOUT": "5"}
     t0 = time.perf_counter()
-    log = root / "server.log"  # a file, not a pipe nobody reads: a full pipe would block the server
-    with log.open("w") as out:
-        proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"coach ui exited: {log.read_text()[-3000:]}")
-            time.sleep(0.25)
-    else:
-        proc.kill()
-        pytest.fail("coach ui did not answer within 60 s")
+    proc, url = launch_ui(env, root / "server.log")
     print(f"page up after {time.perf_counter() - t0:.1f} s")
     yield url
     proc.terminate()
@@ -163,23 +170,32 @@ def test_api_models_pull_quantize_and_bench(server: str):
     assert c.predict([], "", [], 1, api_name="/bench")[2] == "Pick at least one model or a ladder source."
 
 
-def _browser(p):
+@contextlib.contextmanager
+def open_page(url: str, height: int = 1000) -> Iterator[Any]:
+    """A page of `url` in Debian's chromium through Playwright (headless, no sandbox, no GPU, no
+    background networking); screenshots go to ARTIFACTS."""
+    from playwright.sync_api import sync_playwright
+
     exe = chromium_path()
     if exe is None:
         pytest.skip("chromium not installed")
-    return p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                         "--disable-background-networking"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                               "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": height})
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.mark.browser
 def test_browser_panel_two_answers_then_the_debrief(server: str):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    ARTIFACTS.mkdir(exist_ok=True)
     hosts: set[str] = set()
-    with sync_playwright() as p:
-        browser = _browser(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    with open_page(server) as page:
         page.on("request", lambda r: hosts.add(urlparse(r.url).hostname or r.url.split(":")[0]))
         page.goto(server)
         expect(page.locator("#model-banner")).to_contain_text("SmolLM2 135M", timeout=30_000)
@@ -203,18 +219,14 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
         expect(page.locator("#debrief-plot img")).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)
-        browser.close()
     assert hosts - {"127.0.0.1", "data", "blob"} == set(), f"requests left the machine: {hosts}"
 
 
 @pytest.mark.browser
 def test_browser_history_retry_a_question(server: str):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = _browser(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    with open_page(server) as page:
         page.goto(server)
         page.get_by_role("tab", name="History").click()
         page.locator("#history-refresh").click()
@@ -227,17 +239,13 @@ def test_browser_history_retry_a_question(server: str):
         page.locator("#retry").click()
         expect(page.locator("#retry-result")).to_contain_text("now", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "ui-history.png"), full_page=True)
-        browser.close()
 
 
 @pytest.mark.browser
 def test_browser_run_a_small_benchmark(server: str):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = _browser(p)
-        page = browser.new_page(viewport={"width": 1200, "height": 1100})
+    with open_page(server, height=1100) as page:
         page.goto(server)
         page.get_by_role("tab", name="Benchmark").click()
         page.locator("#bench-ladder input").click()
@@ -249,7 +257,6 @@ def test_browser_run_a_small_benchmark(server: str):
         expect(page.locator("#bench-plot img")).to_be_visible()
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "ui-bench.png"), full_page=True)
-        browser.close()
 
 
 def test_ctrl_c_on_the_server_mid_answer_exits_cleanly(tmp_path):
@@ -259,18 +266,8 @@ def test_ctrl_c_on_the_server_mid_answer_exits_cleanly(tmp_path):
 
     from gradio_client import Client
 
-    port = free_port()
     log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env={**os.environ, "COACH_HOME": str(tmp_path)},
-                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_default)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.25)
+    proc, url = launch_ui({**os.environ, "COACH_HOME": str(tmp_path)}, log, preexec_fn=sigint_default)
     c = Client(url, verbose=False)
     c.predict("PMM final panel", "smollm2-135m-instruct:Q4_1", 3, False, api_name="/start")
     c.submit(GOOD, False, api_name="/answer")
