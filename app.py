@@ -32,7 +32,7 @@ from coach.models import QUANT_TYPES, ModelRef, add, list_models, pull, quantize
 from coach.models import Row as ModelRow  # noqa: E402
 from coach.prompts import load_personas, load_scenarios  # noqa: E402
 from coach.rubrics import load_all  # noqa: E402
-from coach.session import Interview, debrief_for  # noqa: E402
+from coach.session import Interview, TypeAhead, debrief_for  # noqa: E402
 from coach.store import Store  # noqa: E402
 
 # System fonts only: the default theme would fetch web fonts from a CDN.
@@ -227,7 +227,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             engine.use(model)
             sid = titles.get(title, "pmm_final_panel")
             iv = Interview.start(sid, backend=engine.backend, grader=grader, store=store,
-                                 seed=int(seed) if seed is not None else settings.seed, model=engine.ref.name)
+                                 seed=int(seed) if seed is not None else settings.seed, model=engine.ref.name,
+                                 cache_dir=settings.home / "kv-cache")
+            threading.Thread(target=iv.warm_up, daemon=True).start()  # every persona card, in the background
         except CoachError as exc:
             yield [], None, None, f"**Could not start:** {exc}", "", engine.banner()
             return
@@ -244,8 +246,15 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         final = iv.current.text if iv.current else text.strip()
         chat[-1] = _panelist_message(iv, action.panelist, final)
         if iv.current is not None:
-            threading.Thread(target=iv.prefill_next, daemon=True).start()  # while the candidate types
+            typing[iv.session_id] = TypeAhead(iv)  # the next speakers read the answer as it is typed
         yield chat, iv, time.time(), "", coach_md, banner
+
+    typing: dict[str, TypeAhead] = {}  # session id -> its type-ahead worker, while the candidate types
+
+    def draft(text: str, iv: Interview | None) -> None:
+        ta = typing.get(iv.session_id) if iv is not None else None
+        if ta is not None:
+            ta.update(text or "")
 
     def answer(text: str, chat: list[dict], iv: Interview | None, asked_at: float | None,
                coach_mode: bool) -> Iterator[tuple]:
@@ -257,6 +266,10 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 gr.update(), *_no_debrief()
             return
         spent = time.time() - asked_at if asked_at else 0.0
+        ta = typing.pop(iv.session_id, None)
+        if ta is not None:
+            ta.update(text)
+            ta.stop()
         chat = [*chat, {"role": "user", "content": text}]
         grade = iv.answer(text, spent_s=spent)
         coach_md = ""
@@ -487,6 +500,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                      [*panel_outs, answer_box, *debrief_outs, send])
         send.click(_mirror(answer), *answer_io, api_name="answer")
         answer_box.submit(_mirror(answer), *answer_io, api_visibility="private")
+        answer_box.change(draft, [answer_box, iv_state], None, api_visibility="private", show_progress="hidden",
+                          trigger_mode="always_last", queue=False)
         gr.Timer(1.0).tick(tick, [iv_state, asked_at], clock, api_visibility="private", show_progress="hidden")
         refresh.click(sessions, None, [table, pick, trend], api_name="sessions")
         pick.change(turns_of, pick, pick_turn, api_visibility="private")

@@ -1,11 +1,19 @@
-"""Panel benchmark: a 20-turn panel through the real `Interview` (engine, grader, store), per-speaker
-cache on (with prefill while the candidate types) and off.
+"""Panel benchmark: what a candidate waits for, through the real `Interview` (engine, grader, store).
 
 Segments rotate researcher -> GTM lead -> product manager, one question each, so the speaker changes at
-almost every turn (a weak answer earns a follow-up from the same panelist): the worst case for a single
-shared context and the case the per-speaker KV state is for.
+almost every turn (a weak answer earns a follow-up from the same panelist).
 
-    .venv/bin/python bench/panel_bench.py [--model NAME_OR_PATH] [--turns 20]
+Default mode (`--typing-s 60`): the app as it runs. A second session's opening question is timed from
+Start (the persona cards come from the on-disk prefix cache the first session filled); each answer is
+typed over `--typing-s` seconds, a few words at a time, while type-ahead reads it; the wait is from
+Send to the first word of the next question (grading included); at the end, the committee's summary,
+from the last Send. Turns in `--real-time` are typed in real time; the others are fed at once and we
+wait for type-ahead to finish (and report how long it needed: under the typing time, real typing
+hides it the same way).
+
+`--compare` runs the older comparison instead: per-speaker cache on and off, no typing.
+
+    .venv/bin/python bench/panel_bench.py [--model NAME_OR_PATH | --shape NAME:QUANT] [--turns 20]
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from coach.grader import Grader
 from coach.models import resolve
 from coach.prompts import Scenario, Segment, load_personas, load_scenarios
 from coach.rubrics import load_all
-from coach.session import Interview
+from coach.session import Interview, TypeAhead
 from coach.store import Store
 
 ANSWER = ("I would not lead with the headline number. First I would reproduce what the customer measured: the "
@@ -45,7 +53,96 @@ def long_panel(turns: int) -> tuple[Scenario, object, dict]:
     return sc, bank, personas
 
 
-def run(settings: Settings, path: Path, turns: int, cache: bool, grader: Grader) -> list[dict]:
+def _peak_rss_gb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    return 0.0
+
+
+def first_chunk(it) -> float:
+    """perf_counter() at the first non-empty chunk; the rest is drained."""
+    first = None
+    for c in it:
+        if first is None and c.strip():
+            first = time.perf_counter()
+    return first if first is not None else time.perf_counter()
+
+
+def typed(ta: TypeAhead, answer: str, seconds: float) -> None:
+    """Type `answer` over `seconds`, a word at a time at an even pace."""
+    words = answer.split()
+    t0 = time.perf_counter()
+    for i in range(1, len(words) + 1):
+        ta.update(" ".join(words[:i]))
+        time.sleep(max(0.0, t0 + seconds * i / len(words) - time.perf_counter()))
+
+
+def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, real_time: set[int],
+            grader: Grader, cache_dir: Path) -> dict:
+    sc, bank, personas = long_panel(turns)
+    store = Store(Path(tempfile.mkdtemp()) / "bench.db")
+    out: dict = {"rows": []}
+    for session in (1, 2):  # the first fills the on-disk card cache; the second is what a returning user sees
+        be.forget()
+        t0 = time.perf_counter()
+        iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1, max_tokens=48,  # type: ignore[arg-type]
+                                  cache_dir=cache_dir)
+        import threading
+
+        warm = threading.Thread(target=iv.warm_up, daemon=True)
+        warm.start()
+        out[f"open_s_{session}"] = first_chunk(iv.ask()) - t0
+        out[f"open_eval_{session}"] = be.timings.prompt_eval_tokens if be.timings else -1
+        print(f"session {session}: opening question {out[f'open_s_{session}']:.2f} s after Start "
+              f"({out[f'open_eval_{session}']} prompt tokens evaluated)", flush=True)
+        if session == 1:
+            warm.join()
+    for turn in range(2, turns + 1):
+        ta = TypeAhead(iv)
+        t_type = time.perf_counter()
+        if turn in real_time:
+            typed(ta, ANSWER, typing_s)
+            caught_up = None
+        else:
+            ta.update(ANSWER)
+            while ta._seen != ANSWER:  # wait for type-ahead to finish: what real typing would hide
+                time.sleep(0.05)
+            caught_up = time.perf_counter() - t_type
+        ta.stop()
+        t_send = time.perf_counter()
+        iv.answer(ANSWER, spent_s=typing_s)
+        if iv.done:
+            break
+        wait = first_chunk(iv.ask()) - t_send
+        t = be.timings
+        row = {"turn": turn, "speaker": iv.current.action.panelist if iv.current else "?",
+               "kind": iv.current.action.kind if iv.current else "?", "send_to_word_s": wait,
+               "eval": t.prompt_eval_tokens if t else -1, "prompt": t.prompt_tokens if t else -1,
+               "type_ahead_s": caught_up, "typed": turn in real_time, "tail_ms": t.prompt_eval_ms if t else 0}
+        out["rows"].append(row)
+        print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s  "
+              f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
+              + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)"),
+              flush=True)
+    # the last answer, then the committee's summary: the debrief's first word, from Send
+    if iv.current is not None:
+        ta = TypeAhead(iv)
+        ta.update(ANSWER)
+        while ta._seen != ANSWER:
+            time.sleep(0.05)
+        ta.stop()
+    t_send = time.perf_counter()
+    if iv.current is not None:
+        iv.answer(ANSWER, spent_s=typing_s)
+    out["debrief_s"] = first_chunk(iv.committee_note(max_tokens=16)) - t_send
+    out["debrief_eval"] = be.timings.prompt_eval_tokens if be.timings else -1
+    print(f"committee summary: first word {out['debrief_s']:.2f} s after the last Send "
+          f"({out['debrief_eval']} prompt tokens evaluated)", flush=True)
+    return out
+
+
+def compare_run(settings: Settings, path: Path, turns: int, cache: bool, grader: Grader) -> list[dict]:
     sc, bank, personas = long_panel(turns)
     be = LlamaBackend(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
                       speaker_cache=cache)
@@ -65,7 +162,7 @@ def run(settings: Settings, path: Path, turns: int, cache: bool, grader: Grader)
         rows.append({"turn": len(rows) + 1, "speaker": iv.current.action.panelist, "ttft_s": t.ttft_s,
                      "turn_s": total, "prompt_eval_tokens": t.prompt_eval_tokens, "prompt_tokens": t.prompt_tokens})
         if cache:
-            iv.prefill_next()  # what the app does while the candidate types
+            iv.type_ahead(ANSWER)  # what the app does while the candidate types
         iv.answer(ANSWER, spent_s=60)
     be.close()
     return rows
@@ -74,22 +171,53 @@ def run(settings: Settings, path: Path, turns: int, cache: bool, grader: Grader)
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")
+    ap.add_argument("--shape", metavar="NAME:QUANT", help="a random-weight file with a catalog model's exact shape")
     ap.add_argument("--turns", type=int, default=20)
+    ap.add_argument("--typing-s", type=float, default=60.0, help="seconds to type each answer")
+    ap.add_argument("--real-time", default="2,10,20", help="turns typed in real time (the others fast-forwarded)")
+    ap.add_argument("--compare", action="store_true", help="cache on/off comparison with no typing")
     args = ap.parse_args()
     settings = Settings.from_env(model=args.model)
-    ref = resolve(settings.model, settings)
+    if args.shape:
+        from coach.bench import build_shapes
+
+        ref = build_shapes(args.shape, settings, progress=False)[0]
+    else:
+        ref = resolve(settings.model, settings)
     grader = Grader()
-    print(f"model: {ref.name}, threads {settings.n_threads}, {args.turns} turns, speakers rotating")
-    marks = [t for t in (1, 5, 10, 15, 20) if t <= args.turns]
-    print(f"{'cache':6} " + " ".join(f"{'turn ' + str(t):>19}" for t in marks) + f" {'mean TTFT':>10} {'mean turn':>10}")
-    for cache in (True, False):
-        rows = run(settings, ref.path, args.turns, cache, grader)
-        cells = [f"{r['ttft_s'] * 1000:5.0f}/{r['turn_s'] * 1000:5.0f} ms {r['prompt_eval_tokens']:4d}tk"
-                 for r in (rows[t - 1] for t in marks if t <= len(rows))]
-        print(f"{'on' if cache else 'off':6} " + " ".join(f"{c:>19}" for c in cells)
-              + f" {statistics.mean(r['ttft_s'] for r in rows) * 1000:8.0f}ms"
-              + f" {statistics.mean(r['turn_s'] for r in rows) * 1000:8.0f}ms")
-    print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
+    bank = next(iter(load_all().values()))
+    grader.grade(bank, bank.questions[0], ANSWER)  # load the grader's model before anything is timed
+    print(f"model: {ref.name} ({ref.path.stat().st_size / 1e9:.2f} GB), threads {settings.n_threads}, "
+          f"{args.turns} turns, speakers rotating", flush=True)
+    if args.compare:
+        marks = [t for t in (1, 5, 10, 15, 20) if t <= args.turns]
+        print(f"{'cache':6} " + " ".join(f"{'turn ' + str(t):>19}" for t in marks)
+              + f" {'mean TTFT':>10} {'mean turn':>10}")
+        for cache in (True, False):
+            rows = compare_run(settings, ref.path, args.turns, cache, grader)
+            cells = [f"{r['ttft_s'] * 1000:5.0f}/{r['turn_s'] * 1000:5.0f} ms {r['prompt_eval_tokens']:4d}tk"
+                     for r in (rows[t - 1] for t in marks if t <= len(rows))]
+            print(f"{'on' if cache else 'off':6} " + " ".join(f"{c:>19}" for c in cells)
+                  + f" {statistics.mean(r['ttft_s'] for r in rows) * 1000:8.0f}ms"
+                  + f" {statistics.mean(r['turn_s'] for r in rows) * 1000:8.0f}ms")
+        print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
+        return 0
+    be = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                      n_gpu_layers=settings.n_gpu_layers)
+    print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
+    real = {int(x) for x in args.real_time.split(",") if x.strip()}
+    out = app_run(be, settings, args.turns, args.typing_s, real, grader, Path(tempfile.mkdtemp()) / "kv")
+    kv_gb = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots / 1e9
+    size_gb = ref.path.stat().st_size / 1e9
+    rss = _peak_rss_gb()
+    waits = [r["send_to_word_s"] for r in out["rows"]]
+    print(f"\nSend -> first word: median {statistics.median(waits):.2f} s, max {max(waits):.2f} s over "
+          f"{len(waits)} turns; typed in real time: "
+          + ", ".join(f"turn {r['turn']} {r['send_to_word_s']:.2f} s" for r in out["rows"] if r["typed"]))
+    print(f"opening of a second session: {out['open_s_2']:.2f} s after Start; committee summary: "
+          f"{out['debrief_s']:.2f} s")
+    print(f"peak RSS {rss:.2f} GB = file {size_gb:.2f} GB + KV {kv_gb:.2f} GB + {rss - size_gb - kv_gb:.2f} GB")
+    be.close()
     return 0
 
 

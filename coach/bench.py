@@ -28,9 +28,9 @@ import psutil
 
 from coach.config import REPO_ROOT, Settings
 from coach.download import _sha256
-from coach.errors import CoachError
+from coach.errors import CoachError, ConfigError
 from coach.gguf import read_header
-from coach.models import ModelRef, available_ram, quantize, resolve
+from coach.models import ModelRef, available_ram, check_disk, quantize, resolve
 
 LADDER = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 # Approximate bits per weight, to order files by precision (the highest is the quality reference).
@@ -86,6 +86,38 @@ def build_ladder(src: str, settings: Settings, rungs: tuple[str, ...] = LADDER) 
         if not dest.exists():
             quantize(str(ref.path), q, settings, out=dest, register=False)
         refs.append(ModelRef(dest.stem, dest, "local", q, f"{ref.title} {q}"))
+    return refs
+
+
+def build_shapes(spec: str, settings: Settings, *, progress: bool = True) -> list[ModelRef]:
+    """`NAME[:QUANT,QUANT]`: random-weight files with the catalog model's exact shape and real tokenizer,
+    one per rung, cached under $COACH_HOME/shapes (a second run reuses them). Speed and memory only."""
+    from coach.models import load_catalog
+    from coach.shapes import DIRECT, Shape, shape_bytes, write_shape
+
+    name, _, rungs_s = spec.partition(":")
+    entry = load_catalog().get(name)
+    shaped = [m.name for m in load_catalog().models if m.shape is not None]
+    if entry is None or entry.shape is None:
+        raise ConfigError(f"no shape for {name!r} in the catalog; models with a shape: {', '.join(shaped)}")
+    rungs = [r.strip().upper() for r in rungs_s.split(",") if r.strip()] or [entry.recommended]
+    shape = Shape(**entry.shape.model_dump(), context_length=entry.context_length)
+    out_dir = settings.home / "shapes"
+    refs = []
+    for q in rungs:
+        dest = out_dir / f"{name}.{q}.shape.gguf"
+        if not dest.exists():
+            check_disk(out_dir, shape_bytes(shape, q if q in DIRECT else "Q8_0") * (1 if q in DIRECT else 2))
+            if q in DIRECT:
+                print(f"writing {dest.name} (random weights, {entry.title}'s shape)…", file=sys.stderr)
+                write_shape(dest, shape, q, name=entry.title, progress=progress)
+            else:  # llama.cpp's own quantizer from the Q8_0 shape file: slower, but any type it knows
+                base = out_dir / f"{name}.Q8_0.shape.gguf"
+                if not base.exists():
+                    write_shape(base, shape, "Q8_0", name=entry.title, progress=progress)
+                print(f"quantizing {base.name} to {q}…", file=sys.stderr)
+                quantize(str(base), q, settings, out=dest, register=False)
+        refs.append(ModelRef(dest.name.removesuffix(".gguf"), dest, "local", q, f"{entry.title} {q} (shape)"))
     return refs
 
 
@@ -169,7 +201,6 @@ def _median_spread(xs: list[float]) -> tuple[float, float]:
 
 def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, reps: int, ref_logprobs: Path | None,
             write_ref: Path | None) -> dict[str, Any]:
-    import llama_cpp
 
     from coach.engine import LlamaBackend
 
@@ -177,42 +208,15 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     t0 = time.perf_counter()
     be = LlamaBackend(path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, check_memory=False)
     load_s = time.perf_counter() - t0
-    llm = be.llm
     words = QUALITY_TEXT.read_text().split()
-    text_tokens = be.tokenize(" ".join(words * 4))
+    text_tokens = be.tokenize_text(" ".join(words * 4))
     pp_tokens = text_tokens[:512]
-    llm.reset()
-    llm.eval(pp_tokens[:32])  # warm-up: fault the weights in
+    be.time_prompt(pp_tokens[:32])  # warm-up: fault the weights in
     pp, gen = [], []
     for _ in range(reps):
-        llm.reset()
-        t = time.perf_counter()
-        llm.eval(pp_tokens)
-        pp.append(len(pp_tokens) / (time.perf_counter() - t))
-        llm.reset()
-        first = last = 0.0
-        for i, _tok in enumerate(llm.generate(pp_tokens[:16], temp=0.0, top_k=1, repeat_penalty=1.0)):
-            if i == 0:
-                first = time.perf_counter()
-            if i == 127:
-                last = time.perf_counter()
-                break
-        gen.append(127 / (last - first))
-    # Time to first token on the app's turn shapes.
-    system = {"role": "system", "content": " ".join(words[:160])}
-    opening = [system, {"role": "user", "content": "Introduce yourself, then ask your first question."}]
-    be.forget()
-    be.complete("panelist", opening, max_tokens=8, temperature=0)
-    ttft_open = be.timings.ttft_s if be.timings else 0.0
-    follow = [*opening, {"role": "assistant", "content": "What would you tell sales this week?"},
-              {"role": "user", "content": "The candidate answered: " + " ".join(words[160:260]) + " Follow up."}]
-    be.complete("panelist", follow, max_tokens=8, temperature=0)
-    ttft_follow = be.timings.ttft_s if be.timings else 0.0
-    debrief = [{"role": "system", "content": "You write hiring-committee debriefs."},
-               {"role": "user", "content": "Transcript: " + " ".join(words[:340]) + " Write the debrief."}]
-    be.forget()
-    be.complete("committee", debrief, max_tokens=8, temperature=0)
-    ttft_debrief = be.timings.ttft_s if be.timings else 0.0
+        pp.append(len(pp_tokens) / be.time_prompt(pp_tokens))
+        gen.append(be.decode_rate(pp_tokens[:16], 127))
+    ttft_open, ttft_follow, ttft_debrief = turn_shapes(be, words)
     vram_mb = vram_of(os.getpid()) if be.n_gpu_layers else 0.0  # while the model and its KV cache are loaded
     be.close()
 
@@ -220,9 +224,26 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     peak_rss_mb = _peak_rss_mb()
 
     kl = top1 = None
+    if ref_logprobs is not None or write_ref is not None:  # not for shape files: their text is noise
+        kl, top1 = _quality(path, text_tokens, threads, be.n_gpu_layers, ref_logprobs, write_ref)
+    pp_m, pp_s = _median_spread(pp)
+    gen_m, gen_s = _median_spread(gen)
+    return {"load_s": load_s, "pp_tps": pp_m, "pp_spread": pp_s, "gen_tps": gen_m, "gen_spread": gen_s,
+            "ttft_open_ms": ttft_open * 1000, "ttft_follow_ms": ttft_follow * 1000, "ttft_debrief_ms": ttft_debrief * 1000,
+            "peak_rss_mb": peak_rss_mb,
+            "kv_mb": info.kv_bytes_per_token() * min(n_ctx, info.n_ctx_train) * be.n_slots / 2**20,
+            "gpu_layers": be.n_gpu_layers, "vram_mb": vram_mb, "kl": kl, "top1": top1}
+
+
+def _quality(path: Path, text_tokens: list[int], threads: int, gpu_layers: int, ref_logprobs: Path | None,
+             write_ref: Path | None) -> tuple[float | None, float | None]:
+    """KL divergence and top-1 agreement with the reference file's next-token distribution."""
+    import llama_cpp
+
+    kl = top1 = None
     q_tokens = text_tokens[: min(len(text_tokens), 480)]
     qllm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=threads, logits_all=True, verbose=False,
-                           n_gpu_layers=be.n_gpu_layers)
+                           n_gpu_layers=gpu_layers)
     qllm.eval(q_tokens)
     n, vocab = len(q_tokens), qllm.n_vocab()
     ref = np.load(ref_logprobs, mmap_mode="r") if ref_logprobs is not None and write_ref is None else None
@@ -248,13 +269,42 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
         kl, top1 = 0.0, 1.0
     elif ref is not None:
         kl, top1 = float(np.mean(kls)), agree / n
-    pp_m, pp_s = _median_spread(pp)
-    gen_m, gen_s = _median_spread(gen)
-    return {"load_s": load_s, "pp_tps": pp_m, "pp_spread": pp_s, "gen_tps": gen_m, "gen_spread": gen_s,
-            "ttft_open_ms": ttft_open * 1000, "ttft_follow_ms": ttft_follow * 1000, "ttft_debrief_ms": ttft_debrief * 1000,
-            "peak_rss_mb": peak_rss_mb,
-            "kv_mb": info.kv_bytes_per_token() * min(n_ctx, info.n_ctx_train) / 2**20,
-            "gpu_layers": be.n_gpu_layers, "vram_mb": vram_mb, "kl": kl, "top1": top1}
+    return kl, top1
+
+
+def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
+    """Seconds to the first token on the app's three waits, measured the way the app runs them
+    (`coach.session`): the opening question with the persona card already evaluated at session start
+    (or loaded from the on-disk prefix cache); a follow-up after type-ahead has read the answer while
+    it was typed, so only the end of the answer and the instruction are left; the committee's summary
+    after the record was read turn by turn, so only its last instruction is left."""
+    from coach.session import ANSWERED, AS_PLANNED
+
+    card = {"role": "system", "content": " ".join(words[:160])}
+    reminder = "(You are Dana Reyes, senior researcher. Stay in role.)"
+    be.forget()
+    opening = [card, {"role": "user", "content": reminder + "\n\nThe candidate has just walked in.\n\nIt is your "
+                      "turn now. Introduce yourself in a few words as Dana Reyes, then ask. Ask this question in your "
+                      "own voice, in at most two sentences: What would you tell sales this week?"}]
+    be.prefill("panelist", [card, {"role": "user", "content": reminder}])
+    be.complete("panelist", opening, max_tokens=8, temperature=0)
+    ttft_open = be.timings.ttft_s if be.timings else 0.0
+    plan = "When your turn comes, unless the answer below needs a follow-up: Ask this question in your own " \
+           "voice, in at most two sentences: How would you measure it?"
+    answer = " ".join(words[160:260])
+    thread = [*opening, {"role": "assistant", "content": "What would you tell sales this week?"}]
+    be.prefill("panelist", [*thread, {"role": "user", "content": f"{reminder}\n\n{plan}\n\n{ANSWERED}{answer}"}])
+    be.complete("panelist", [*thread, {"role": "user", "content": f'{reminder}\n\n{plan}\n\n{ANSWERED}{answer}"'
+                                                                  f"\n\n{AS_PLANNED}"}], max_tokens=8, temperature=0)
+    ttft_follow = be.timings.ttft_s if be.timings else 0.0
+    committee = {"role": "system", "content": "You chair the hiring committee."}
+    record = "The panel's record, turn by turn:\n\n" + " ".join(words[:340])
+    be.prefill("committee", [committee, {"role": "user", "content": record}])
+    be.complete("committee", [committee, {"role": "user", "content": record + "\n\nThe panel is over. In at most "
+                              "four sentences, say where the candidate was strongest, where weakest, and what to "
+                              "practise next."}], max_tokens=8, temperature=0)
+    ttft_debrief = be.timings.ttft_s if be.timings else 0.0
+    return ttft_open, ttft_follow, ttft_debrief
 
 
 # ------------------------------------------------------------------ the run
@@ -267,6 +317,7 @@ class Options:
     thread_sweep: bool = False
     out_dir: Path | None = None
     timeout_s: int = 1800
+    speed_only: bool = False  # random-weight shape files: no quality columns, their text is noise
 
 
 def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: bool = True) -> tuple[list[Row], Path]:
@@ -297,7 +348,8 @@ def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: b
                 else:
                     row.sha256 = _sha256(ref.path)
                     data = _worker(ref.path, threads, opts, settings.n_ctx,
-                                   ref_path if have_ref else None, None if have_ref else ref_path)
+                                   None if opts.speed_only or not have_ref else ref_path,
+                                   None if opts.speed_only or have_ref else ref_path)
                     for k, v in data.items():
                         setattr(row, k, v)
                     have_ref = True
@@ -355,6 +407,12 @@ def recommend(rows: list[Row]) -> str:
     ok = [r for r in rows if r.status == "ok"]
     if not ok:
         return "No file could be measured on this machine."
+    if all(r.top1 is None for r in ok) and len(ok) and all(r.name.endswith(".shape") for r in ok):
+        fastest = max(ok, key=lambda r: r.gen_tps)
+        return (f"Speed and memory only (random-weight shape files; their text is noise): {fastest.quant} is the "
+                f"fastest here at {fastest.gen_tps:.1f} tok/s, first word of a follow-up after "
+                f"{fastest.ttft_follow_ms / 1000:.1f} s, peak RSS {fastest.peak_rss_mb / 1000:.1f} GB. "
+                "Pull the real file for quality.")
     good = [r for r in ok if (r.top1 if r.top1 is not None else 1.0) >= MIN_TOP1]
     if not good:
         pick = max(ok, key=lambda r: r.top1 or 0)
@@ -486,7 +544,8 @@ def table(rows: list[Row]) -> str:
         ttft = f"{r.ttft_open_ms:.0f}/{r.ttft_follow_ms:.0f}/{r.ttft_debrief_ms:.0f}"
         lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {r.load_s:6.2f} {r.pp_tps:8.0f} "
                      f"{r.gen_tps:6.1f}±{r.gen_spread:<5.1f} {ttft:>28} {r.peak_rss_mb:7.0f} {r.kv_mb:6.0f} "
-                     f"{(r.kl or 0):7.4f} {(r.top1 or 0):6.1%} {r.bandwidth_share:5.0%}"
+                     + (f"{r.kl:7.4f} {r.top1:6.1%}" if r.kl is not None and r.top1 is not None else f"{'—':>7} {'—':>6}")
+                     + f" {r.bandwidth_share:5.0%}"
                      + (f" {r.gpu_layers:5d} {r.vram_mb:7.0f}" if gpu else "") + "  ok")
     return "\n".join(lines)
 

@@ -218,8 +218,12 @@ def _interview_parts(settings: Settings) -> tuple:
     return ref, backend, Grader(), Store.open_default(settings.home)
 
 
-def _read_answer() -> str:
-    """Lines until an empty line (or end of input)."""
+def _kv_cache(settings: Settings) -> Path:
+    return settings.home / "kv-cache"
+
+
+def _read_answer(on_line=None) -> str:
+    """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line."""
     lines: list[str] = []
     while True:
         try:
@@ -233,6 +237,8 @@ def _read_answer() -> str:
                 break
             continue
         lines.append(line)
+        if on_line is not None:
+            on_line("\n".join(lines))
     return "\n".join(lines)
 
 
@@ -242,8 +248,12 @@ def _run(iv, coach_mode: bool) -> int:
 
     print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
     print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
+    from coach.session import TypeAhead
+
     cancel = threading.Event()
-    pre: threading.Thread | None = None
+    pre = threading.Thread(target=iv.warm_up, args=(cancel,), daemon=True)
+    pre.start()  # every persona card, from the on-disk cache when this model has read it before
+    ta: TypeAhead | None = None
     try:
         while not iv.done:
             if iv.current is None:
@@ -265,22 +275,30 @@ def _run(iv, coach_mode: bool) -> int:
             used, box = iv.panel.time_left(iv.state)
             print(f"[segment time {used // 60}:{used % 60:02d} of {box // 60}:{box % 60:02d}"
                   + (" — nearly out of time" if box and used >= 0.8 * box else "") + "]", flush=True)
-            cancel.clear()
-            pre = threading.Thread(target=iv.prefill_next, args=(cancel,), daemon=True)
-            pre.start()
+            ta = TypeAhead(iv)  # the next speakers read the answer while it is typed
             t0 = time.monotonic()
-            text = _read_answer()
-            pre.join()
+            text = _read_answer(ta.update)
+            ta.stop()
+            ta = None
             grade = iv.answer(text, spent_s=time.monotonic() - t0)
             if coach_mode and grade is not None:
                 crit = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in grade.criteria.items())
                 print(f"[score {grade.total:.2f}/5: {crit}]\n[next time: {grade.improvement}]", flush=True)
     except (KeyboardInterrupt, EOFError):
-        if pre is not None and pre.is_alive():  # llama.cpp must not be mid-batch when the model is freed
+        if ta is not None:  # llama.cpp must not be mid-batch when the model is freed
+            ta.stop()
+        if pre.is_alive():
             cancel.set()
             pre.join()
         print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
         return 130
+    if pre.is_alive():
+        cancel.set()
+        pre.join()
+    print("\nThe committee chair:", flush=True)
+    for chunk in iv.committee_note():
+        print(chunk, end="", flush=True)
+    print(flush=True)
     d = iv.debrief()
     print(f"\n== Debrief: {d.decision} ==\n{d.reason}")
     for v in d.verdicts:
@@ -294,7 +312,7 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
 
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
-                         model=ref.name)
+                         model=ref.name, cache_dir=_kv_cache(settings))
     print(f"session {iv.session_id}", file=sys.stderr)
     return _run(iv, args.coach)
 
@@ -352,7 +370,10 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from coach.models import ModelRef, resolve
 
     files = []
-    if args.ladder:
+    if args.shape:
+        from coach.bench import build_shapes
+
+        files += build_shapes(args.shape, settings, progress=not args.quiet)
         rungs = tuple(r.strip().upper() for r in args.rungs.split(",")) if args.rungs else LADDER
         print(f"building the ladder {', '.join(rungs)} from {args.ladder} (cached by source hash)…", file=sys.stderr)
         files += build_ladder(args.ladder, settings, rungs)
@@ -364,7 +385,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if not files:
         files = [resolve(None, settings)]
     opts = Options(reps=args.reps, threads=settings.n_threads, gpu_layers=settings.n_gpu_layers,
-                   thread_sweep=args.thread_sweep, out_dir=args.out)
+                   thread_sweep=args.thread_sweep, out_dir=args.out,
+                   speed_only=bool(args.shape) and not args.ladder and not args.models)
     try:
         rows, out = run(files, settings, opts, progress=not args.quiet)
     except KeyboardInterrupt:
@@ -428,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("models", nargs="*", help="installed catalog names, registered names or .gguf paths")
     bench.add_argument("--ladder", metavar="SRC", help="build a quantization ladder from SRC and measure every rung")
     bench.add_argument("--rungs", help="comma-separated rung types (default F16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q3_K_M,Q2_K)")
+    bench.add_argument("--shape", metavar="NAME[:QUANT,...]",
+                       help="measure a catalog model before downloading it: a random-weight file with its exact "
+                            "shape and tokenizer (speed and memory only), cached under $COACH_HOME/shapes")
     bench.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median and spread)")
     bench.add_argument("--thread-sweep", action="store_true", help="also measure generation at 1..N threads")
     bench.add_argument("--out", type=Path, help="output folder (default $COACH_HOME/bench/TIMESTAMP)")

@@ -88,10 +88,13 @@ class GGUFInfo:
         v_dim = int(self._arch("attention.value_length", n_embd // n_head))
         return self.n_layer * int(n_head_kv) * (k_dim + v_dim) * 2
 
-    def estimate_ram(self, n_ctx: int) -> int:
-        """Weights (mmapped, all touched) + KV cache at `n_ctx` + compute buffers (rough, safe side)."""
-        ctx = min(n_ctx, self.n_ctx_train)
-        return self.size_bytes + ctx * self.kv_bytes_per_token() + 256 * 2**20
+    def estimate_ram(self, n_ctx: int, kv_cells: int | None = None) -> int:
+        """Weights (held once) + KV cache + compute buffers (rough, safe side).
+
+        `kv_cells` is the whole cache when several speakers each keep a context of `n_ctx` (default:
+        one context)."""
+        cells = kv_cells if kv_cells is not None else min(n_ctx, self.n_ctx_train)
+        return self.size_bytes + cells * self.kv_bytes_per_token() + 256 * 2**20
 
 
 def _read(f: BinaryIO, n: int) -> bytes:

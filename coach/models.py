@@ -18,7 +18,7 @@ from typing import Literal
 
 import psutil
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from coach.config import Settings, catalog_path
 from coach.errors import (
@@ -41,6 +41,22 @@ class FileEntry(BaseModel):
     sha256: str | None = None
 
 
+class ShapeSpec(BaseModel):
+    """The model's dimensions and formats: `coach bench --shape` writes a random-weight file of exactly this."""
+
+    model_config = ConfigDict(extra="forbid")
+    n_layer: int = Field(gt=0)
+    n_embd: int = Field(gt=0)
+    n_head: int = Field(gt=0)
+    n_head_kv: int = Field(gt=0)
+    n_ff: int = Field(gt=0)
+    n_vocab: int = Field(gt=0)
+    head_dim: int | None = None
+    rope_theta: float = 1_000_000.0
+    tokenizer: str  # mistral-common SentencePiece version: v1, v2, v3, v7
+    chat_format: str  # a coach.chat_formats name
+
+
 class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -53,6 +69,7 @@ class CatalogEntry(BaseModel):
     repo: str | None = None
     revision: str | None = None
     package: str | None = None  # shipped inside a PyPI package: always installed, never pulled
+    shape: ShapeSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -261,11 +278,13 @@ def default_model(settings: Settings) -> ModelRef:
 
 # ---------------------------------------------------------------- guards
 
-def check_fits_ram(info: GGUFInfo, n_ctx: int) -> None:
-    need, free = info.estimate_ram(n_ctx), available_ram()
+def check_fits_ram(info: GGUFInfo, n_ctx: int, slots: int = 1) -> None:
+    """Refuse before loading: the weights plus a KV cache of `n_ctx` cells for each of `slots` speakers."""
+    need, free = info.estimate_ram(n_ctx, kv_cells=min(n_ctx, info.n_ctx_train) * slots), available_ram()
     if need > free:
+        kv = f" with {slots} resident speakers" if slots > 1 else ""
         raise InsufficientMemory(
-            f"{info.path.name} needs about {need / 2**30:.1f} GiB of RAM at context {n_ctx} but only "
+            f"{info.path.name} needs about {need / 2**30:.1f} GiB of RAM at context {n_ctx}{kv} but only "
             f"{free / 2**30:.1f} GiB is free; pick a smaller quant, lower --ctx, or close other programs"
         )
 

@@ -129,14 +129,19 @@ class Panel:
             return self._close()
         seg_index = st.order[st.seg_pos]
         seg = self.scenario.segments[seg_index]
-        persona = self.personas[seg.panelist]
         if st.pending_follow_up:
             subject = st.pending_follow_up
             canonical = f"Let me push on one thing you left out: {_lower_first(subject)} How would you handle that?"
             return Action("follow_up", seg.panelist, st.log[-1]["question_id"] if st.log else None, canonical,
-                          "Follow up on the weakest part of the candidate's last answer. Ask about exactly this, "
-                          f"in one or two sentences: {canonical}", seg_index)
-        qid = self.segment_questions(seg_index)[st.q_pos]
+                          f"First follow up, in one or two sentences, on what that answer left out: {subject}",
+                          seg_index)
+        return self.question_action(seg_index, st.q_pos)
+
+    def question_action(self, seg_index: int, q_pos: int) -> Action:
+        """The action for question `q_pos` of segment `seg_index` (no follow-up involved)."""
+        seg = self.scenario.segments[seg_index]
+        persona = self.personas[seg.panelist]
+        qid = self.segment_questions(seg_index)[q_pos]
         q = self.bank.get(qid)
         pair = self._pair(seg_index)
         if pair is not None and pair.question == qid:
@@ -145,9 +150,24 @@ class Panel:
             return Action("contradict", seg.panelist, qid, canonical,
                           f"Push back on {against.name} ({against.role.lower()})'s framing, then ask. Keep the "
                           f"substance, in your own voice, in at most three sentences: {canonical}", seg_index)
-        opener = "" if st.q_pos else f"Introduce yourself in a few words as {persona.name}, then ask. "
+        opener = "" if q_pos else f"Introduce yourself in a few words as {persona.name}, then ask. "
         return Action("ask", seg.panelist, qid, q.text,
                       f"{opener}Ask this question in your own voice, in at most two sentences: {q.text}", seg_index)
+
+    def planned(self, st: PanelState, current: Action) -> list[Action]:
+        """What each possible next speaker will do if the answer to `current` earns no follow-up: this
+        segment's next question and the next segment's opening. Known before the answer, so the engine
+        can read them while the candidate types; only a follow-up is decided after it."""
+        if st.done or st.seg_pos >= len(st.order) or current.kind == "close":
+            return []
+        out = []
+        seg_index = st.order[st.seg_pos]
+        nxt = st.q_pos + (0 if current.kind == "follow_up" else 1)
+        if nxt < len(self.scenario.segments[seg_index].questions):
+            out.append(self.question_action(seg_index, nxt))
+        if st.seg_pos + 1 < len(st.order):
+            out.append(self.question_action(st.order[st.seg_pos + 1], 0))
+        return out
 
     def record(self, st: PanelState, action: Action, grade: GradeLike | None, answer: str, spent_s: float) -> None:
         """Advance after the candidate answered `action` (the grade drives follow-ups)."""
