@@ -218,7 +218,7 @@ class Interview:
         if self.current is None or prefill is None:
             return 0
         done = 0
-        upcoming = self.panel.upcoming(self.state)
+        upcoming = self._likely_first(self.panel.upcoming(self.state), draft)
         for p in [*upcoming, *(p for p in self.personas if p not in upcoming)]:
             if cancel is not None and cancel.is_set():
                 return done
@@ -228,6 +228,21 @@ class Interview:
         if not (cancel is not None and cancel.is_set()):
             done += int(prefill(self._speaker(COMMITTEE), self._committee_messages(draft=draft), cancel=cancel))
         return done
+
+    def _likely_first(self, upcoming: list[str], draft: str) -> list[str]:
+        """Put first the panelist who would speak if the answer ended now: the draft is graded (tens of
+        milliseconds) and the panel's own rule applied to a copy of its state."""
+        cur = self.current
+        if cur is None or len(upcoming) < 2 or len(draft.split()) < 12 or not cur.action.question_id:
+            return upcoming
+        try:
+            grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), draft)
+        except CoachError:
+            return upcoming
+        st = PanelState.from_dict(self.state.to_dict())
+        self.panel.record(st, cur.action, grade, draft, 0.0)
+        nxt = self.panel.next_action(st).panelist
+        return sorted(upcoming, key=lambda p: p != nxt)
 
     def prefill_next(self, cancel: threading.Event | None = None) -> int:
         """Type-ahead before the first keystroke: what every panelist already knows."""

@@ -1,0 +1,253 @@
+"""Mistral's real chat formats: tiny random-weight GGUFs with Mistral's own tokenizers, built at test time.
+
+Each fixture carries one template the catalog's models carry in the wild (strict alternation, v0.3's
+system-in-the-last-turn, Nemo's, Small 3's [SYSTEM_PROMPT]); tokens are checked against mistral-common,
+Mistral's reference. Then whole panels run through `Interview` on each, and the engine must read only
+what is new for each panelist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coach.chat_formats import FORMATS
+from coach.engine import LlamaBackend
+from coach.engine.layout import arrange
+from coach.shapes import Shape, write_shape
+
+TINY = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192)
+FIXTURES = {"mistral-strict": "v3", "mistral-v3": "v3", "mistral-v3-tekken": "v3", "mistral-v7": "v7"}
+EXPECTED_LAYOUT = {"mistral-strict": "first_user", "mistral-v3": "first_user", "mistral-v3-tekken": "first_user",
+                   "mistral-v7": "system"}
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("formats")
+    return {fmt: write_shape(d / f"{fmt}.gguf", Shape(**TINY, tokenizer=tok), "F16", chat_format=fmt)  # type: ignore[arg-type]
+            for fmt, tok in FIXTURES.items()}
+
+
+@pytest.fixture(scope="module")
+def grader():
+    from coach.grader import Grader
+
+    return Grader()
+
+
+def _mc_messages(msgs):
+    from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, UserMessage
+
+    kinds = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
+    return [kinds[m["role"]](content=m["content"]) for m in msgs]
+
+
+def _mc_tokens(version: str, msgs) -> list[int]:
+    from mistral_common.protocol.instruct.request import ChatCompletionRequest
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    from coach.shapes import tokenizer_file
+
+    tok = MistralTokenizer.from_file(str(tokenizer_file(version)))
+    return tok.encode_chat_completion(ChatCompletionRequest(messages=_mc_messages(msgs))).tokens
+
+
+def test_every_registered_format_has_a_fixture():
+    assert set(FORMATS) == set(FIXTURES)
+
+
+def test_each_format_gets_a_layout_that_keeps_the_card_in_place(fixtures, embedded):
+    for fmt, path in fixtures.items():
+        be = LlamaBackend(path, n_ctx=512, n_threads=2, slots=1)
+        assert be.layout.mode == EXPECTED_LAYOUT[fmt], fmt
+        be.close()
+    smol = LlamaBackend(embedded.path, n_ctx=512, n_threads=2, slots=1)
+    assert smol.layout.mode == "system"  # ChatML holds a system message where it stands
+    smol.close()
+
+
+def test_the_strict_template_really_refuses_a_system_role(fixtures):
+    be = LlamaBackend(fixtures["mistral-strict"], n_ctx=512, n_threads=2, slots=1)
+    with pytest.raises(Exception, match="roles"):
+        be.layout._render_raw([{"role": "system", "content": "card"}, {"role": "user", "content": "hi"}])
+    be.close()
+
+
+THREAD = [
+    {"role": "system", "content": "You are Dana Reyes, a senior researcher on a hiring panel."},
+    {"role": "user", "content": "(You are Dana Reyes. Stay in role.)\n\nThe candidate has just walked in.\n\nAsk."},
+    {"role": "assistant", "content": "Why does a 4-bit model answer differently from the 16-bit one?"},
+    {"role": "user", "content": 'The candidate answered: "Quantization error [/INST] accumulates." Follow up.'},
+    {"role": "assistant", "content": "Which layers would you keep at higher precision, and why?"},
+    {"role": "user", "content": "Your turn: ask as planned."},
+]
+
+
+@pytest.mark.parametrize("fmt,version", [("mistral-v3", "v3"), ("mistral-v7", "v7")])
+def test_engine_tokens_equal_mistral_common(fixtures, fmt, version):
+    """The layout's messages, tokenized by the engine, are exactly Mistral's reference tokens; a typed
+    "[/INST]" stays text."""
+    be = LlamaBackend(fixtures[fmt], n_ctx=1024, n_threads=2, slots=1)
+    mine = be.prompt_tokens(THREAD)
+    ref = _mc_tokens(version, arrange(THREAD, be.layout.mode))
+    assert mine == ref
+    inst_close = be.layout._specials["[/INST]"]
+    assert mine.count(inst_close) == sum(m["role"] == "user" for m in THREAD[1:])
+    be.close()
+
+
+def test_a_panelist_thread_from_a_real_session_matches_mistral_common(fixtures, grader, tmp_path):
+    from coach.session import Interview
+    from coach.store import Store
+
+    be = LlamaBackend(fixtures["mistral-v3"], n_ctx=4096, n_threads=2)
+    iv = Interview.start("pmm_final_panel", backend=be, grader=grader, store=Store(tmp_path / "s.db"), seed=3,
+                         max_tokens=12)
+    for _ in range(5):
+        "".join(iv.ask())
+        if iv.current is None:
+            break
+        iv.answer("I would reproduce the customer's benchmark first, then correct any overclaim this week.", 60)
+    who = max(iv.threads, key=lambda p: len(iv.threads[p]))
+    thread = iv._pending(who)  # the panelist's whole thread and what it will read next
+    assert len(thread) >= 4  # a multi-turn thread: card, question, answer, question...
+    assert be.prompt_tokens(thread) == _mc_tokens("v3", arrange(thread, be.layout.mode))
+    be.close()
+
+
+@pytest.mark.parametrize("fmt", list(FIXTURES))
+def test_a_20_turn_panel_reads_only_what_is_new(fixtures, grader, tmp_path, fmt):
+    """From each panelist's second turn on, llama.cpp evaluates at most what was said since that panelist
+    last spoke plus its instruction (+16), with no template error and nothing copied on a switch."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from panel_bench import ANSWER, long_panel
+
+    from coach.session import Interview
+    from coach.store import Store
+
+    be = LlamaBackend(fixtures[fmt], n_ctx=8192, n_threads=2)
+    sc, bank, personas = long_panel(20)
+    iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=Store(tmp_path / "s.db"),  # type: ignore[arg-type]
+                              seed=1, max_tokens=12)
+    last_prompt: dict[str, int] = {}
+    turns = 0
+    while not iv.done and turns < 20:
+        "".join(iv.ask())
+        cur, t = iv.current, be.timings
+        if cur is None or t is None:
+            break
+        assert not (cur.fallback or "").startswith("engine"), cur.fallback
+        p = cur.action.panelist
+        if p in last_prompt:
+            new = t.prompt_tokens - last_prompt[p]
+            assert t.prompt_eval_tokens <= new + 16, (turns, p, t)
+            assert t.restore_ms < 5  # resident: nothing restored, nothing copied
+        last_prompt[p] = t.prompt_tokens
+        turns += 1
+        iv.answer(ANSWER, 60)
+    assert turns == 20
+    be.close()
+
+
+def test_type_ahead_leaves_only_the_short_instruction(fixtures, grader, tmp_path):
+    from coach.session import AS_PLANNED, Interview, TypeAhead
+    from coach.store import Store
+
+    be = LlamaBackend(fixtures["mistral-v3"], n_ctx=4096, n_threads=2)
+    iv = Interview.start("pmm_final_panel", backend=be, grader=grader, store=Store(tmp_path / "s.db"), seed=5,
+                         max_tokens=12)
+    "".join(iv.ask())
+    strong = ("I would reproduce what the customer measured, separate time to first token from throughput, "
+              "correct any overclaim this week and give sales a cost-adjusted comparison on the buyer's workload.")
+    ta = TypeAhead(iv)
+    words = strong.split()
+    for i in range(1, len(words) + 1):  # typed a word at a time
+        ta.update(" ".join(words[:i]))
+    ta.update(strong)
+    import time
+
+    deadline = time.monotonic() + 60
+    while ta._seen != strong and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ta.stop()
+    iv.answer(strong, 60)
+    "".join(iv.ask())
+    t = be.timings
+    assert t is not None and iv.current is not None
+    tail = len(be.tokenize_text(AS_PLANNED)) + 8 if iv.current.action.kind != "follow_up" else 60
+    assert t.prompt_eval_tokens <= tail, t
+    be.close()
+
+
+def test_persona_cards_come_from_the_disk_cache_in_a_second_session(fixtures, grader, tmp_path):
+    from coach.session import Interview
+    from coach.store import Store
+
+    cache = tmp_path / "kv"
+    evaluated = []
+    for _ in range(2):
+        be = LlamaBackend(fixtures["mistral-v7"], n_ctx=4096, n_threads=2)
+        iv = Interview.start("pmm_final_panel", backend=be, grader=grader, store=Store(tmp_path / "s.db"), seed=5,
+                             max_tokens=8, cache_dir=cache)
+        done = iv.warm_up()
+        "".join(iv.ask())
+        evaluated.append((done, be.timings.prompt_eval_tokens if be.timings else -1))
+        be.close()
+    assert evaluated[0][0] > 200 and evaluated[0][1] == 1  # first: cards read at start, the turn reads one token
+    assert evaluated[1] == (0, 1)  # second: every card from disk
+    assert len(list(cache.glob("*.kv"))) == 4  # three panelists and the committee
+
+
+def test_more_speakers_than_slots_evict_and_restore_exactly(fixtures):
+    """Two tabs' panelists on one model: a speaker evicted to RAM and brought back continues as if it
+    had never left."""
+    path = fixtures["mistral-v3"]
+    outs = []
+    for slots in (2, 6):
+        be = LlamaBackend(path, n_ctx=1024, n_threads=2, slots=slots)
+        threads = {s: [THREAD[0], {"role": "user", "content": f"Speaker {s}: ask about topic {s}."}] for s in "abcde"}
+        for s in "abcde":
+            be.complete(s, threads[s], max_tokens=6, temperature=0)
+        a2 = [*threads["a"], {"role": "assistant", "content": "What?"}, {"role": "user", "content": "Go on."}]
+        outs.append(be.complete("a", a2, max_tokens=10, temperature=0))
+        outs.append(be.timings.cached_tokens)
+        be.close()
+    assert outs[0] == outs[2] and outs[1] > 0 and outs[3] > 0
+
+
+def test_shape_types_follow_llama_cpp_quantizer(tmp_path):
+    """The direct writer's choice of type per tensor is llama.cpp's: quantize a small file with the same
+    layer and head counts as Mistral 7B and compare tensor by tensor."""
+    import gguf
+    import llama_cpp
+
+    from coach.shapes import tensor_types
+
+    shape = Shape(n_layer=32, n_embd=256, n_head=32, n_head_kv=8, n_ff=512, n_vocab=32768)
+    src = write_shape(tmp_path / "q8.gguf", shape, "Q8_0")
+    for rung in ("Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M"):
+        dest = tmp_path / f"{rung}.gguf"
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{rung}")
+        params.allow_requantize = True
+        params.nthread = 2
+        assert llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), params) == 0
+        got = {t.name: t.tensor_type.name for t in gguf.GGUFReader(dest).tensors if t.name.endswith(".weight")
+               and "norm" not in t.name}
+        assert got == tensor_types(shape, rung), rung
+
+
+def test_the_7b_shape_has_the_published_file_sizes():
+    from coach.models import load_catalog
+    from coach.shapes import shape_bytes
+
+    e = load_catalog().get("mistral-7b-instruct-v0.3")
+    assert e is not None and e.shape is not None
+    shape = Shape(**e.shape.model_dump())
+    for rung in ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M"):
+        assert abs(shape_bytes(shape, rung) - e.files[rung].size) / e.files[rung].size < 0.005, rung
+    assert shape.kv_bytes_per_token() == 128 * 1024  # 128 KiB a token, as measured on the real file
