@@ -206,7 +206,7 @@ def main() -> int:
                       n_gpu_layers=settings.n_gpu_layers)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
     real = {int(x) for x in args.real_time.split(",") if x.strip()}
-    out = app_run(be, settings, args.turns, args.typing_s, real, grader, Path(tempfile.mkdtemp()) / "kv")
+    out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.home / "kv-cache")
     kv_gb = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots / 1e9
     size_gb = ref.path.stat().st_size / 1e9
     rss = _peak_rss_gb()

@@ -374,6 +374,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from coach.bench import build_shapes
 
         files += build_shapes(args.shape, settings, progress=not args.quiet)
+    if args.ladder:
         rungs = tuple(r.strip().upper() for r in args.rungs.split(",")) if args.rungs else LADDER
         print(f"building the ladder {', '.join(rungs)} from {args.ladder} (cached by source hash)…", file=sys.stderr)
         files += build_ladder(args.ladder, settings, rungs)
