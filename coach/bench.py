@@ -289,8 +289,8 @@ def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
     be.prefill("panelist", [card, {"role": "user", "content": reminder}])
     be.complete("panelist", opening, max_tokens=8, temperature=0)
     ttft_open = be.timings.ttft_s if be.timings else 0.0
-    plan = "When your turn comes, unless the answer below needs a follow-up: Ask this question in your own " \
-           "voice, in at most two sentences: How would you measure it?"
+    plan = "Next, unless you follow up first: Ask this question in your own voice, in at most two sentences: " \
+           "How would you measure it?"
     answer = " ".join(words[160:260])
     thread = [*opening, {"role": "assistant", "content": "What would you tell sales this week?"}]
     be.prefill("panelist", [*thread, {"role": "user", "content": f"{reminder}\n\n{plan}\n\n{ANSWERED}{answer}"}])

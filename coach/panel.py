@@ -133,7 +133,7 @@ class Panel:
             subject = st.pending_follow_up
             canonical = f"Let me push on one thing you left out: {_lower_first(subject)} How would you handle that?"
             return Action("follow_up", seg.panelist, st.log[-1]["question_id"] if st.log else None, canonical,
-                          f"First follow up, in one or two sentences, on what that answer left out: {subject}",
+                          f"Probe, in one or two sentences, what that answer left out: {subject}",
                           seg_index)
         return self.question_action(seg_index, st.q_pos)
 
