@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import functools  # noqa: E402
+import logging  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -33,6 +34,8 @@ from coach.models import Row as ModelRow  # noqa: E402
 from coach.prompts import load_personas, load_scenarios  # noqa: E402
 from coach.rubrics import load_all  # noqa: E402
 from coach.session import Interview, TypeAhead, debrief_for  # noqa: E402
+
+log = logging.getLogger("coach.ui")
 from coach.store import Store  # noqa: E402
 
 # System fonts only: the default theme would fetch web fonts from a CDN.
@@ -268,8 +271,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         spent = time.time() - asked_at if asked_at else 0.0
         ta = typing.pop(iv.session_id, None)
         if ta is not None:
-            ta.update(text)
-            ta.stop()
+            ta.stop()  # the turn reads what is left; nothing evaluates the old draft behind it
         chat = [*chat, {"role": "user", "content": text}]
         grade = iv.answer(text, spent_s=spent)
         coach_md = ""
@@ -287,8 +289,17 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                    coach_md, engine.banner(), "", *_no_debrief())
             return
         if iv.done:
-            yield (chat, iv, None, "The panel has finished — see the **Debrief** tab.", coach_md, engine.banner(), "",
-                   *_debrief_outputs(iv.debrief(), exports / iv.session_id, colours))
+            outs = _debrief_outputs(iv.debrief(), exports / iv.session_id, colours)
+            done_md = "The panel has finished — see the **Debrief** tab."
+            yield chat, iv, None, done_md, coach_md, engine.banner(), "", *outs
+            note = ""
+            try:
+                for chunk in iv.committee_note():  # the chair's summary, read turn by turn during the session
+                    note += chunk
+                    yield (chat, iv, None, done_md, coach_md, engine.banner(), "",
+                           f"### The committee chair\n\n{note.strip()}\n\n{outs[0]}", *outs[1:])
+            except CoachError as exc:
+                log.info("no committee summary: %s", exc)
 
     def _no_debrief() -> tuple:
         return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()

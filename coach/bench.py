@@ -300,9 +300,8 @@ def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
     committee = {"role": "system", "content": "You chair the hiring committee."}
     record = "The panel's record, turn by turn:\n\n" + " ".join(words[:340])
     be.prefill("committee", [committee, {"role": "user", "content": record}])
-    be.complete("committee", [committee, {"role": "user", "content": record + "\n\nThe panel is over. In at most "
-                              "four sentences, say where the candidate was strongest, where weakest, and what to "
-                              "practise next."}], max_tokens=8, temperature=0)
+    be.complete("committee", [committee, {"role": "user", "content": record + "\n\nThe panel is over: your summary."}],
+                max_tokens=8, temperature=0)
     ttft_debrief = be.timings.ttft_s if be.timings else 0.0
     return ttft_open, ttft_follow, ttft_debrief
 

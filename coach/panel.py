@@ -154,6 +154,10 @@ class Panel:
         return Action("ask", seg.panelist, qid, q.text,
                       f"{opener}Ask this question in your own voice, in at most two sentences: {q.text}", seg_index)
 
+    def may_follow_up(self, st: PanelState, current: Action) -> bool:
+        """Whether the answer to `current` can still earn a follow-up in this segment."""
+        return current.kind in ("ask", "contradict") and st.follow_ups_in_seg < MAX_FOLLOW_UPS_PER_SEGMENT
+
     def planned(self, st: PanelState, current: Action) -> list[Action]:
         """What each possible next speaker will do if the answer to `current` earns no follow-up: this
         segment's next question and the next segment's opening. Known before the answer, so the engine
@@ -241,6 +245,17 @@ def usable(voiced: str, action: Action) -> tuple[bool, str]:
     have = set(_WORDS.findall(text.lower()))
     if want and len(want & have) < max(3, 0.4 * len(want)):
         return False, "off the question"
+    return True, ""
+
+
+def usable_note(text: str) -> tuple[bool, str]:
+    """Whether the committee chair's summary (so far) can be shown: in role, no instructions, not endless."""
+    if _OUT_OF_ROLE.search(text):
+        return False, "out of role"
+    if _LEAK.search(text):
+        return False, "repeats its instructions"
+    if len(text.split()) > 160:
+        return False, "too long"
     return True, ""
 
 

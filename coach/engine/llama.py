@@ -632,6 +632,11 @@ class LlamaBackend:
 
     # ------------------------------------------------------------------ housekeeping
 
+    @property
+    def turn_waiting(self) -> bool:
+        """A turn is waiting for the model: background work should step aside."""
+        return self._waiting > 0
+
     def resident(self, speaker: str) -> int:
         """How many tokens of `speaker` sit in the KV cache now (tests, benchmarks)."""
         slot = self._lru.get(speaker)
