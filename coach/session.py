@@ -342,9 +342,10 @@ class Interview:
         return [{"role": "system", "content": card}, {"role": "user", "content": body}]
 
     def committee_note(self, max_tokens: int = 160) -> Iterator[str]:
-        """The chair's summary, streamed sentence by sentence once each passes the wording checks (a
-        sentence that fails ends the note there). The record was read turn by turn during the session
-        (type-ahead), so only this last instruction is left to read."""
+        """The chair's summary, streamed word by word once the text so far passes the wording checks (the
+        word being written is held back until it is whole; a failing check ends the note there). The
+        record was read turn by turn during the session (type-ahead), so only this last instruction is
+        left to read."""
         if not self.record:
             return
         final = "The panel is over: your summary."
@@ -352,16 +353,16 @@ class Interview:
         for chunk in self.backend.stream(self._speaker(COMMITTEE), self._committee_messages(final),
                                          max_tokens=max_tokens, temperature=0.3, seed=self.seed):
             held += chunk
-            cut = max(held.rfind(". "), held.rfind("? "), held.rfind("! "), held.rfind("\n"))
-            if cut < 0:
+            cut = max(held.rfind(" "), held.rfind("\n"))
+            if cut <= 0:
                 continue
-            sentence, held = held[:cut + 1], held[cut + 1:]
-            ok, why = usable_note(said + sentence)
+            words, held = held[:cut], held[cut:]
+            ok, why = usable_note(said + words)
             if not ok:
                 log.info("committee note cut short: %s", why)
                 return
-            said += sentence
-            yield sentence
+            said += words
+            yield words
         if held.strip() and usable_note(said + held)[0]:
             yield held
 

@@ -182,7 +182,8 @@ class LlamaBackend:
         t0 = time.perf_counter()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = self.n_gpu_layers
-        mparams.use_mmap = self.use_mmap
+        # llama-cpp-python 0.3.36 has `load_mode`, not `use_mmap` (setting that attribute does nothing)
+        mparams.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if self.use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = self.n_ctx * self.n_slots
         cparams.n_batch = cparams.n_ubatch = n_batch
