@@ -125,12 +125,16 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
               f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
               + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)"),
               flush=True)
-    # the last answer, then the committee's summary: the debrief's first word, from Send
+    # the last answer, then the committee's summary: the debrief's first word, from Send (typed in real
+    # time when the last turn is, so any backlog the session built up is in the figure)
     if iv.current is not None:
         ta = TypeAhead(iv)
-        ta.update(ANSWER)
-        while ta._seen != ANSWER:
-            time.sleep(0.05)
+        if turns in real_time:
+            typed(ta, ANSWER, typing_s)
+        else:
+            ta.update(ANSWER)
+            while ta._seen != ANSWER:
+                time.sleep(0.05)
         ta.stop()
     t_send = time.perf_counter()
     if iv.current is not None:

@@ -98,3 +98,39 @@ def test_vram_is_this_process_share_of_nvidia_smi():
     assert parse_vram("", 1) == 0
     if shutil.which("nvidia-smi") is None:
         assert vram_of(os.getpid()) == 0.0  # no GPU here: the column says 0, the run goes on
+
+
+def test_bench_shape_measures_speed_only_and_reuses_the_file(tmp_path: Path):
+    """`coach bench --shape` on a small catalog entry: a random-weight file of exactly its shape with the
+    real tokenizer, speed and memory columns only, and a second run that reuses the cached file."""
+    import yaml
+
+    from coach.config import catalog_path
+
+    cat = yaml.safe_load(catalog_path().read_text())
+    small = {"name": "tiny-mistral", "title": "Tiny Mistral-format model", "repo": "example/tiny", "revision": "main",
+             "licence": "Apache-2.0", "context_length": 4096, "params_b": 0.02, "recommended": "Q8_0",
+             "files": {"Q8_0": {"filename": "tiny.Q8_0.gguf", "size": 10_000_000}},
+             "shape": {"n_layer": 2, "n_embd": 256, "n_head": 4, "n_head_kv": 2, "n_ff": 512, "n_vocab": 32768,
+                       "tokenizer": "v3", "chat_format": "mistral-v3"}}
+    cat["models"].append(small)
+    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(cat))
+    env = {**os.environ, "COACH_HOME": str(tmp_path / "home"), "COACH_CATALOG": str(tmp_path / "catalog.yaml"),
+           "COACH_N_CTX": "1024"}
+    runs = []
+    for i in range(2):
+        r = subprocess.run([COACH, "bench", "--shape", "tiny-mistral:Q8_0,Q4_K_M", "--reps", "1", "--quiet",
+                            "--out", str(tmp_path / f"out{i}")], env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs.append(r)
+    assert "writing tiny-mistral.Q8_0.shape.gguf" in runs[0].stderr
+    assert "writing" not in runs[1].stderr  # cached under COACH_HOME/shapes
+    assert "Speed and memory only" in runs[1].stdout
+    rows = json.loads((tmp_path / "out1" / "rows.json").read_text())["rows"]
+    assert {r["quant"] for r in rows} == {"Q8_0", "Q4_K_M"}
+    for row in rows:
+        assert row["status"] == "ok" and row["kl"] is None and row["top1"] is None
+        assert row["gen_tps"] > 0 and row["ttft_follow_ms"] > 0 and row["peak_rss_mb"] > 0
+    missing = subprocess.run([COACH, "bench", "--shape", "smollm2-135m-instruct"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode != 0 and "models with a shape: mistral-7b-instruct-v0.3, tiny-mistral" in missing.stderr
