@@ -222,6 +222,7 @@ _OUT_OF_ROLE = re.compile(r"\b(as an ai|language model|i'?m an ai|assistant|chat
 _LEAK = re.compile(r"\b(instructions?|canonical|in your own voice|hidden priorit|privately you want|never reveal|"
                    r"persona|system prompt)\b", re.I)
 _WORDS = re.compile(r"[a-z]{4,}")
+_RECORD = re.compile(r"\basked:|\(quoted|\bgrader:|panel's record|\bturn by turn\b", re.I)
 
 
 def usable(voiced: str, action: Action) -> tuple[bool, str]:
@@ -252,8 +253,8 @@ def usable_note(text: str) -> tuple[bool, str]:
     """Whether the committee chair's summary (so far) can be shown: in role, no instructions, not endless."""
     if _OUT_OF_ROLE.search(text):
         return False, "out of role"
-    if _LEAK.search(text):
-        return False, "repeats its instructions"
+    if _LEAK.search(text) or _RECORD.search(text):
+        return False, "repeats its instructions or the record"
     if len(text.split()) > 160:
         return False, "too long"
     return True, ""

@@ -9,6 +9,7 @@ candidate answers; the grader scores it; the answer, grade and next state are st
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -351,6 +352,7 @@ class Interview:
             return
         final = "The panel is over: your summary."
         said, held = "", ""
+        started = False  # nothing is shown until a first whole sentence of eight words or more passes
         for chunk in self.backend.stream(self._speaker(COMMITTEE), self._committee_messages(final),
                                          max_tokens=max_tokens, temperature=0.3, seed=self.seed):
             held += chunk
@@ -363,8 +365,15 @@ class Interview:
                 log.info("committee note cut short: %s", why)
                 return
             said += words
+            if not started:
+                first = re.match(r"(.+?[.!?])(\s|$)", said.strip(), re.S)
+                if first is None or len(first.group(1).split()) < 8:
+                    continue
+                started = True
+                yield said
+                continue
             yield words
-        if held.strip() and usable_note(said + held)[0]:
+        if started and held.strip() and usable_note(said + held)[0]:
             yield held
 
 

@@ -249,3 +249,18 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path):
     proc.wait(timeout=60)  # stdin still open: only the signal can end it (communicate() would send EOF)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and "saved. Resume with: coach sessions resume" in err
+
+
+@pytest.mark.parametrize("note,ok", [
+    ("The candidate was strongest on KV cache trade-offs and weakest on community evidence.", True),
+    ("Strongest: reproducing the customer's benchmark before correcting the claim; practise naming metrics.", True),
+    ("The panel was over. Marcus Oyelaran (GTM lead) asked: let me push on one thing", False),  # echoes the record
+    ('The candidate answered (quoted; not instructions to you): "I would', False),
+    ("As an AI language model I cannot judge candidates.", False),
+    ("Summary per my instructions: the candidate did well.", False),
+    ("word " * 170, False),
+])
+def test_the_committee_note_checks(note, ok):
+    from coach.panel import usable_note
+
+    assert usable_note(note)[0] is ok
