@@ -34,9 +34,9 @@ from coach.models import Row as ModelRow  # noqa: E402
 from coach.prompts import load_personas, load_scenarios  # noqa: E402
 from coach.rubrics import load_all  # noqa: E402
 from coach.session import Interview, TypeAhead, debrief_for  # noqa: E402
+from coach.store import Store  # noqa: E402
 
 log = logging.getLogger("coach.ui")
-from coach.store import Store  # noqa: E402
 
 # System fonts only: the default theme would fetch web fonts from a CDN.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -231,7 +231,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             sid = titles.get(title, "pmm_final_panel")
             iv = Interview.start(sid, backend=engine.backend, grader=grader, store=store,
                                  seed=int(seed) if seed is not None else settings.seed, model=engine.ref.name,
-                                 cache_dir=settings.home / "kv-cache")
+                                 cache_dir=settings.kv_cache_dir)
             threading.Thread(target=iv.warm_up, daemon=True).start()  # every persona card, in the background
         except CoachError as exc:
             yield [], None, None, f"**Could not start:** {exc}", "", engine.banner()

@@ -106,7 +106,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
             caught_up = None
         else:
             ta.update(ANSWER)
-            while ta._seen != ANSWER:  # wait for type-ahead to finish: what real typing would hide
+            while not ta.caught_up(ANSWER):  # wait for type-ahead to finish: what real typing would hide
                 time.sleep(0.05)
             caught_up = time.perf_counter() - t_type
         ta.stop()
@@ -133,7 +133,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
             typed(ta, ANSWER, typing_s)
         else:
             ta.update(ANSWER)
-            while ta._seen != ANSWER:
+            while not ta.caught_up(ANSWER):
                 time.sleep(0.05)
         ta.stop()
     t_send = time.perf_counter()
@@ -210,7 +210,7 @@ def main() -> int:
                       n_gpu_layers=settings.n_gpu_layers)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
     real = {int(x) for x in args.real_time.split(",") if x.strip()}
-    out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.home / "kv-cache")
+    out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.kv_cache_dir)
     kv_gb = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots / 1e9
     size_gb = ref.path.stat().st_size / 1e9
     rss = _peak_rss_gb()

@@ -96,9 +96,10 @@ def build_shapes(spec: str, settings: Settings, *, progress: bool = True) -> lis
     from coach.shapes import DIRECT, Shape, shape_bytes, write_shape
 
     name, _, rungs_s = spec.partition(":")
-    entry = load_catalog().get(name)
-    shaped = [m.name for m in load_catalog().models if m.shape is not None]
+    catalog = load_catalog()
+    entry = catalog.get(name)
     if entry is None or entry.shape is None:
+        shaped = [m.name for m in catalog.models if m.shape is not None]
         raise ConfigError(f"no shape for {name!r} in the catalog; models with a shape: {', '.join(shaped)}")
     rungs = [r.strip().upper() for r in rungs_s.split(",") if r.strip()] or [entry.recommended]
     shape = Shape(**entry.shape.model_dump(), context_length=entry.context_length)
@@ -201,7 +202,6 @@ def _median_spread(xs: list[float]) -> tuple[float, float]:
 
 def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, reps: int, ref_logprobs: Path | None,
             write_ref: Path | None) -> dict[str, Any]:
-
     from coach.engine import LlamaBackend
 
     info = read_header(path)
@@ -278,19 +278,18 @@ def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
     (or loaded from the on-disk prefix cache); a follow-up after type-ahead has read the answer while
     it was typed, so only the end of the answer and the instruction are left; the committee's summary
     after the record was read turn by turn, so only its last instruction is left."""
-    from coach.session import ANSWERED, AS_PLANNED
+    from coach.session import ANSWERED, AS_PLANNED, PLAN, SUMMARY_REQUEST, WALKED_IN, YOUR_TURN
 
     card = {"role": "system", "content": " ".join(words[:160])}
     reminder = "(You are Dana Reyes, senior researcher. Stay in role.)"
     be.forget()
-    opening = [card, {"role": "user", "content": reminder + "\n\nThe candidate has just walked in.\n\nIt is your "
-                      "turn now. Introduce yourself in a few words as Dana Reyes, then ask. Ask this question in your "
-                      "own voice, in at most two sentences: What would you tell sales this week?"}]
+    opening = [card, {"role": "user", "content": f"{reminder}\n\n{WALKED_IN}\n\n{YOUR_TURN}Introduce yourself in a "
+                      "few words as Dana Reyes, then ask. Ask this question in your own voice, in at most two "
+                      "sentences: What would you tell sales this week?"}]
     be.prefill("panelist", [card, {"role": "user", "content": reminder}])
     be.complete("panelist", opening, max_tokens=8, temperature=0)
     ttft_open = be.timings.ttft_s if be.timings else 0.0
-    plan = "Next, unless you follow up first: Ask this question in your own voice, in at most two sentences: " \
-           "How would you measure it?"
+    plan = PLAN + "Ask this question in your own voice, in at most two sentences: How would you measure it?"
     answer = " ".join(words[160:260])
     thread = [*opening, {"role": "assistant", "content": "What would you tell sales this week?"}]
     be.prefill("panelist", [*thread, {"role": "user", "content": f"{reminder}\n\n{plan}\n\n{ANSWERED}{answer}"}])
@@ -300,7 +299,7 @@ def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
     committee = {"role": "system", "content": "You chair the hiring committee."}
     record = "The panel's record, turn by turn:\n\n" + " ".join(words[:340])
     be.prefill("committee", [committee, {"role": "user", "content": record}])
-    be.complete("committee", [committee, {"role": "user", "content": record + "\n\nThe panel is over: your summary."}],
+    be.complete("committee", [committee, {"role": "user", "content": f"{record}\n\n{SUMMARY_REQUEST}"}],
                 max_tokens=8, temperature=0)
     ttft_debrief = be.timings.ttft_s if be.timings else 0.0
     return ttft_open, ttft_follow, ttft_debrief

@@ -218,10 +218,6 @@ def _interview_parts(settings: Settings) -> tuple:
     return ref, backend, Grader(), Store.open_default(settings.home)
 
 
-def _kv_cache(settings: Settings) -> Path:
-    return settings.home / "kv-cache"
-
-
 def _read_answer(on_line=None) -> str:
     """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line."""
     lines: list[str] = []
@@ -253,6 +249,11 @@ def _run(iv, coach_mode: bool) -> int:
     cancel = threading.Event()
     pre = threading.Thread(target=iv.warm_up, args=(cancel,), daemon=True)
     pre.start()  # every persona card, from the on-disk cache when this model has read it before
+
+    def stop_warm_up() -> None:  # llama.cpp must not be mid-batch when the model is freed
+        cancel.set()
+        pre.join()
+
     ta: TypeAhead | None = None
     try:
         while not iv.done:
@@ -285,16 +286,12 @@ def _run(iv, coach_mode: bool) -> int:
                 crit = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in grade.criteria.items())
                 print(f"[score {grade.total:.2f}/5: {crit}]\n[next time: {grade.improvement}]", flush=True)
     except (KeyboardInterrupt, EOFError):
-        if ta is not None:  # llama.cpp must not be mid-batch when the model is freed
+        if ta is not None:
             ta.stop()
-        if pre.is_alive():
-            cancel.set()
-            pre.join()
+        stop_warm_up()
         print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
         return 130
-    if pre.is_alive():
-        cancel.set()
-        pre.join()
+    stop_warm_up()
     print("\nThe committee chair:", flush=True)
     for chunk in iv.committee_note():
         print(chunk, end="", flush=True)
@@ -312,7 +309,7 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
 
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
-                         model=ref.name, cache_dir=_kv_cache(settings))
+                         model=ref.name, cache_dir=settings.kv_cache_dir)
     print(f"session {iv.session_id}", file=sys.stderr)
     return _run(iv, args.coach)
 

@@ -54,6 +54,11 @@ class Settings:
     def models_dir(self) -> Path:
         return self.home / "models"
 
+    @property
+    def kv_cache_dir(self) -> Path:
+        """Evaluated persona cards, per model file and exact tokens (the engine's on-disk prefix cache)."""
+        return self.home / "kv-cache"
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Defaults, then `COACH_*` variables, then explicit overrides (CLI flags, UI controls)."""

@@ -220,7 +220,7 @@ def write_shape(path: Path, shape: Shape, rung: str, *, name: str = "shape", see
     fout = w.fout[0]  # type: ignore[index]
     w.write_padding(fout, fout.tell())
     rng = np.random.default_rng(seed)
-    total = sum(_nbytes(d, types.get(t, "F32")) for t, d in dims.items())
+    total = shape_bytes(shape, rung)
     bar = None
     if progress:
         from tqdm import tqdm

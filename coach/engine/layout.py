@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from coach.errors import CoachError
 
@@ -126,7 +125,9 @@ class Layout:
         return self._render_raw(arrange(messages, self.mode))
 
     def pieces(self, messages: list[Message]) -> list[Piece]:
-        msgs = arrange(messages, self.mode)
+        return self._pieces(arrange(messages, self.mode))
+
+    def _pieces(self, msgs: list[Message]) -> list[Piece]:
         marked = [{"role": m["role"], "content": f"{_OPEN}{i}{_CLOSE}"} for i, m in enumerate(msgs)]
         try:
             skeleton = self._render_raw(marked)
@@ -158,8 +159,9 @@ class Layout:
     def tokens(self, messages: list[Message], *, upto_last: bool = False) -> list[int]:
         """The prompt's tokens, generation prompt included; or, with `upto_last`, only up to the end of
         the last message's content (what is known while the candidate is still typing)."""
-        pieces = self.pieces(messages)
-        last = len(arrange(messages, self.mode)) - 1
+        msgs = arrange(messages, self.mode)
+        pieces = self._pieces(msgs)
+        last = len(msgs) - 1
         out: list[int] = []
         prev_special = True
         for p in pieces:
@@ -175,7 +177,3 @@ class Layout:
         if self.bos_id is not None and (not out or out[0] != self.bos_id):
             out.insert(0, self.bos_id)
         return out
-
-
-def describe(layout: Layout) -> dict[str, Any]:
-    return {"mode": layout.mode, "dummy_prefix": layout.dummy_prefix}

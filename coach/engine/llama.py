@@ -38,15 +38,15 @@ log = logging.getLogger("coach.engine")
 
 @dataclass
 class TurnTimings:
-    """One turn, from llama.cpp's own counters and from the wall clock."""
+    """One turn, as the engine counted and timed it (tokens it handed to llama_decode, wall clock)."""
 
     speaker: str
     prompt_tokens: int  # the whole prompt, as tokenized
     cached_tokens: int  # prompt tokens not evaluated again (resident in the KV cache)
-    prompt_eval_tokens: int  # what llama.cpp evaluated for the prompt (its counter)
-    prompt_eval_ms: float  # llama.cpp's prompt-processing time
+    prompt_eval_tokens: int  # prompt tokens llama.cpp evaluated this turn
+    prompt_eval_ms: float  # time llama.cpp spent on them
     generated_tokens: int
-    eval_ms: float  # llama.cpp's time decoding generated tokens
+    eval_ms: float  # time decoding generated tokens
     restore_ms: float  # bringing this speaker's KV back (0 unless it had been evicted)
     ttft_s: float  # wall clock: call -> first text chunk
     total_s: float  # wall clock: call -> last chunk
@@ -55,7 +55,7 @@ class TurnTimings:
 
     @property
     def gen_tokens_per_s(self) -> float:
-        """Generation speed from llama.cpp's counter (decode of each new token)."""
+        """Generation speed: decode of each new token."""
         n = max(0, self.generated_tokens - 1)
         return n / (self.eval_ms / 1000) if self.eval_ms > 0 and n else 0.0
 
@@ -190,7 +190,6 @@ class LlamaBackend:
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
         cparams.n_seq_max = self.n_slots
         cparams.kv_unified = False
-        cparams.no_perf = False
         try:
             self._model = LlamaModel(path_model=str(self.info.path), params=mparams, verbose=verbose)
             self._ctx = LlamaContext(model=self._model, params=cparams, verbose=verbose)
@@ -341,6 +340,13 @@ class LlamaBackend:
                              "start a new session or lower --ctx")
         slot.tokens += tokens
 
+    def _eval(self, slot: _Slot, tokens: list[int], start: int) -> None:
+        """Evaluate `tokens[start:]` after the slot's first `start` cells, in `n_batch` batches; logits for
+        the last token only."""
+        for i in range(start, len(tokens), self.n_batch):
+            chunk = tokens[i:i + self.n_batch]
+            self._decode(slot, chunk, logits_last=i + len(chunk) >= len(tokens))
+
     def _common(self, slot: _Slot, tokens: list[int]) -> int:
         k = 0
         for a, b in zip(slot.tokens, tokens, strict=False):
@@ -418,15 +424,11 @@ class LlamaBackend:
         slot, restore_ms = self._slot_for(speaker)
         if not self.speaker_cache:
             self._clear(slot)
-        ctx = self._ctx.ctx
-        llama_cpp.llama_perf_context_reset(ctx)
         keep = min(self._common(slot, tokens), len(tokens) - 1)  # the last token is evaluated for its logits
         self._truncate(slot, keep)
         cached = keep
         t_prompt = time.perf_counter()
-        for i in range(keep, len(tokens), self.n_batch):
-            chunk = tokens[i:i + self.n_batch]
-            self._decode(slot, chunk, logits_last=i + len(chunk) >= len(tokens))
+        self._eval(slot, tokens, keep)
         prompt_s = time.perf_counter() - t_prompt
         sampler = self._sampler(seed=seed, **sampling)
         first: float | None = None
@@ -476,14 +478,13 @@ class LlamaBackend:
                 yield held
         finally:
             sampler.close()
-            perf = llama_cpp.llama_perf_context(ctx)
             if not self.speaker_cache:
                 self._clear(slot)
             p_eval = len(tokens) - cached
             self.timings = TurnTimings(
                 speaker=speaker, prompt_tokens=len(tokens), cached_tokens=cached,
                 prompt_eval_tokens=p_eval, prompt_eval_ms=prompt_s * 1000,
-                generated_tokens=n_gen, eval_ms=eval_s * 1000 if eval_s else float(perf.t_eval_ms),
+                generated_tokens=n_gen, eval_ms=eval_s * 1000,
                 restore_ms=restore_ms, ttft_s=(first or time.perf_counter()) - t0,
                 total_s=time.perf_counter() - t0, finish_reason=finish, wait_s=wait,
             )
@@ -544,8 +545,7 @@ class LlamaBackend:
         Returns tokens evaluated (0 when it came from disk or was already resident)."""
         if not self.speaker_cache:
             return 0
-        tokens = self.layout.tokens(messages) if whole else self.layout.tokens(messages, upto_last=True)
-        tokens = tokens[:-1] if whole else tokens[:-holdback or None]
+        tokens = self.layout.tokens(messages, upto_last=not whole)[:-1 if whole else -holdback or None]
         path = self._cache_path(cache_dir, tokens) if cache_dir is not None else None
         if path is not None and path.exists() and self._load_prefix(speaker, tokens, path):
             return 0
@@ -603,9 +603,7 @@ class LlamaBackend:
             slot, _ = self._slot_for("__bench__")
             self._clear(slot)
             t0 = time.perf_counter()
-            for i in range(0, len(tokens), self.n_batch):
-                chunk = tokens[i:i + self.n_batch]
-                self._decode(slot, chunk, logits_last=i + len(chunk) >= len(tokens))
+            self._eval(slot, tokens, 0)
             dt = time.perf_counter() - t0
             self._clear(slot)
             return dt
