@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from coach.config import Settings  # noqa: E402
 from coach.debrief import LABELS, Debrief  # noqa: E402
 from coach.engine import LlamaBackend  # noqa: E402
-from coach.errors import CoachError  # noqa: E402
+from coach.errors import CoachError, log_crash  # noqa: E402
 from coach.grader import Grader  # noqa: E402
 from coach.models import QUANT_TYPES, ModelRef, add, list_models, pull, quantize, resolve  # noqa: E402
 from coach.models import Row as ModelRow  # noqa: E402
@@ -179,12 +179,41 @@ def _mirror(handler: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[t
     @functools.wraps(handler)
     def wrapped(*args: Any) -> Iterator[tuple]:
         prev: tuple | None = None
-        for out in handler(*args):
-            if prev is not None:
-                yield (*prev, gr.update(interactive=False))
-            prev = (out[0], *out)
+        try:
+            for out in handler(*args):
+                if prev is not None:
+                    yield (*prev, gr.update(interactive=False))
+                prev = (out[0], *out)
+        except Exception as exc:
+            if prev is not None:  # Send comes back before the error is shown: nothing is left locked
+                yield (*prev, gr.update(interactive=True))
+            raise _ui_error(exc) from None
         if prev is not None:
             yield (*prev, gr.update(interactive=True))
+
+    return wrapped
+
+
+def _ui_error(exc: Exception) -> gr.Error:
+    """One line for the page: a CoachError says its fix; anything else is logged whole and named."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, CoachError):
+        return gr.Error(str(exc))
+    where = log_crash(exc)
+    log.error("unexpected %s in a UI handler (trace in %s)", type(exc).__name__, where)
+    return gr.Error(f"Unexpected {type(exc).__name__}: {str(exc)[:300]} (full trace in {where}; please report it)")
+
+
+def _guard(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Every UI handler's error boundary (plain functions; panel handlers go through `_mirror`)."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any) -> Any:
+        try:
+            return handler(*args)
+        except Exception as exc:
+            raise _ui_error(exc) from None
 
     return wrapped
 
@@ -207,9 +236,9 @@ def _installed(rows: list[ModelRow]) -> list[str]:
 
 def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grader: Grader | None = None,
                store: Store | None = None) -> gr.Blocks:
+    store = store or Store.open_default(settings.home)  # a damaged database is said before minutes of loading
     engine = Engine(settings, backend)
     grader = grader or Grader()
-    store = store or Store.open_default(settings.home)
     personas, banks = load_personas(), load_all()
     scenarios = load_scenarios(personas=personas, banks=banks)
     colours = {k: p.colour for k, p in personas.items()}
@@ -278,7 +307,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         if coach_mode and grade is not None:
             crit = " · ".join(f"{LABELS[c]} {s:.1f}" for c, s in grade.criteria.items())
             coach_md = (f"**Score {grade.total:.2f}/5** — {crit}\n\n**Next time:** {grade.improvement}\n\n"
-                        f"**Closest strong answer** ({grade.nearest_good[1]:.2f}): {grade.nearest_good[0]}")
+                        f"**Closest strong answer** ({grade.nearest_good[1]:.2f}): {grade.nearest_good[0]}"
+                        + "".join(f"\n\n*Note: {n}*" for n in grade.notes))
         yield chat, iv, None, "", coach_md, engine.banner(), "", *_no_debrief()
         try:
             for out in _ask(iv, chat, coach_md, engine.banner()):
@@ -325,12 +355,12 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         return gr.update(choices=[(f"{t['idx']}: {t['spoken'][:70]}", t["idx"]) for t in store.turns(sid) if t["grade"]],
                          value=None)
 
-    def resume(sid: str, chat: list[dict]) -> Iterator[tuple]:
+    def resume(sid: str, chat: list[dict], take_over: bool = False) -> Iterator[tuple]:
         if not sid:
             yield chat, None, None, "Pick a session first.", "", engine.banner(), gr.update()
             return
         try:
-            iv = Interview.resume(sid, backend=engine.backend, grader=grader, store=store)
+            iv = Interview.resume(sid, backend=engine.backend, grader=grader, store=store, take_over=bool(take_over))
         except CoachError as exc:
             yield chat, None, None, f"**Could not resume:** {exc}", "", engine.banner(), gr.update()
             return
@@ -465,6 +495,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                 with gr.Row():
                     resume_btn = gr.Button("Resume", elem_id="resume")
                     show_btn = gr.Button("Show its debrief", elem_id="show-debrief")
+                take_over = gr.Checkbox(False, label="Take over if it is open in another window or tab",
+                                        elem_id="take-over")
                 pick_turn = gr.Dropdown([], label="Retry one question", elem_id="retry-turn", allow_custom_value=True)
                 retry_box = gr.Textbox(lines=3, label="New answer", elem_id="retry-answer")
                 retry_btn = gr.Button("Grade the new answer", elem_id="retry")
@@ -511,25 +543,25 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                      [*panel_outs, answer_box, *debrief_outs, send])
         send.click(_mirror(answer), *answer_io, api_name="answer")
         answer_box.submit(_mirror(answer), *answer_io, api_visibility="private")
-        answer_box.change(draft, [answer_box, iv_state], None, api_visibility="private", show_progress="hidden",
+        answer_box.change(_guard(draft), [answer_box, iv_state], None, api_visibility="private", show_progress="hidden",
                           trigger_mode="always_last", queue=False)
-        gr.Timer(1.0).tick(tick, [iv_state, asked_at], clock, api_visibility="private", show_progress="hidden")
-        refresh.click(sessions, None, [table, pick, trend], api_name="sessions")
-        pick.change(turns_of, pick, pick_turn, api_visibility="private")
-        resume_btn.click(_mirror(resume), [pick, chat_state], [*panel_outs, tabs, send], api_name="resume")
-        show_btn.click(session_debrief, pick, debrief_outs, api_name="session_debrief")
-        retry_btn.click(retry, [pick, pick_turn, retry_box], retry_md, api_name="retry")
+        gr.Timer(1.0).tick(_guard(tick), [iv_state, asked_at], clock, api_visibility="private", show_progress="hidden")
+        refresh.click(_guard(sessions), None, [table, pick, trend], api_name="sessions")
+        pick.change(_guard(turns_of), pick, pick_turn, api_visibility="private")
+        resume_btn.click(_mirror(resume), [pick, chat_state, take_over], [*panel_outs, tabs, send], api_name="resume")
+        show_btn.click(_guard(session_debrief), pick, debrief_outs, api_name="session_debrief")
+        retry_btn.click(_guard(retry), [pick, pick_turn, retry_box], retry_md, api_name="retry")
         pickers = [models_df, model, q_src, b_models, b_src]
-        pull_btn.click(do_pull, pull_name, models_md, api_name="models_pull").then(
-            models_refresh, None, pickers)
-        add_btn.click(do_add, [add_path, add_name], models_md, api_name="models_add").then(
-            models_refresh, None, pickers)
-        q_btn.click(do_quantize, [q_src, q_type], models_md, api_name="models_quantize").then(
-            models_refresh, None, pickers)
-        b_btn.click(do_bench, [b_models, b_src, b_rungs, b_reps], [b_table, b_plot, b_rec, b_files],
+        pull_btn.click(_guard(do_pull), pull_name, models_md, api_name="models_pull").then(
+            _guard(models_refresh), None, pickers)
+        add_btn.click(_guard(do_add), [add_path, add_name], models_md, api_name="models_add").then(
+            _guard(models_refresh), None, pickers)
+        q_btn.click(_guard(do_quantize), [q_src, q_type], models_md, api_name="models_quantize").then(
+            _guard(models_refresh), None, pickers)
+        b_btn.click(_guard(do_bench), [b_models, b_src, b_rungs, b_reps], [b_table, b_plot, b_rec, b_files],
                     api_name="bench")
-        demo.load(sessions, None, [table, pick, trend], api_visibility="private")
-        demo.load(models_refresh, None, pickers, api_visibility="private")
+        demo.load(_guard(sessions), None, [table, pick, trend], api_visibility="private")
+        demo.load(_guard(models_refresh), None, pickers, api_visibility="private")
     return demo
 
 

@@ -393,6 +393,9 @@ def _worker(path: Path, threads: int, opts: Options, n_ctx: int, ref: Path | Non
         p = subprocess.run(args, capture_output=True, text=True, timeout=opts.timeout_s)
     except subprocess.TimeoutExpired:
         raise CoachError(f"timed out after {opts.timeout_s} s") from None
+    if p.returncode < 0:  # killed by a signal: llama.cpp crashed, or the OOM killer took it
+        raise CoachError(f"the measuring process was killed by signal {-p.returncode}"
+                         + (" (out of memory?)" if -p.returncode == 9 else " (llama.cpp crashed on this file)"))
     if p.returncode != 0:
         lines = [line for line in (p.stderr or p.stdout).strip().splitlines() if line.strip()]
         raise CoachError(lines[-1][:300] if lines else f"worker exited with {p.returncode}")
@@ -565,6 +568,16 @@ def _worker_main(argv: list[str]) -> int:
                        ref_logprobs=a.ref, write_ref=a.write_ref)
     except CoachError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory measuring this file; it does not fit next to what else is running",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:  # the worker's boundary: one line for the row, the trace in the log
+        from coach.errors import log_crash
+
+        print(f"error: unexpected {type(exc).__name__}: {str(exc)[:200]} (trace in {log_crash(exc)})",
+              file=sys.stderr)
         return 1
     print(json.dumps(data))
     return 0

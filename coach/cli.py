@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from coach import __version__
 from coach.config import Settings
@@ -63,8 +64,8 @@ def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_models_rm(args: argparse.Namespace, settings: Settings) -> int:
     from coach.models import remove
 
-    gone = remove(args.name, settings)
-    print(f"removed {args.name}" + (f" (deleted {', '.join(map(str, gone))})" if gone else ""))
+    _, what = remove(args.name, settings)
+    print(what)
     return 0
 
 
@@ -109,12 +110,9 @@ def _read_answers(path: Path) -> list[tuple[int, dict | None, str | None]]:
     """JSONL rows of {"question_id" (or "id"), "answer"[, "panelist"]}; a bad line is reported, not fatal."""
     import json
 
-    from coach.errors import ConfigError
+    from coach.textfiles import read_text
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such answers file") from None
+    lines = read_text(path, "answers file").splitlines()
     rows: list[tuple[int, dict | None, str | None]] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -124,22 +122,29 @@ def _read_answers(path: Path) -> list[tuple[int, dict | None, str | None]]:
             if not isinstance(row, dict) or not isinstance(row.get("answer", ""), str):
                 raise ValueError("each line must be an object with a string `answer`")
             rows.append((n, row, None))
-        except (json.JSONDecodeError, ValueError) as exc:
-            rows.append((n, None, f"line {n}: {exc}"))
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            rows.append((n, None, f"line {n}: {str(exc)[:200]}"))
     return rows
 
 
-def _graded(args: argparse.Namespace) -> tuple[list, list[str]]:
-    """Grade every answer in --answers against --rubric: (turns, errors)."""
-    from coach.debrief import Turn
-    from coach.errors import ConfigError
+def _graded(args: argparse.Namespace, errors: list[str]) -> Iterator:
+    """Grade every answer in --answers against --rubric, one at a time (a bad line goes to `errors`).
+    The rubric and the answers file are read before the first answer is asked for, so a bad one fails
+    before any output is opened."""
     from coach.grader import Grader
     from coach.rubrics import load_bank
 
     bank = load_bank(args.rubric)
-    grader = Grader()
-    turns, errors = [], []
-    for n, row, err in _read_answers(args.answers):
+    rows = _read_answers(args.answers)
+    return _grade_rows(bank, rows, Grader(), errors)
+
+
+def _grade_rows(bank: Any, rows: list, grader: Any, errors: list[str]) -> Iterator:
+    from coach.debrief import Turn
+    from coach.errors import ConfigError
+    from coach.grader import clean_answer
+
+    for n, row, err in rows:
         if row is None:
             errors.append(err or f"line {n}: unreadable")
             continue
@@ -149,47 +154,70 @@ def _graded(args: argparse.Namespace) -> tuple[list, list[str]]:
         except ConfigError as exc:
             errors.append(f"line {n}: {exc}")
             continue
-        g = grader.grade(bank, q, row.get("answer", ""))
-        turns.append(Turn(row.get("panelist") or q.asked_by, q.id, q.text, row.get("answer", ""), g))
-    return turns, errors
+        raw = row.get("answer", "")
+        g = grader.grade(bank, q, raw)  # the grade notes what was replaced or cut
+        notes = [x for x in g.notes if x.startswith(("unreadable", "cut at"))]
+        if notes:
+            errors.append(f"line {n}: {'; '.join(notes)} (graded)")
+        yield Turn(row.get("panelist") or q.asked_by, q.id, q.text, clean_answer(raw)[0], g)
 
 
 def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
+    """One JSON line per answer, written and flushed as each is graded: a failure later keeps the rest."""
     import json
 
-    turns, errors = _graded(args)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-    try:
-        for t in turns:
+    errors: list[str] = []
+    graded = _graded(args, errors)
+    with _Output(args.out) as out:
+        for t in graded:
             out.write(json.dumps(t.grade.as_dict(), ensure_ascii=False) + "\n")
-    finally:
-        if args.out:
-            out.close()
+            out.flush()
     for e in errors:
-        print(f"coach: skipped {e}", file=sys.stderr)
-    return 1 if errors else 0
+        print(f"coach: {'note' if e.endswith('(graded)') else 'skipped'} {e}", file=sys.stderr)
+    return 1 if any(not e.endswith("(graded)") for e in errors) else 0
+
+
+class _Output:
+    """stdout, or a file opened for writing with one clear line when it cannot be."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def __enter__(self) -> Any:
+        if self.path is None:
+            return sys.stdout
+        from coach.reports import check_out_path
+
+        check_out_path(self.path)
+        try:
+            self.f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            from coach.errors import ConfigError
+
+            raise ConfigError(f"cannot write {self.path} ({exc.strerror or exc}); pick another --out") from None
+        return self.f
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path is not None:
+            self.f.close()
 
 
 def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:
     from coach.debrief import build_debrief
+    from coach.reports import report_format, write_report
 
-    turns, errors = _graded(args)
+    fmt = report_format(args.out, args.format)  # a bad --out is refused before any grading
+    errors: list[str] = []
+    turns = list(_graded(args, errors))
     for e in errors:
-        print(f"coach: skipped {e}", file=sys.stderr)
+        print(f"coach: {'note' if e.endswith('(graded)') else 'skipped'} {e}", file=sys.stderr)
     report = build_debrief(turns)
-    fmt = args.format or (args.out.suffix.lstrip(".") if args.out else "md")
-    text = {"md": report.to_markdown, "json": report.to_json, "html": report.to_html}.get(fmt)
-    if text is None:
-        print(f"coach: error: unknown format {fmt!r}; use md, json or html", file=sys.stderr)
-        return 2
     if args.out:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(text(), encoding="utf-8")
-        os.replace(tmp, args.out)
+        write_report(report, args.out, fmt)
         print(f"{report.decision}: wrote {args.out}")
     else:
-        print(text())
-    return 1 if errors else 0
+        print(report.render(fmt))
+    return 1 if any(not e.endswith("(graded)") for e in errors) else 0
 
 
 def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -281,25 +309,39 @@ def _run(iv, coach_mode: bool) -> int:
             text = _read_answer(ta.update)
             ta.stop()
             ta = None
+            if "\ufffd" in text:
+                print("[some typed bytes were not UTF-8; they are kept as \ufffd]", flush=True)
             grade = iv.answer(text, spent_s=time.monotonic() - t0)
             if coach_mode and grade is not None:
                 crit = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in grade.criteria.items())
                 print(f"[score {grade.total:.2f}/5: {crit}]\n[next time: {grade.improvement}]", flush=True)
+                for note in grade.notes:
+                    print(f"[note: {note}]", flush=True)
     except (KeyboardInterrupt, EOFError):
         if ta is not None:
             ta.stop()
         stop_warm_up()
-        print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
+        iv.release()
+        if iv.turn_count:
+            print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
+        else:
+            print("\nstopped before the first question; nothing was stored", file=sys.stderr)
         return 130
+    except BaseException:
+        if ta is not None:
+            ta.stop()
+        stop_warm_up()
+        iv.release()
+        raise
     stop_warm_up()
+    d = iv.debrief()  # the grader's decision comes at once; the chair's summary streams after it
+    print(f"\n== Debrief: {d.decision} ==\n{d.reason}", flush=True)
+    for v in d.verdicts:
+        print(f"  {iv.persona(v.panelist).name} ({v.panelist}): {v.verdict}, {v.score:.2f}/5", flush=True)
     print("\nThe committee chair:", flush=True)
     for chunk in iv.committee_note():
         print(chunk, end="", flush=True)
     print(flush=True)
-    d = iv.debrief()
-    print(f"\n== Debrief: {d.decision} ==\n{d.reason}")
-    for v in d.verdicts:
-        print(f"  {iv.persona(v.panelist).name} ({v.panelist}): {v.verdict}, {v.score:.2f}/5")
     print(f"\nFull report: coach sessions export {iv.session_id} --out report.html")
     return 0
 
@@ -307,6 +349,7 @@ def _run(iv, coach_mode: bool) -> int:
 def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
     from coach.session import Interview
 
+    Interview._catalog(args.scenario)  # an unknown scenario is said before the model loads
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
                          model=ref.name, cache_dir=settings.kv_cache_dir)
@@ -318,7 +361,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     from coach.errors import CoachError
     from coach.store import Store
 
-    store = Store.open_default(settings.home)
+    store = Store.open_default(settings.home, readonly=True)  # list, show and export only read
     if args.sessions_command == "list":
         rows = store.sessions()
         print(f"{'ID':24} {'SCENARIO':18} {'STATUS':9} {'ANSWERS':>7} {'MEAN':>5}  MODEL")
@@ -337,24 +380,24 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"    score {t['grade']['total']:.2f}/5 — {t['grade']['improvement']}")
         return 0
     if args.sessions_command == "export":
+        from coach.reports import report_format, write_report
         from coach.session import debrief_for
 
+        fmt = report_format(args.out, args.format)
         report = debrief_for(store, args.id)
-        fmt = args.format or (args.out.suffix.lstrip(".") if args.out else "md")
-        text = {"md": report.to_markdown, "json": report.to_json, "html": report.to_html}[fmt]()
         if args.out:
-            tmp = args.out.with_name(args.out.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, args.out)
+            write_report(report, args.out, fmt)
             print(f"{report.decision}: wrote {args.out}")
         else:
-            print(text)
+            print(report.render(fmt))
         return 0
     # resume
     from coach.session import Interview
 
+    store.close()
+    store = Store.open_default(settings.home)  # resuming writes
     _, backend, grader, _store = _interview_parts(settings)
-    iv = Interview.resume(args.id, backend=backend, grader=grader, store=store)
+    iv = Interview.resume(args.id, backend=backend, grader=grader, store=store, take_over=args.take_over)
     if iv.done:
         print("that session is finished; `coach sessions export` writes its report")
         return 0
@@ -397,6 +440,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    import socket
+
+    from coach.errors import ConfigError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # before minutes of model loading
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ConfigError(f"port {settings.port} on {settings.host} is in use ({exc.strerror or exc}); "
+                              "pass --port with another number, or stop the program using it") from None
     from app import launch  # the UI lives at the top level; only the CLI reaches for it
 
     launch(settings)
@@ -440,9 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=cmd_sessions)
         if name == "resume":
             sp.add_argument("--coach", action="store_true")
+            sp.add_argument("--take-over", action="store_true",
+                            help="go on even if another window has the session open (its next write fails)")
         if name == "export":
             sp.add_argument("--out", type=Path)
-            sp.add_argument("--format", choices=["md", "json", "html"])
+            sp.add_argument("--format", choices=["md", "json", "html"], help="default: from --out's extension")
 
     bench = sub.add_parser("bench", help="speed, memory and quality per quantization level, and a recommendation")
     bench.add_argument("models", nargs="*", help="installed catalog names, registered names or .gguf paths")
@@ -505,10 +560,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The UI stays online-capable for its explicit "Pull" button; nothing else in it asks the hub.
     if getattr(args, "models_command", None) != "pull" and args.command != "ui":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = Settings.from_env(model=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
-                                 n_gpu_layers=args.n_gpu_layers, seed=args.seed,
-                                 port=getattr(args, "port", None))
+    # A byte that is not UTF-8 typed or piped in becomes U+FFFD instead of ending the session.
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")
     try:
+        settings = Settings.from_env(model=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
+                                     n_gpu_layers=args.n_gpu_layers, seed=args.seed,
+                                     port=getattr(args, "port", None))
         return int(args.func(args, settings))
     except CoachError as exc:
         print(f"coach: error: {exc}", file=sys.stderr)
@@ -516,6 +574,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ncoach: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("coach: error: out of memory; close other programs, or use a smaller input or model", file=sys.stderr)
+        return 4
+    except BrokenPipeError:  # `coach ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # an unexpected failure: one line here, the whole trace in the log
+        from coach.errors import log_crash
+
+        where = log_crash(exc)
+        print(f"coach: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (full trace in {where}; "
+              "please report it)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -70,7 +70,32 @@ class Settings:
             values[f.name] = _coerce(f.name, raw)
         base = cls(**values)
         clean = {k: v for k, v in overrides.items() if v is not None}
-        return replace(base, **clean)
+        settings = replace(base, **clean)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse values that cannot work, naming the flag and the variable, before anything loads."""
+        from coach.errors import ConfigError
+
+        cores = os.cpu_count() or 1
+        limits = {"n_ctx": (256, 1 << 20), "n_threads": (1, cores), "n_gpu_layers": (-1, 10_000),
+                  "port": (1, 65535), "seed": (0, 2**32 - 1)}
+        for name, (lo, hi) in limits.items():
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if not lo <= v <= hi:
+                flag = _FLAGS.get(name, name)
+                why = f" (this machine has {cores} logical cores)" if name == "n_threads" else ""
+                raise ConfigError(f"{flag} {v} is out of range: use {lo} to {hi}{why}; "
+                                  f"set by the flag or COACH_{name.upper()}")
+        if self.home.exists() and not self.home.is_dir():
+            raise ConfigError(f"COACH_HOME {self.home} is a file, not a folder; point COACH_HOME at a folder")
+
+
+_FLAGS = {"n_ctx": "--ctx", "n_threads": "--threads", "n_gpu_layers": "--gpu-layers", "port": "--port",
+          "seed": "--seed"}
 
 
 _INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port"}

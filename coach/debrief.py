@@ -64,6 +64,10 @@ class Debrief:
 
     # ---------------------------------------------------------- exports
 
+    def render(self, fmt: str) -> str:
+        """The report as `md`, `json` or `html`."""
+        return {"md": self.to_markdown, "json": self.to_json, "html": self.to_html}[fmt]()
+
     def to_json(self) -> str:
         return json.dumps({
             "decision": self.decision, "reason": self.reason, "lost": self.lost,

@@ -41,3 +41,39 @@ class ConfigError(CoachError):
     """A malformed human-edited file (catalog, persona, scenario, rubric)."""
 
     exit_code = 7
+
+
+class StorageError(CoachError):
+    """The sessions database or the data folder cannot be used (corrupt, unwritable, a file)."""
+
+    exit_code = 8
+
+
+class SessionBusy(CoachError):
+    """A session is open for writing in another window or process."""
+
+    exit_code = 9
+
+
+def log_crash(exc: BaseException) -> str:
+    """Append `exc`'s full trace to the crash log (COACH_HOME/logs/crash.log, else the temp folder) and
+    return where it went, so the user sees one line and a maintainer gets the whole story."""
+    import datetime
+    import tempfile
+    import traceback
+    from pathlib import Path
+
+    text = f"--- {datetime.datetime.now().isoformat(timespec='seconds')}\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__))
+    from coach.config import data_home
+
+    for folder in (data_home() / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "coach-crash.log"
+            with path.open("a", encoding="utf-8") as f:
+                f.write(text)
+            return str(path)
+        except OSError:
+            continue
+    return "nowhere (no writable folder)"

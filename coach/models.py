@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from coach.errors import (
     ModelNotFound,
 )
 from coach.gguf import GGUFInfo, read_header
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 GET_MISTRAL = "for a real panel run `coach models pull mistral-7b-instruct-v0.3:Q4_K_M` (4.4 GB)"
@@ -147,10 +150,17 @@ def load_registry(settings: Settings) -> dict[str, dict[str, str]]:
     if not p.exists():
         return {}
     try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise ConfigError(f"{p}: registry is corrupt; fix or delete it and re-add your files") from None
-    return data if isinstance(data, dict) else {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the registry ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the registry must be a JSON object of name -> entry; fix or delete it")
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ConfigError(f"{p}: entry {name!r} must be an object with a \"path\"; fix or delete it")
+    return data
 
 
 def _save_registry(settings: Settings, reg: dict[str, dict[str, str]]) -> None:
@@ -272,8 +282,14 @@ def default_model(settings: Settings) -> ModelRef:
 
     if not rows:
         raise ModelNotFound(f"no model installed; {GET_MISTRAL}")
-    best = max(rows, key=rank)
-    return resolve(best.name, settings)
+    for best in sorted(rows, key=rank, reverse=True):  # a file that no longer reads is skipped, and named
+        try:
+            ref = resolve(best.name, settings)
+            read_header(ref.path)
+            return ref
+        except CoachError as exc:
+            log.warning("coach: skipping model %s: %s (`coach models rm %s`)", best.name, exc, best.name)
+    raise ModelNotFound(f"no installed model can be loaded; {GET_MISTRAL}")
 
 
 # ---------------------------------------------------------------- guards
@@ -332,8 +348,11 @@ def pull(spec: str, settings: Settings, *, progress: bool = True) -> Path:
 
 
 def add(path: str | Path, settings: Settings, *, name: str | None = None) -> ModelRef:
-    """Register a local GGUF after validating its header (and that llama.cpp accepts its metadata)."""
+    """Register a local GGUF after validating its header and test-loading it in llama.cpp (metadata and
+    vocabulary, no weights: a second at most), so a file that cannot run is refused here and not at the
+    first rehearsal."""
     info = read_header(path)
+    _test_load(info)
     key = name or info.path.stem
     cat = load_catalog()
     if cat.get(split_spec(key)[0]) is not None:
@@ -344,23 +363,58 @@ def add(path: str | Path, settings: Settings, *, name: str | None = None) -> Mod
     return ModelRef(key, info.path.resolve(), "local", info.quant, info.name)
 
 
-def remove(spec: str, settings: Settings) -> list[Path]:
-    """Forget a registered file, or delete a pulled catalog file (never the embedded one)."""
+def _test_load(info: GGUFInfo) -> None:
+    import llama_cpp
+    from llama_cpp._logger import set_verbose
+
+    set_verbose(False)
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(info.path).encode(), params)
+    if not model:
+        raise InvalidModelFile(f"{info.path}: llama.cpp cannot load it ({info.architecture}, {info.quant}); "
+                               "use another GGUF or update llama-cpp-python")
+    llama_cpp.llama_model_free(model)
+
+
+def remove(spec: str, settings: Settings) -> tuple[list[Path], str]:
+    """Forget a registered file, or delete a file the coach made (a pull, a quantization). A file the
+    user owns is never deleted, whatever name or path it is given by. Returns (deleted, what was done)."""
     reg = load_registry(settings)
-    removed: list[Path] = []
-    if spec in reg:
-        info = reg.pop(spec)
+    key = spec if spec in reg else _registered_as(reg, spec)
+    if key is not None:
+        info = reg.pop(key)
         p = Path(info["path"])
+        deleted: list[Path] = []
         if info.get("made_by") == "quantize" and p.exists():
             p.unlink()  # we made it: delete; a user's own file is only forgotten
-            removed.append(p)
+            deleted.append(p)
         _save_registry(settings, reg)
-        return removed
+        return deleted, (f"deleted {p}" if deleted else f"forgot {key}; your file {p} was not touched")
     ref = resolve(spec, settings)
     if ref.is_embedded:
         raise CoachError(f"{spec} ships with the coach and cannot be removed")
+    if ref.source != "catalog" or not _inside(ref.path, settings.models_dir):
+        raise CoachError(f"{ref.path} is not a file the coach downloaded or made, so it is not deleted; "
+                         "delete it yourself if you mean to")
     ref.path.unlink()
-    return [ref.path]
+    return [ref.path], f"deleted {ref.path}"
+
+
+def _registered_as(reg: dict[str, dict[str, str]], spec: str) -> str | None:
+    """The registered name of a path, if `spec` is one."""
+    try:
+        target = Path(spec).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
+    return next((k for k, v in reg.items() if Path(v["path"]) == target), None)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 QUANT_TYPES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",

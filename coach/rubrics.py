@@ -6,6 +6,7 @@ file, the question and the field. Banks are data: any team can write its own and
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coach.config import REPO_ROOT
 from coach.errors import ConfigError
+from coach.textfiles import read_text
 
 RUBRICS_DIR = REPO_ROOT / "rubrics"
 Criterion = Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment", "tension_handling"]
@@ -51,9 +53,7 @@ class Question(BaseModel):
     @field_validator("weights")
     @classmethod
     def _positive(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is not None and (not v or any(w < 0 for w in v.values()) or sum(v.values()) <= 0):
-            raise ValueError("weights must be non-negative and not all zero")
-        return v
+        return v if v is None else _check_weights(v)
 
     def criteria(self, defaults: dict[str, float]) -> dict[str, float]:
         """Weights normalised to sum to 1; contradiction turns add tension handling."""
@@ -71,6 +71,11 @@ class Bank(BaseModel):
     scenario: str | None = None
     default_weights: dict[Criterion, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))  # type: ignore[arg-type]
     questions: list[Question] = Field(min_length=1)
+
+    @field_validator("default_weights")
+    @classmethod
+    def _default_positive(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_weights(v)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Bank:
@@ -91,14 +96,26 @@ class Bank(BaseModel):
         return q.criteria({str(k): v for k, v in self.default_weights.items()})
 
 
+def _check_weights(v: dict[str, float]) -> dict[str, float]:
+    if not v:
+        raise ValueError("weights must name at least one criterion")
+    if any(not math.isfinite(w) or w < 0 for w in v.values()) or sum(v.values()) <= 0:
+        raise ValueError("weights must be finite, non-negative numbers, not all zero")
+    return v
+
+
 def load_bank(path: str | Path) -> Bank:
     p = Path(path)
+    text = read_text(p, "rubric file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such rubric file") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except (RecursionError, ValueError) as exc:
+        raise ConfigError(f"{p}: not a usable YAML document ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a rubric is a YAML mapping with `bank` and `questions`; this is "
+                          f"{type(data).__name__ if data is not None else 'empty'}")
     try:
         return Bank.model_validate(data)
     except ValidationError as exc:

@@ -20,11 +20,11 @@ from typing import Any
 from coach.debrief import Debrief, Turn, build_debrief
 from coach.engine import ChatBackend, Message
 from coach.errors import CoachError, ConfigError
-from coach.grader import Grade, Grader
+from coach.grader import Grade, Grader, clean_answer
 from coach.panel import Action, Panel, PanelState, usable, usable_note
 from coach.prompts import Persona, Scenario, load_personas, load_scenarios, persona_card
 from coach.rubrics import Bank, load_all
-from coach.store import Store
+from coach.store import Store, new_holder, new_session_id
 
 log = logging.getLogger("coach.session")
 NEWS_WORDS = 220  # how much of an answer the panelist who asked reads in its prompt
@@ -51,8 +51,10 @@ class CurrentTurn:
 class Interview:
     def __init__(self, *, backend: ChatBackend, grader: Grader, store: Store, scenario: Scenario, bank: Bank,
                  personas: dict[str, Persona], session_id: str, seed: int, state: PanelState,
-                 max_tokens: int = 90, cache_dir: Path | None = None) -> None:
+                 max_tokens: int = 90, cache_dir: Path | None = None, holder: str | None = None) -> None:
         self.backend, self.grader, self.store = backend, grader, store
+        self.holder = holder or new_holder()  # this window's lease on the session (one writer at a time)
+        self._unsaved: tuple[str, int, str] | None = None  # (scenario, seed, model) until the first question
         self.scenario, self.bank, self.personas = scenario, bank, personas
         self.panel = Panel(scenario, bank, personas)
         self.session_id, self.seed, self.state = session_id, seed, state
@@ -91,18 +93,24 @@ class Interview:
                    grader: Grader, store: Store, seed: int, model: str = "", **kw: Any) -> Interview:
         """A scenario built in code (the benchmark's long panel); `start` loads one from prompts/."""
         state = Panel(sc, bank, personas).start(seed)
-        sid = store.create_session(sc.id, seed, model, state.to_dict())
-        return cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
-                   session_id=sid, seed=seed, state=state, **kw)
+        iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
+                 session_id=new_session_id(), seed=seed, state=state, **kw)
+        iv._unsaved = (sc.id, seed, model)  # stored with its first question: a kill before it leaves no husk
+        return iv
 
     @classmethod
-    def resume(cls, session_id: str, *, backend: ChatBackend, grader: Grader, store: Store, **kw: Any) -> Interview:
+    def resume(cls, session_id: str, *, backend: ChatBackend, grader: Grader, store: Store, take_over: bool = False,
+               **kw: Any) -> Interview:
+        """Go on with a stored session. Refused while another live window holds it, unless `take_over`
+        (that window's next write then fails loudly instead of overwriting)."""
         row = store.session(session_id)
         if row is None:
             raise CoachError(f"no session {session_id!r}; see `coach sessions list`")
         sc, bank, personas = cls._catalog(row["scenario"])
         iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
                  session_id=session_id, seed=row["seed"], state=PanelState.from_dict(row["state"]), **kw)
+        if row["status"] != "finished":
+            store.acquire(session_id, iv.holder, take_over=take_over)
         turns = store.turns(session_id)
         for t in turns:  # rebuild what each panelist heard; the engine re-reads it once
             action = Action(t["kind"], t["panelist"], t["question_id"], t["canonical"], "", -1)
@@ -158,9 +166,14 @@ class Interview:
             log.info("turn %d: fallback to the canonical question (%s)", self.turn_count, why)
             yield "\n\n" + text if voiced else text
         idx = self.turn_count
+        if self._unsaved is not None:
+            scenario, seed, model = self._unsaved
+            self.store.create_session(scenario, seed, model, self.state.to_dict(), holder=self.holder,
+                                      session_id=self.session_id)
+            self._unsaved = None
         self.store.save_question(self.session_id, idx, kind=action.kind, panelist=action.panelist,
                                  question_id=action.question_id, canonical=action.canonical, spoken=text,
-                                 fallback=None if ok else why, timings=timings)
+                                 fallback=None if ok else why, timings=timings, holder=self.holder)
         self.turn_count += 1
         self._heard_question(action, text)
         self.current = CurrentTurn(idx, action, text, None if ok else why)
@@ -311,10 +324,13 @@ class Interview:
         grade: Grade | None = None
         if cur.action.kind != "close" and cur.action.question_id:
             grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), text)
+        text, _ = clean_answer(text)  # what is stored is what was graded (the grade's notes say what changed)
         self.panel.record(self.state, cur.action, grade, text, spent_s)
         status = "finished" if cur.action.kind == "close" else "active"
         self.store.save_answer(self.session_id, cur.idx, answer=text, grade=grade.as_dict() if grade else None,
-                               spent_s=spent_s, state=self.state.to_dict(), status=status)
+                               spent_s=spent_s, state=self.state.to_dict(), status=status, holder=self.holder)
+        if status == "finished":
+            self.release()
         if cur.action.kind != "close":
             self._heard_answer(cur.action.panelist, text)
             self._recorded(cur, text, grade)
@@ -330,6 +346,14 @@ class Interview:
         self.record.append(f"{self._entry(cur)}{ANSWERED}{_quote(text, PASSING_WORDS)}{score}")
 
     # ---------------------------------------------------------------- the end
+
+    def release(self) -> None:
+        """Give up this window's lease (the session finished, or the window is closing)."""
+        if self._unsaved is None:
+            try:
+                self.store.release(self.session_id, self.holder)
+            except CoachError as exc:  # a read-only or vanished database: the lease dies with the process
+                log.info("lease not released: %s", exc)
 
     def debrief(self) -> Debrief:
         return debrief_for(self.store, self.session_id, self.personas)

@@ -2,11 +2,18 @@
 
 A question is written when it is asked; the answer, its grade and the panel's next state are written
 together before the next turn starts. A killed process loses at most the turn in flight.
+
+One writer per session: whoever starts or resumes a session holds its lease (process, host, a token per
+window), and every write checks it. A second resume is refused while the holder lives, or takes over
+explicitly; turns are plain inserts and an answer fills only an unanswered question, so a writer that
+lost its lease fails loudly instead of overwriting.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -15,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from coach.errors import CoachError, SessionBusy, StorageError
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_sessions_and_turns", """
@@ -34,34 +43,106 @@ MIGRATIONS: list[tuple[str, str]] = [
             run_id TEXT NOT NULL REFERENCES bench_runs(id), idx INTEGER NOT NULL, name TEXT NOT NULL,
             quant TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, idx));
     """),
+    ("003_session_leases", """
+        CREATE TABLE leases (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id), holder TEXT NOT NULL, pid INTEGER NOT NULL,
+            host TEXT NOT NULL, since REAL NOT NULL, seen REAL NOT NULL);
+    """),
 ]
+
+HOST = socket.gethostname()
+STALE_S = 30 * 60  # a holder on another host that has not written for this long is presumed gone
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def new_holder() -> str:
+    """A lease token for one window (a CLI run, a UI tab)."""
+    return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int, host: str, seen: float) -> bool:
+    if host != HOST:
+        return time.time() - seen < STALE_S
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
+        self.readonly = readonly
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:
+            self._db = self._connect(path, readonly)
+            self._db.row_factory = sqlite3.Row
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+            else:
+                self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()  # fails now if it is not ours
+        except sqlite3.Error as exc:
+            raise storage_error(path, exc) from None
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+        if readonly and not path.exists():  # nothing stored yet: an empty database in memory
+            db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            for _, sql in MIGRATIONS:
+                db.executescript(sql)
+            return db
+        if readonly:
+            uri = path.resolve().as_uri()
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None,
+                                 timeout=30)
+            try:
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return db
+            except sqlite3.OperationalError:  # a read-only folder: no WAL index can be made, so nobody can
+                db.close()                    # be writing either; read the file as it stands
+                return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False,
+                                       isolation_level=None)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the data folder {path.parent} ({exc.strerror or exc}); "
+                               "set COACH_HOME to a folder you can write") from None
+        return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
 
     @classmethod
-    def open_default(cls, home: Path) -> Store:
-        return cls(home / "coach.db")
+    def open_default(cls, home: Path, *, readonly: bool = False) -> Store:
+        return cls(home / "coach.db", readonly=readonly)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; SQLite's own errors (a full disk, a read-only file, corruption found
+        mid-session) become one line with the fix, and nothing of the transaction is kept."""
+        if self.readonly:
+            raise StorageError(f"{self.path} was opened read-only")
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc) from None
             try:
                 yield self._db
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise storage_error(self.path, exc) from None
                 raise
 
     def _migrate(self) -> None:
@@ -76,13 +157,53 @@ class Store:
 
     # ---------------------------------------------------------------- sessions
 
-    def create_session(self, scenario: str, seed: int, model: str, state: dict[str, Any]) -> str:
-        sid = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    def create_session(self, scenario: str, seed: int, model: str, state: dict[str, Any],
+                       holder: str | None = None, session_id: str | None = None) -> str:
+        """A new session, leased to `holder` (when given) in the same transaction."""
+        sid = session_id or new_session_id()
         now = time.time()
         with self.tx() as db:
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
                        (sid, scenario, seed, model, json.dumps(state), now, now))
+            if holder is not None:
+                db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?)", (sid, holder, os.getpid(), HOST, now, now))
         return sid
+
+    def acquire(self, sid: str, holder: str, *, take_over: bool = False) -> None:
+        """Lease `sid` to `holder`: refused while another live holder has it, unless `take_over`."""
+        now = time.time()
+        with self.tx() as db:
+            row = db.execute("SELECT * FROM leases WHERE session_id = ?", (sid,)).fetchone()
+            if row is not None and row["holder"] != holder and not take_over \
+                    and _alive(row["pid"], row["host"], row["seen"]):
+                where = "this process (another tab)" if row["pid"] == os.getpid() and row["host"] == HOST \
+                    else f"process {row['pid']} on {row['host']}"
+                ago = int(now - row["seen"])
+                raise SessionBusy(f"session {sid} is open in {where}, last written {ago // 60} min {ago % 60} s "
+                                  "ago; finish or close it there, or take it over (`coach sessions resume "
+                                  f"{sid} --take-over`, or the UI's take-over box)")
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                       (sid, holder, os.getpid(), HOST, now, now))
+
+    def release(self, sid: str, holder: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM leases WHERE session_id = ? AND holder = ?", (sid, holder))
+
+    def holder(self, sid: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT holder FROM leases WHERE session_id = ?", (sid,)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def _check_lease(db: sqlite3.Connection, sid: str, holder: str | None) -> None:
+        if holder is None:
+            return
+        row = db.execute("SELECT holder, pid, host FROM leases WHERE session_id = ?", (sid,)).fetchone()
+        if row is None or row["holder"] != holder:
+            by = f" by process {row['pid']} on {row['host']}" if row is not None else ""
+            raise SessionBusy(f"session {sid} was taken over{by}; this window's last step was not saved. "
+                              "Go on in the window that holds it")
+        db.execute("UPDATE leases SET seen = ? WHERE session_id = ?", (time.time(), sid))
 
     def session(self, sid: str) -> dict[str, Any] | None:
         with self._lock:
@@ -108,23 +229,35 @@ class Store:
     # ---------------------------------------------------------------- turns
 
     def save_question(self, sid: str, idx: int, *, kind: str, panelist: str, question_id: str | None, canonical: str,
-                      spoken: str, fallback: str | None, timings: dict[str, Any] | None) -> None:
+                      spoken: str, fallback: str | None, timings: dict[str, Any] | None,
+                      holder: str | None = None) -> None:
+        """Append a question. A plain insert: a second writer at the same turn fails instead of replacing."""
         with self.tx() as db:
-            db.execute("INSERT OR REPLACE INTO turns (session_id, idx, kind, panelist, question_id, canonical, spoken,"
-                       " fallback, timings, asked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (sid, idx, kind, panelist, question_id, canonical, spoken, fallback,
-                        json.dumps(timings) if timings else None, time.time()))
+            self._check_lease(db, sid, holder)
+            try:
+                db.execute("INSERT INTO turns (session_id, idx, kind, panelist, question_id, canonical, spoken,"
+                           " fallback, timings, asked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (sid, idx, kind, panelist, question_id, canonical, spoken, fallback,
+                            json.dumps(timings) if timings else None, time.time()))
+            except sqlite3.IntegrityError:
+                raise SessionBusy(f"session {sid} already has a question {idx + 1}: another window moved it on; "
+                                  "resume it again to see where it is") from None
 
     def save_answer(self, sid: str, idx: int, *, answer: str, grade: dict[str, Any] | None, spent_s: float,
-                    state: dict[str, Any], status: str = "active") -> None:
-        """The answer, its grade and the panel's next state, atomically."""
+                    state: dict[str, Any], status: str = "active", holder: str | None = None) -> None:
+        """The answer, its grade and the panel's next state, atomically; only into an unanswered question."""
         now = time.time()
         with self.tx() as db:
+            self._check_lease(db, sid, holder)
             cur = db.execute("UPDATE turns SET answer = ?, grade = ?, spent_s = ?, answered = ? "
-                             "WHERE session_id = ? AND idx = ?",
+                             "WHERE session_id = ? AND idx = ? AND answer IS NULL",
                              (answer, json.dumps(grade) if grade else None, spent_s, now, sid, idx))
             if cur.rowcount != 1:
-                raise KeyError(f"no question {idx} in session {sid}")
+                exists = db.execute("SELECT 1 FROM turns WHERE session_id = ? AND idx = ?", (sid, idx)).fetchone()
+                if exists:
+                    raise SessionBusy(f"question {idx + 1} of session {sid} was already answered in another "
+                                      "window; this answer was not saved")
+                raise CoachError(f"no question {idx + 1} in session {sid}")
             db.execute("UPDATE sessions SET state = ?, status = ?, updated = ? WHERE id = ?",
                        (json.dumps(state), status, now, sid))
 
@@ -158,3 +291,20 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """SQLite's error as one line that says what to do; the database is never moved or rewritten here."""
+    msg = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in msg or "malformed" in msg
+                                                   or "corrupt" in msg):
+        return StorageError(f"{path} is damaged ({msg}); your sessions are in it, so nothing was changed. "
+                            f"Keep a copy, then move it aside (mv {path} {path}.broken) to start a new one")
+    if "readonly" in msg or "read-only" in msg or "unable to open" in msg or "disk I/O" in msg:
+        return StorageError(f"{path}: cannot write ({msg}); make {path.parent} and the file writable, "
+                            "or set COACH_HOME to a folder you can write")
+    if "locked" in msg or "busy" in msg:
+        return StorageError(f"{path} is locked by another process ({msg}); try again in a moment")
+    if "full" in msg:
+        return StorageError(f"{path}: the disk is full ({msg}); free some space and try again")
+    return StorageError(f"{path}: database error ({msg})")

@@ -109,6 +109,42 @@ def test_a_cancelled_prefill_stops_between_batches_and_the_turn_still_matches(ba
     assert after_cancel == backend.complete("p", turn, max_tokens=12, temperature=0)
 
 
+def test_a_turn_aborts_the_prefill_batch_in_flight_and_nothing_is_half_kept(backend):
+    """A turn does not wait for a background batch: llama.cpp's abort callback stops it mid-graph and
+    drops the unfinished cells. What stays resident must be exactly a prefix of the prompt, and the
+    turn's output the same as on a model that never prefilled."""
+    import threading
+
+    assert backend.abortable  # libc's strlen is the callback on this platform
+    long_news = " ".join(f"The researcher noted point {i} about sparse attention." for i in range(80))
+    msgs = [*thread("Ask your first question."), {"role": "assistant", "content": "Why this role?"},
+            {"role": "user", "content": long_news}]
+    # the flag raised before a batch: llama.cpp aborts at its first graph node and keeps nothing of it
+    backend.forget()
+    backend._prefilling = True
+    backend._interrupt()
+    backend._prefilling = False
+    assert backend.prefill("q", msgs) == 0 and backend.resident("q") == 0
+    assert backend._abort_flag.raw[0] == 0  # cleared for the next batch
+    # a turn arriving while another thread prefills: the turn gets the model, the prefill stops
+    backend.forget()
+    done: list[int] = []
+    worker = threading.Thread(target=lambda: done.append(backend.prefill("q", msgs)))
+    worker.start()
+    while backend.resident("q") == 0 and worker.is_alive():
+        pass  # until the first batch has landed
+    turn = [*msgs[:-1], {"role": "user", "content": long_news + "\n\nAsk your next question."}]
+    during = backend.complete("q", turn, max_tokens=12, temperature=0)
+    worker.join(timeout=30)
+    assert not worker.is_alive() and done
+    import llama_cpp
+
+    slot = backend._lru["q"]  # the engine's account of the cells matches llama.cpp's
+    assert int(llama_cpp.llama_memory_seq_pos_max(backend._ctx.memory, slot.seq)) + 1 == len(slot.tokens)
+    backend.forget()
+    assert during == backend.complete("q", turn, max_tokens=12, temperature=0)
+
+
 def test_stop_sequences_end_the_turn(backend):
     msgs = thread("Tell me about your favourite product launch.")
     backend.forget()

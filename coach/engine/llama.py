@@ -112,9 +112,28 @@ def _free_vram() -> int | None:
         return None
 
 
-# A prefill batch should end quickly when a turn wants the model: on a 7B on 2 cores (about 10 prompt
-# tokens/s) 64 tokens would hold the candidate up for 6 s. Batches are sized to take about this long.
+# Background reading (prefill) runs in batches. llama.cpp's batched kernels want size: on a 7B Q4_K_M on
+# 2 cores, 4-token batches read 8.5 tokens/s and 64-token batches 17.4 (README, "Engine"). A batch of 64
+# takes 3.7 s there, so a turn that wants the model aborts it through llama.cpp's abort callback (it
+# stops within milliseconds; the partial batch is dropped). Where no abort callback can be installed,
+# batches are sized to take about PREFILL_BATCH_S, so a turn waits at most that long.
+PREFILL_BATCH = 64
 PREFILL_BATCH_S = 0.4
+
+
+def _abort_callback() -> Any:
+    """An abort callback that needs no Python: llama.cpp calls it between graph nodes from its compute
+    thread, and a Python callback would take the GIL there, a thousand times a batch. libc's strlen on a
+    two-byte flag buffer answers the same question: 0 (empty string) goes on, 1 stops. None where libc
+    cannot be found (the engine then falls back to short batches)."""
+    import llama_cpp
+
+    try:
+        libc = ctypes.CDLL(None) if os.name != "nt" else ctypes.cdll.msvcrt
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+    except (OSError, AttributeError, TypeError):
+        return None
+    return llama_cpp.ggml_abort_callback(address) if address else None
 
 _LIVE: weakref.WeakSet[LlamaBackend] = weakref.WeakSet()
 
@@ -125,6 +144,7 @@ def _quiesce() -> None:
     batch before the interpreter frees the model under it."""
     for backend in list(_LIVE):
         backend._closing.set()
+        backend._interrupt()
         if backend._lock.acquire(timeout=30):
             backend._lock.release()
 
@@ -208,7 +228,15 @@ class LlamaBackend:
         self._evicted: OrderedDict[str, _Evicted] = OrderedDict()
         self.max_evicted = max_evicted
         self._lock = threading.Lock()  # one model, many callers (UI tabs, prefill threads): one batch at a time
-        self._waiting = 0  # turns waiting for the lock: a prefill yields to them between batches
+        self._waiting = 0  # turns waiting for the lock: a prefill yields to them (aborts its batch)
+        self._abort_lock = threading.Lock()  # orders _waiting, _prefilling and the abort flag
+        self._prefilling = False  # a prefill batch holds the model (only those are ever aborted)
+        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_cb = _abort_callback()  # referenced for the context's lifetime
+        if self._abort_cb is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx.ctx, self._abort_cb,
+                                               ctypes.cast(self._abort_flag, ctypes.c_void_p))
+        self.abortable = self._abort_cb is not None
         self._prefill_rate = 0.0  # measured prompt tokens/s, to size prefill batches
         self._closed = False
         self._closing = threading.Event()  # set at exit: stop evaluating so the model can be freed safely
@@ -321,7 +349,10 @@ class LlamaBackend:
             llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq, keep, -1)
             del slot.tokens[keep:]
 
-    def _decode(self, slot: _Slot, tokens: list[int], logits_last: bool) -> None:
+    def _decode(self, slot: _Slot, tokens: list[int], logits_last: bool, abortable: bool = False) -> bool:
+        """Evaluate `tokens` after the slot's cells. Returns False only when `abortable` and the batch was
+        aborted (a turn wants the model): llama.cpp has dropped the unfinished part, the slot says what
+        it holds."""
         import llama_cpp
 
         b = self._batch
@@ -335,10 +366,15 @@ class LlamaBackend:
             b.logits[i] = False
         b.logits[len(tokens) - 1] = logits_last
         rc = llama_cpp.llama_decode(self._ctx.ctx, b)
+        if rc == 2 and abortable:
+            kept = int(llama_cpp.llama_memory_seq_pos_max(self._ctx.memory, slot.seq)) + 1 - pos
+            slot.tokens += tokens[:max(0, kept)]
+            return False
         if rc != 0:
             raise CoachError(f"llama.cpp could not evaluate the prompt (llama_decode returned {rc}); "
                              "start a new session or lower --ctx")
         slot.tokens += tokens
+        return True
 
     def _eval(self, slot: _Slot, tokens: list[int], start: int) -> None:
         """Evaluate `tokens[start:]` after the slot's first `start` cells, in `n_batch` batches; logits for
@@ -358,13 +394,24 @@ class LlamaBackend:
     # ------------------------------------------------------------------ generation
 
     def _acquire(self) -> float:
+        """Take the model for a turn, aborting a prefill batch that holds it."""
         t0 = time.perf_counter()
-        self._waiting += 1
+        with self._abort_lock:
+            self._waiting += 1
+            if self._prefilling:
+                self._abort_flag[0] = b"\x01"
         try:
             self._lock.acquire()
         finally:
-            self._waiting -= 1
+            with self._abort_lock:
+                self._waiting -= 1
         return time.perf_counter() - t0
+
+    def _interrupt(self) -> None:
+        """Abort the prefill batch in flight, if any (at exit)."""
+        with self._abort_lock:
+            if self._prefilling:
+                self._abort_flag[0] = b"\x01"
 
     def stream(
         self,
@@ -524,16 +571,31 @@ class LlamaBackend:
                 if keep >= len(tokens) or len(tokens) >= self.n_ctx:
                     return done
                 self._truncate(slot, keep)
-                rate = self._prefill_rate
-                step = max(4, min(self.n_batch, int(rate * PREFILL_BATCH_S))) if rate else 16
+                rate = int(self._prefill_rate * PREFILL_BATCH_S)
+                if self.abortable:
+                    step = min(self.n_batch, max(PREFILL_BATCH, rate))
+                else:
+                    step = max(4, min(self.n_batch, rate)) if rate else 16
                 chunk = tokens[keep:keep + step]
+                with self._abort_lock:
+                    if self._waiting or self._closing.is_set():
+                        return done
+                    self._prefilling = True
+                before = len(slot.tokens)
                 t0 = time.perf_counter()
-                self._decode(slot, chunk, logits_last=False)
+                try:
+                    finished = self._decode(slot, chunk, logits_last=False, abortable=True)
+                finally:
+                    with self._abort_lock:
+                        self._prefilling = False
+                        self._abort_flag[0] = b"\x00"
                 dt = time.perf_counter() - t0
+                done += len(slot.tokens) - before
+                if not finished:
+                    return done
                 if dt > 0:
                     r = len(chunk) / dt
                     self._prefill_rate = r if not self._prefill_rate else 0.7 * self._prefill_rate + 0.3 * r
-                done += len(chunk)
 
     def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
              whole: bool = False, cancel: threading.Event | None = None) -> int:
@@ -661,7 +723,8 @@ class LlamaBackend:
         """Free the model once any turn in progress has finished; later calls get a clear error."""
         import llama_cpp
 
-        with self._lock:
+        self._acquire()  # aborts a prefill batch rather than waiting for it
+        try:
             if self._closed:
                 return
             self._closed = True
@@ -669,6 +732,8 @@ class LlamaBackend:
             llama_cpp.llama_batch_free(self._batch)
             self._ctx.close()
             self._model.close()
+        finally:
+            self._lock.release()
 
 
 def _find_stop(text: str, stops: list[str]) -> int | None:
