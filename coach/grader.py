@@ -195,6 +195,24 @@ def _ramp(x: float, lo: float, hi: float) -> float:
 OVER_TIME_CAP = 2.5
 
 
+def _joined_list(content: list[str]) -> bool:
+    """Keywords strung together with one repeated joiner ("latency and the throughput and the batching
+    and the ..."): the stopword share of a sentence, with none of its variety. Prose uses many different
+    function words between its content words; a padded list repeats one run of them."""
+    runs: list[str] = []
+    cur: list[str] = []
+    for w in content:
+        if w in STOPWORDS:
+            cur.append(w)
+        elif cur:
+            runs.append(" ".join(cur))
+            cur = []
+    if len(runs) < 4:
+        return False
+    top = max(runs.count(r) for r in set(runs))
+    return top / len(runs) >= 0.6 and len({w for w in content if w in STOPWORDS}) <= 3
+
+
 def clean_answer(answer: object) -> tuple[str, str | None]:
     """An answer as text the grader and the store can hold: characters that cannot be encoded (a lone
     surrogate from a broken paste) and NULs replaced, and cut at MAX_CHARS. Returns (text, what was done)."""
@@ -269,8 +287,8 @@ class Grader:
             text = " ".join(clean)
         words_all = text.split()
         n_words = len(words_all)
-        if isinstance(answer, str) and len(answer) > MAX_CHARS and text:  # cut: estimate the whole from the part
-            n_words = round(n_words * len(answer) / len(text))
+        if isinstance(answer, str) and len(answer) > MAX_CHARS:  # cut: count the whole (cheaply), for delivery
+            n_words = len(answer.split()) if len(answer) <= 2_000_000 else round(n_words * len(answer) / max(1, len(text)))
         delivery = Delivery(n_words, len(FILLERS.findall(text)), len(HEDGES.findall(text)),
                             round(n_words / WPM * 60), q.time_box_s)
         qv = self._vectors(q)
@@ -320,7 +338,7 @@ class Grader:
         exemplar = 0.6 * contrast + 0.4 * closeness
         focus = 1.0 - 0.6 * off_share
         damp = 1.0
-        if len(words) >= 6 and stop_share < 0.18:
+        if len(words) >= 6 and (stop_share < 0.18 or _joined_list(content)):
             damp = 0.25
             notes.append("reads as a list of keywords, not an answer: it earns little")
         length = _ramp(len(words), 8, 45)  # a one-liner cannot carry an argument

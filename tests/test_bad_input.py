@@ -29,6 +29,14 @@ GOOD = ("Loss falling and then NaN after warm-up was removed points at exploding
         "good checkpoint with an alert on gradient norm.")
 
 
+@pytest.fixture(autouse=True)
+def _main_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` sets the hub's offline switches in os.environ, as the `coach` process does; in-process they
+    must not outlive the test (the download tests need the hub reachable)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
 def snapshot(*roots: Path) -> dict[str, str]:
     """Every file under `roots` with its hash: 'nothing changed on disk' is this, equal before and after."""
     out = {}

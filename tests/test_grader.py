@@ -112,6 +112,9 @@ def test_red_flags_and_delivery_signals(grader, bank):
     ("def f(x):\n    return x * 2\nprint(f(3))", "off topic"),
     ("Sales is getting pushback that we are not as fast as we claimed in the launch.", "repeats the question"),
     ("latency throughput tokens per second benchmark batching calculator cost-adjusted", "list of keywords"),
+    ("latency and the throughput and the tokens per second and the benchmark and the batching and the calculator "
+     "and the cost-adjusted numbers", "list of keywords"),
+    ("Latency, and throughput, and batching, and calculator, and cost-adjusted, and benchmark.", "list of keywords"),
 ])
 def test_bad_input_gets_a_low_score_and_a_reason(grader, bank, answer, note):
     g = grader.grade(bank, bank.get("fp-speed-pushback"), answer)

@@ -105,9 +105,17 @@ def test_api_panel_history_retry_and_resume(server: str):
     assert Path(chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(Path(json_file).read_text())["decision"] in debrief_md
     assert Path(md_file).read_text().startswith("#") and "<html" in Path(html_file).read_text().lower()
-    other = Client(server, verbose=False)  # a second tab resumes the session where it stopped
-    resumed = other.predict(sid, api_name="/resume")
+    other = Client(server, verbose=False)  # a second tab: refused while the first holds the session
+    refused = other.predict(sid, False, api_name="/resume")
+    assert "is open in this process (another tab)" in refused[1] and "take it over" in refused[1]
+    resumed = other.predict(sid, True, api_name="/resume")  # taken over: it goes on where it stopped
     assert text_of(resumed[0][-1]) == text_of(chat[-1])
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="taken over"):  # the first tab's next answer is refused, not stored
+        c.predict(GOOD, True, api_name="/answer")
+    after = other.predict(GOOD, True, api_name="/answer")[0]
+    assert [m["role"] for m in after].count("user") == 2
 
 
 def test_two_tabs_at_once_share_the_model_without_cross_talk(server: str):
