@@ -239,11 +239,12 @@ def _interview_parts(settings: Settings) -> tuple:
     from coach.models import resolve
     from coach.store import Store
 
+    store = Store.open_default(settings.home)  # an unusable data folder is said before the model loads
     ref = resolve(settings.model, settings)
     print(f"model: {ref.describe()}", file=sys.stderr)
     backend = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                            n_gpu_layers=settings.n_gpu_layers, seed=settings.seed)
-    return ref, backend, Grader(), Store.open_default(settings.home)
+    return ref, backend, Grader(), store
 
 
 def _read_answer(on_line=None) -> str:

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from coach.errors import DownloadError, InsufficientDisk
+from coach.errors import DownloadError, InsufficientDisk, StorageError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -28,6 +28,12 @@ def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | N
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.file_download import http_get
 
+    for folder in (staging, dest.parent):  # before the network: a folder that cannot be made is said at once
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {folder} ({exc.strerror or exc}); set COACH_HOME to a folder "
+                               "you can write") from None
     endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT  # read now, not at import
     url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
     network_errors: tuple[type[BaseException], ...] = (*_http_errors(), HfHubHTTPError, OSError)
@@ -42,8 +48,6 @@ def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | N
     etag = (meta.etag or "").strip('"').lower()
     want = (sha256 or (etag if _SHA256.match(etag) else "")).lower() or None
 
-    staging.mkdir(parents=True, exist_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = staging / f"{filename}.partial"
     have = part.stat().st_size if part.exists() else 0
     if have > expected:  # a different file of the same name: start over

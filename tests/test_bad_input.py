@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from coach.cli import main
-from tests.conftest import COACH, REPO
+from tests.conftest import COACH, REPO, free_port
 from tests.ggufgen import write_gguf
 
 RUBRIC = REPO / "rubrics" / "pm_loop.yaml"
@@ -32,9 +32,12 @@ GOOD = ("Loss falling and then NaN after warm-up was removed points at exploding
 @pytest.fixture(autouse=True)
 def _main_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """`main` sets the hub's offline switches in os.environ, as the `coach` process does; in-process they
-    must not outlive the test (the download tests need the hub reachable)."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    must not outlive the test, and huggingface_hub, which reads them once at import, must not first be
+    imported under them (the download tests in this process need the hub reachable)."""
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(name, "")  # remembered as they were, restored after the test
+        monkeypatch.delenv(name)
+    import huggingface_hub.constants  # noqa: F401
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
@@ -100,6 +103,21 @@ def _corrupt_db(kind: str) -> Callable[[Path, Path], list[str]]:
         data = db.read_bytes()
         db.write_bytes(data[:1000] if kind == "truncated" else os.urandom(len(data)))
         return ["sessions", "list"]
+    return setup
+
+
+def _home_at(where: str, *argv: str) -> Callable[[Path, Path], list[str]]:
+    """COACH_HOME somewhere nobody can write (under /proc even root cannot create a folder)."""
+    def setup(tmp: Path, home: Path) -> list[str]:
+        os.environ["COACH_HOME"] = where  # restored by the autouse fixture's monkeypatch
+        return list(argv)
+    return setup
+
+
+def _damaged_then(*argv: str) -> Callable[[Path, Path], list[str]]:
+    def setup(tmp: Path, home: Path) -> list[str]:
+        _corrupt_db("garbage")(tmp, home)
+        return [*argv, "--port", str(free_port())]
     return setup
 
 
@@ -198,6 +216,10 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], int, str]] = [
     ("db-truncated", _corrupt_db("truncated"), 8, "is damaged"),
     ("db-garbage", _corrupt_db("garbage"), 8, "is damaged"),
     ("home-is-a-file", _home_is_file, 7, "is a file, not a folder"),
+    ("home-unwritable", _home_at("/proc/coach-home", "rehearse"), 8, "cannot create the data folder"),
+    ("pull-into-unwritable-home", _home_at("/proc/coach-home", "models", "pull", "mistral-7b-instruct-v0.3"), 8,
+     "cannot create /proc/coach-home"),
+    ("ui-on-damaged-db", _damaged_then("ui"), 8, "is damaged"),
     # report paths
     ("export-to-folder", _export("TMP/outdir", lambda t: (t / "outdir").mkdir()), 7, "is a folder"),
     ("export-pdf", _export("TMP/r.pdf"), 7, "'.pdf' is not a report format"),
