@@ -121,6 +121,27 @@ PREFILL_BATCH = 64
 PREFILL_BATCH_S = 0.4
 
 
+_LOG_FILTER: Any = None
+
+
+def _quiet_aborts() -> None:
+    """llama.cpp logs, at error level, the cleanup after every aborted batch ("removing memory module
+    entries"); an aborted background batch is the engine working as designed, so that line is dropped
+    and everything else goes to llama-cpp-python's own logger as before."""
+    global _LOG_FILTER
+    if _LOG_FILTER is not None:
+        return
+    import llama_cpp
+    from llama_cpp import _logger
+
+    def log(level: int, text: bytes, user_data: Any) -> None:
+        if b"removing memory module entries" not in text:
+            _logger.llama_log_callback(level, text, user_data)
+
+    _LOG_FILTER = llama_cpp.llama_log_callback(log)
+    llama_cpp.llama_log_set(_LOG_FILTER, ctypes.c_void_p(0))
+
+
 def _abort_callback() -> Any:
     """An abort callback that needs no Python: llama.cpp calls it between graph nodes from its compute
     thread, and a Python callback would take the GIL there, a thousand times a batch. libc's strlen on a
@@ -188,6 +209,7 @@ class LlamaBackend:
         from llama_cpp._logger import set_verbose
 
         set_verbose(verbose)
+        _quiet_aborts()
         self.info = read_header(model_path)
         self.n_ctx = min(n_ctx, self.info.n_ctx_train)
         self.n_slots = max(1, slots)
