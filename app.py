@@ -301,8 +301,12 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         ta = typing.pop(iv.session_id, None)
         if ta is not None:
             ta.stop()  # the turn reads what is left; nothing evaluates the old draft behind it
+        try:
+            grade = iv.answer(text, spent_s=spent)
+        except CoachError as exc:  # e.g. another tab took the session over: the answer stays in the box
+            yield chat, iv, asked_at, f"**Not saved:** {exc}", "", engine.banner(), gr.update(), *_no_debrief()
+            return
         chat = [*chat, {"role": "user", "content": text}]
-        grade = iv.answer(text, spent_s=spent)
         coach_md = ""
         if coach_mode and grade is not None:
             crit = " · ".join(f"{LABELS[c]} {s:.1f}" for c, s in grade.criteria.items())
@@ -361,7 +365,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             return
         try:
             iv = Interview.resume(sid, backend=engine.backend, grader=grader, store=store, take_over=bool(take_over))
-        except CoachError as exc:
+        except CoachError as exc:  # said where the user is (History) and in the panel's status line
+            gr.Warning(f"Could not resume: {exc}", duration=None)
             yield chat, None, None, f"**Could not resume:** {exc}", "", engine.banner(), gr.update()
             return
         history: list[dict] = []

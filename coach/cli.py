@@ -446,6 +446,8 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from coach.errors import ConfigError
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # before minutes of model loading
+        if os.name != "nt":  # as the server will: a port left in TIME_WAIT by a UI just closed is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.host, settings.port))
         except OSError as exc:

@@ -200,7 +200,8 @@ class Store:
             return
         row = db.execute("SELECT holder, pid, host FROM leases WHERE session_id = ?", (sid,)).fetchone()
         if row is None or row["holder"] != holder:
-            by = f" by process {row['pid']} on {row['host']}" if row is not None else ""
+            by = "" if row is None else " in another tab" if row["pid"] == os.getpid() and row["host"] == HOST \
+                else f" by process {row['pid']} on {row['host']}"
             raise SessionBusy(f"session {sid} was taken over{by}; this window's last step was not saved. "
                               "Go on in the window that holds it")
         db.execute("UPDATE leases SET seen = ? WHERE session_id = ?", (time.time(), sid))
