@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from coach.config import Settings  # noqa: E402
 from coach.debrief import LABELS, Debrief  # noqa: E402
+from coach.doctor import report as doctor_report  # noqa: E402
 from coach.engine import LlamaBackend  # noqa: E402
 from coach.errors import CoachError, log_crash  # noqa: E402
 from coach.grader import Grader  # noqa: E402
@@ -520,6 +521,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                     q_type = gr.Dropdown(list(QUANT_TYPES), value="Q8_0", label="To")
                     q_btn = gr.Button("Quantize")
                 models_md = gr.Markdown("", elem_id="models-status")
+                doctor_btn = gr.Button("What can this machine run?", elem_id="doctor")
+                doctor_md = gr.Markdown("", elem_id="doctor-report")
             with gr.Tab("Benchmark", id="bench"):
                 gr.Markdown("Speed, memory and quality per quantization level, measured on this machine. A ladder "
                             "is built locally from one file, so this works offline on the embedded model.")
@@ -557,6 +560,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         show_btn.click(_guard(session_debrief), pick, debrief_outs, api_name="session_debrief")
         retry_btn.click(_guard(retry), [pick, pick_turn, retry_box], retry_md, api_name="retry")
         pickers = [models_df, model, q_src, b_models, b_src]
+        doctor_btn.click(_guard(lambda: f"```\n{doctor_report(settings)}\n```"), None, doctor_md, api_name="doctor")
         pull_btn.click(_guard(do_pull), pull_name, models_md, api_name="models_pull").then(
             _guard(models_refresh), None, pickers)
         add_btn.click(_guard(do_add), [add_path, add_name], models_md, api_name="models_add").then(

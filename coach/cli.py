@@ -440,6 +440,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.doctor import report
+
+    print(report(settings))
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     import socket
 
@@ -473,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="open the browser UI on 127.0.0.1")
     ui.add_argument("--port", type=int, help="port (default 7860)")
     ui.set_defaults(func=cmd_ui)
+
+    sub.add_parser("doctor", help="what this machine has (GPU, RAM, disk, bandwidth) and which models it can run"
+                   ).set_defaults(func=cmd_doctor)
 
     chat = sub.add_parser("chat", help="chat with the model in the terminal (engine check)")
     chat.add_argument("--prompt", help="one message, then exit")

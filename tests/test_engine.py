@@ -190,3 +190,19 @@ def test_a_conversation_longer_than_the_context_is_a_clear_error(embedded):
     with pytest.raises(CoachError, match=r"no longer fits the context \(256\); start a new session"):
         be.complete("x", thread("word " * 400), max_tokens=8)
     be.close()
+
+
+def test_a_model_loads_and_speaks_after_every_module_the_front_ends_import_first(embedded):
+    """A GPU machine with numpy 2.5 crashed (SIGSEGV) loading a model after numpy was imported. Here the
+    load runs in a child after everything the CLI, the UI and the bench worker import before a model
+    (numpy, torch through the grader, gradio): a crash shows as a negative return code."""
+    import subprocess
+    import sys
+
+    code = ("import numpy, torch, gradio, coach.cli, coach.bench, coach.grader, coach.session, coach.doctor\n"
+            "from coach.engine import LlamaBackend\n"
+            f"be = LlamaBackend({str(embedded.path)!r}, n_ctx=512, n_threads=2)\n"
+            "print(repr(be.complete('x', [{'role': 'user', 'content': 'Say hi.'}], max_tokens=4, temperature=0)))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
+    assert p.stdout.strip().startswith("'")

@@ -31,7 +31,7 @@ from coach.config import physical_cores
 from coach.engine.layout import Layout, Message
 from coach.errors import CoachError, InvalidModelFile
 from coach.gguf import GGUFInfo, read_header
-from coach.models import check_fits_ram
+from coach.models import check_fits, gpu_layers_that_fit
 
 log = logging.getLogger("coach.engine")
 
@@ -86,30 +86,24 @@ class _Evicted:
     n_bytes: int
 
 
-def auto_gpu_layers(info: GGUFInfo, n_ctx: int) -> int:
-    """All layers when this llama.cpp build can offload and the GPU has room, else 0 (CPU)."""
+def auto_gpu_layers(info: GGUFInfo, n_ctx: int, slots: int = 1) -> int:
+    """The most layers that fit the GPU: all (-1) when this build can offload and weights plus every
+    slot's KV fit in free VRAM, else as many whole layers as fit (the rest run on the CPU), else 0."""
     import llama_cpp
 
     if not llama_cpp.llama_supports_gpu_offload():
         return 0
     free = _free_vram()
-    if free is None or info.estimate_ram(n_ctx) <= free:
+    if free is None:
         return -1  # Metal/Vulkan builds: no nvidia-smi; llama.cpp itself falls back if it cannot fit
-    return 0
+    return gpu_layers_that_fit(info, n_ctx, slots, free)
 
 
 def _free_vram() -> int | None:
-    import shutil
-    import subprocess
+    from coach.doctor import nvidia_gpus
 
-    if not shutil.which("nvidia-smi"):
-        return None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout
-        return int(out.split()[0]) * 2**20
-    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
-        return None
+    gpus = nvidia_gpus()
+    return max(g.free for g in gpus) if gpus else None
 
 
 # Background reading (prefill) runs in batches. llama.cpp's batched kernels want size: on a 7B Q4_K_M on
@@ -213,10 +207,12 @@ class LlamaBackend:
         self.info = read_header(model_path)
         self.n_ctx = min(n_ctx, self.info.n_ctx_train)
         self.n_slots = max(1, slots)
-        if check_memory:
-            check_fits_ram(self.info, self.n_ctx, self.n_slots)
+        self.n_gpu_layers = auto_gpu_layers(self.info, self.n_ctx, self.n_slots) if n_gpu_layers is None \
+            else n_gpu_layers
+        if check_memory:  # offloaded layers and their KV need VRAM, not RAM
+            offloaded = self.n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
+            check_fits(self.info, self.n_ctx, self.n_slots, offloaded, _free_vram() if offloaded else None)
         self.n_threads = n_threads or physical_cores()
-        self.n_gpu_layers = auto_gpu_layers(self.info, self.n_ctx) if n_gpu_layers is None else n_gpu_layers
         self.use_mmap = (self.n_gpu_layers != 0) if use_mmap is None else use_mmap
         self.seed = seed
         self.speaker_cache = speaker_cache

@@ -1,0 +1,106 @@
+"""`coach doctor`: what this machine has and what it can run, on one screen.
+
+llama.cpp's build (GPU offload or not), each NVIDIA GPU with its free VRAM, RAM, disk in COACH_HOME,
+the measured memory bandwidth, and for every catalog model and quant where it would run (GPU, split,
+CPU, or not at all) with an estimated generation speed. A wrong build (an NVIDIA GPU and a CPU-only
+llama.cpp) gets the one-line fix.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from coach.config import Settings
+from coach.models import _estimate_from_entry, load_catalog
+
+SLOTS = 4  # resident speakers: the engine's KV cache holds one context each
+OVERHEAD = 512 * 2**20  # compute buffers and the CUDA context, on the safe side
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    total: int  # bytes
+    free: int
+
+
+def nvidia_gpus(run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> list[Gpu]:
+    """NVIDIA GPUs as nvidia-smi reports them (none when it is missing or fails)."""
+    if run is subprocess.run and not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = run(["nvidia-smi", "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+                  capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            gpus.append(Gpu(parts[0], int(parts[1]) * 2**20, int(parts[2]) * 2**20))
+        except (IndexError, ValueError):
+            continue
+    return gpus
+
+
+def placement(weights: int, kv: int, free_ram: int, free_vram: int, offload: bool) -> tuple[str, float]:
+    """Where a model runs and the share of its layers on the GPU: all on the GPU when weights and KV
+    fit in VRAM; else as many layers as fit, the rest and the KV cache in RAM; else the CPU."""
+    if offload and weights + kv + OVERHEAD <= free_vram:
+        return "GPU", 1.0
+    if offload and free_vram > OVERHEAD:
+        share = min(1.0, (free_vram - OVERHEAD) / weights)
+        if weights * (1 - share) + kv + OVERHEAD <= free_ram and share >= 0.1:
+            return "split", share
+    if weights + kv + OVERHEAD <= free_ram:
+        return "CPU", 0.0
+    return "does not fit", 0.0
+
+
+def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool | None = None,
+           bandwidth: float | None = None) -> str:
+    import llama_cpp
+
+    from coach.bench import memory_bandwidth
+
+    gpus = nvidia_gpus() if gpus is None else gpus
+    offload = bool(llama_cpp.llama_supports_gpu_offload()) if offload is None else offload
+    bw = memory_bandwidth(size_mb=256, reps=3) if bandwidth is None else bandwidth
+    vm = psutil.virtual_memory()
+    home = settings.home
+    probe = next((p for p in (home, *home.parents) if p.exists()), Path("/"))
+    disk = shutil.disk_usage(probe).free
+    lines = ["llama.cpp: " + ("GPU offload supported" if offload else "CPU only (this build cannot offload)")]
+    if gpus and not offload:
+        lines.append("  fix: an NVIDIA GPU is here but llama.cpp was built for the CPU; install the CUDA toolkit, "
+                     "then: rm .venv/.coach-bootstrap && ./scripts/bootstrap.sh")
+    lines += [f"GPU {i}: {g.name}, {g.free / 2**30:.1f} GiB free of {g.total / 2**30:.1f}" for i, g in enumerate(gpus)]
+    if not gpus:
+        lines.append("GPU: none found (nvidia-smi)")
+    lines += [f"RAM: {vm.available / 2**30:.1f} GiB free of {vm.total / 2**30:.1f}",
+              f"disk: {disk / 2**30:.1f} GiB free in {home}",
+              f"memory bandwidth: {bw:.1f} GB/s (copy, every core)", "",
+              f"{'MODEL:QUANT':40} {'SIZE':>8} {'RUNS ON':>14} {'EST. TOK/S':>10}"]
+    free_vram = max((g.free for g in gpus), default=0)
+    for e in load_catalog().models:
+        for q, f in e.files.items():
+            need = _estimate_from_entry(e, f, settings.n_ctx)
+            kv = (need - f.size - 256 * 2**20) * SLOTS
+            where, share = placement(f.size, kv, vm.available, free_vram, offload)
+            if where == "split":
+                where = f"split {share:.0%} GPU"
+            # decoding reads every weight once a token; CPU speed is bandwidth-bound (GPU layers: faster)
+            est = "-" if where == "does not fit" else f"{bw * 1e9 / 2 / (f.size * (1 - share) or f.size):.1f}"
+            if where == "GPU":
+                est = "GPU-bound"
+            lines.append(f"{e.name + ':' + q:40} {f.size / 1e9:7.2f}G {where:>14} {est:>10}")
+    lines += ["", f"RUNS ON counts the weights, {SLOTS} KV contexts of {settings.n_ctx} tokens (--ctx) and 512 MiB; "
+              "EST. TOK/S is an estimate (half the copy bandwidth over the bytes of weights read per token "
+              "on the CPU), not a measurement: `coach bench` measures."]
+    return "\n".join(lines)
