@@ -47,6 +47,7 @@ class GGUFInfo:
     size_bytes: int
     tensor_count: int
     metadata: dict[str, Any] = field(repr=False)
+    layer_bytes: dict[int, int] = field(default_factory=dict, repr=False)  # blk.N.* tensors' bytes, by N
 
     def _arch(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(f"{self.architecture}.{key}", default)
@@ -192,8 +193,9 @@ def read_header(path: str | Path) -> GGUFInfo:
                 (t,) = struct.unpack("<I", r.read(4))
                 meta[key] = _value(r, t)
             end = 0
+            layers: dict[int, int] = {}
             for _ in range(n_tensors):
-                _string(r)
+                name = _string(r)
                 (n_dims,) = struct.unpack("<I", r.read(4))
                 if not 1 <= n_dims <= MAX_DIMS:
                     raise ValueError(f"a tensor with {n_dims} dimensions")
@@ -204,6 +206,9 @@ def read_header(path: str | Path) -> GGUFInfo:
                     n_el *= d
                 blk, nbytes = _TYPE_SIZES.get(ttype, (1, 0))
                 end = max(end, offset + (n_el // blk) * nbytes)
+                if name.startswith("blk.") and name.split(".")[1].isdigit():
+                    i = int(name.split(".")[1])
+                    layers[i] = layers.get(i, 0) + (n_el // blk) * nbytes
             align = int(meta.get("general.alignment", 32))
             if not 1 <= align <= 1 << 20:
                 raise ValueError(f"alignment {align}")
@@ -221,4 +226,5 @@ def read_header(path: str | Path) -> GGUFInfo:
         raise InvalidModelFile(
             f"{p}: truncated GGUF ({missing:,} bytes of tensor data missing); pull or copy the file again"
         )
-    return GGUFInfo(path=p, version=version, size_bytes=size, tensor_count=n_tensors, metadata=meta)
+    return GGUFInfo(path=p, version=version, size_bytes=size, tensor_count=n_tensors, metadata=meta,
+                    layer_bytes=layers)

@@ -331,14 +331,22 @@ def check_fits(info: GGUFInfo, n_ctx: int, slots: int, gpu_layers: int, free_vra
 
 
 def gpu_layers_that_fit(info: GGUFInfo, n_ctx: int, slots: int, free_vram: int) -> int:
-    """-1 when every layer and its KV fit in `free_vram`, else the most whole layers that do (0: none)."""
+    """-1 when every layer and its KV fit in `free_vram`, else the most whole layers that do (0: none).
+    llama.cpp offloads the last layers first; each costs its own tensors (from the GGUF's tensor table)
+    and its share of every slot's KV cache."""
     n_layer = max(1, info.n_layer)
     kv = min(n_ctx, info.n_ctx_train) * slots * info.kv_bytes_per_token()
     room = free_vram - 256 * 2**20
     if info.size_bytes + kv <= room:
         return -1
-    per_layer = (info.size_bytes + kv) / n_layer
-    return max(0, min(n_layer - 1, int(room // per_layer)))
+    sizes = [info.layer_bytes.get(i, info.size_bytes // n_layer) for i in range(n_layer)]
+    used, n = 0, 0
+    for size in reversed(sizes):
+        used += size + kv // n_layer
+        if used > room:
+            break
+        n += 1
+    return min(n, n_layer - 1)
 
 
 def check_disk(directory: Path, needed: int) -> None:

@@ -80,6 +80,17 @@ def test_the_memory_check_counts_offloaded_layers_in_vram_not_ram(embedded, monk
     with pytest.raises(InsufficientMemory, match="of VRAM"):
         check_fits(info, 2048, 4, -1, 100 * 2**20)
     assert gpu_layers_that_fit(info, 2048, 4, 8 * GiB) == -1
-    half = gpu_layers_that_fit(info, 2048, 4, 256 * 2**20 + whole // 2)
-    assert half in (info.n_layer // 2 - 1, info.n_layer // 2)
+    kv_layer = 2048 * 4 * info.kv_bytes_per_token() // info.n_layer
+    per_layer = info.layer_bytes[0] + kv_layer  # this model's layers are all the same size
+    assert gpu_layers_that_fit(info, 2048, 4, 256 * 2**20 + whole // 2) == (whole // 2) // per_layer
     assert gpu_layers_that_fit(info, 2048, 4, 200 * 2**20) == 0
+
+
+def test_layer_sizes_come_from_the_gguf_tensor_table(embedded):
+    from coach.gguf import read_header
+
+    info = read_header(embedded.path)
+    assert sorted(info.layer_bytes) == list(range(info.n_layer))
+    # the rest is the token embeddings (49,152 x 576 here, a third of this small model) and the output norm
+    assert 0.5 * info.size_bytes < sum(info.layer_bytes.values()) < info.size_bytes
+    assert len(set(info.layer_bytes.values())) == 1
