@@ -23,6 +23,14 @@ def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COACH_HOME", str(home))
     monkeypatch.delenv("COACH_MODEL", raising=False)
     monkeypatch.delenv("COACH_CATALOG", raising=False)
+    # `coach.cli.main` sets the hub's offline switches in os.environ, as the `coach` process does; a test
+    # that calls it in-process must not leave them to later tests (their `coach models pull` children
+    # would inherit them), and huggingface_hub, which reads them once at import, must not first be
+    # imported under them.
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(name, "")  # remembered as they were, restored after the test
+        monkeypatch.delenv(name)
+    import huggingface_hub.constants  # noqa: F401
     return home
 
 

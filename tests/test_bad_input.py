@@ -29,17 +29,6 @@ GOOD = ("Loss falling and then NaN after warm-up was removed points at exploding
         "good checkpoint with an alert on gradient norm.")
 
 
-@pytest.fixture(autouse=True)
-def _main_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`main` sets the hub's offline switches in os.environ, as the `coach` process does; in-process they
-    must not outlive the test, and huggingface_hub, which reads them once at import, must not first be
-    imported under them (the download tests in this process need the hub reachable)."""
-    for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-        monkeypatch.setenv(name, "")  # remembered as they were, restored after the test
-        monkeypatch.delenv(name)
-    import huggingface_hub.constants  # noqa: F401
-
-
 def snapshot(*roots: Path) -> dict[str, str]:
     """Every file under `roots` with its hash: 'nothing changed on disk' is this, equal before and after."""
     out = {}
