@@ -42,16 +42,10 @@ def main() -> int:
     if a.child:
         child(a.child[0], a.child[1] == "1")
         return 0
+    from coach.bench import bench_file
     from coach.config import Settings
-    from coach.models import resolve
 
-    settings = Settings.from_env(model=a.model)
-    if a.shape:
-        from coach.bench import build_shapes
-
-        path = build_shapes(a.shape, settings, progress=False)[0].path
-    else:
-        path = resolve(settings.model, settings).path
+    path = bench_file(Settings.from_env(model=a.model), a.shape).path
     print(f"{'use_mmap':8} {'load s':>6} {'peak RSS GB':>11} {'RSS after GB':>12} {'file GB':>7} {'KV GB':>6} "
           f"{'peak - file - KV':>16}")
     for mmap in (True, False):

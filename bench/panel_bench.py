@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from coach.bench import bench_file
 from coach.config import Settings
 from coach.engine import LlamaBackend
 from coach.grader import Grader
-from coach.models import resolve
 from coach.prompts import Scenario, Segment, load_personas, load_scenarios
 from coach.rubrics import load_all
 from coach.session import Interview, TypeAhead
@@ -190,12 +190,7 @@ def main() -> int:
     ap.add_argument("--compare", action="store_true", help="cache on/off comparison with no typing")
     args = ap.parse_args()
     settings = Settings.from_env(model=args.model)
-    if args.shape:
-        from coach.bench import build_shapes
-
-        ref = build_shapes(args.shape, settings, progress=False)[0]
-    else:
-        ref = resolve(settings.model, settings)
+    ref = bench_file(settings, args.shape)
     grader = Grader()
     bank = next(iter(load_all().values()))
     grader.grade(bank, bank.questions[0], ANSWER)  # load the grader's model before anything is timed

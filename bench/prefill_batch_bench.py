@@ -15,9 +15,9 @@ import sys
 import threading
 import time
 
+from coach.bench import bench_file
 from coach.config import Settings
 from coach.engine import LlamaBackend
-from coach.models import resolve
 
 
 def main() -> int:
@@ -29,12 +29,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0)
     args = ap.parse_args()
     settings = Settings.from_env(model=args.model)
-    if args.shape:
-        from coach.bench import build_shapes
-
-        ref = build_shapes(args.shape, settings, progress=False)[0]
-    else:
-        ref = resolve(settings.model, settings)
+    ref = bench_file(settings, args.shape)
     sizes = [int(x) for x in args.batches.split(",")]
     be = LlamaBackend(ref.path, n_ctx=4096, slots=1, n_threads=settings.n_threads,
                       n_gpu_layers=settings.n_gpu_layers)

@@ -122,6 +122,12 @@ def build_shapes(spec: str, settings: Settings, *, progress: bool = True) -> lis
     return refs
 
 
+def bench_file(settings: Settings, shape: str | None) -> ModelRef:
+    """The file a benchmark script measures: a catalog model's shape (`NAME:QUANT`, written once and cached)
+    or, without one, the model the settings name (the best installed by default)."""
+    return build_shapes(shape, settings, progress=False)[0] if shape else resolve(settings.model, settings)
+
+
 def memory_bandwidth(size_mb: int = 512, reps: int = 5, threads: int | None = None) -> float:
     """This machine's copy bandwidth in GB/s (bytes read plus written), best of `reps`, with one copying
     thread per physical core: one thread alone reaches about half of it here (23.6 vs 44.1 GB/s, 2 cores),

@@ -415,9 +415,8 @@ class LlamaBackend:
         """Take the model for a turn, aborting a prefill batch that holds it."""
         t0 = time.perf_counter()
         with self._abort_lock:
-            self._waiting += 1
-            if self._prefilling:
-                self._abort_flag[0] = b"\x01"
+            self._waiting += 1  # a prefill that has not started its batch sees this and yields
+        self._interrupt()  # one that has is aborted
         try:
             self._lock.acquire()
         finally:
@@ -426,7 +425,7 @@ class LlamaBackend:
         return time.perf_counter() - t0
 
     def _interrupt(self) -> None:
-        """Abort the prefill batch in flight, if any (at exit)."""
+        """Abort the prefill batch in flight, if any (a turn wants the model, or the process exits)."""
         with self._abort_lock:
             if self._prefilling:
                 self._abort_flag[0] = b"\x01"
