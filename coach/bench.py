@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from coach.config import REPO_ROOT, Settings
+from coach.config import DATA_DIR, Settings
 from coach.download import _sha256
 from coach.errors import CoachError, ConfigError
 from coach.gguf import read_header
@@ -37,7 +37,7 @@ LADDER = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.6, "Q5_K_M": 5.7, "Q5_K_S": 5.5, "Q5_1": 6,
         "Q5_0": 5.5, "Q4_K_M": 4.8, "Q4_K_S": 4.6, "Q4_1": 5.0, "Q4_0": 4.5, "IQ4_XS": 4.3, "Q3_K_L": 4.3,
         "Q3_K_M": 3.9, "Q3_K_S": 3.5, "Q2_K": 3.4}
-QUALITY_TEXT = REPO_ROOT / "bench" / "quality_text.txt"
+QUALITY_TEXT = DATA_DIR / "quality_text.txt"
 log = logging.getLogger(__name__)
 
 MIN_TOP1 = 0.90  # the recommendation's quality bar: agreement with the reference on the next token

@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     grade = sub.add_parser("grade", help="score answers against any rubric: one JSON line per answer")
-    grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see rubrics/)")
+    grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see coach/data/rubrics/)")
     grade.add_argument("--answers", type=Path, required=True,
                        help='JSONL: {"question_id": ..., "answer": ...} per line')
     grade.add_argument("--out", type=Path, help="write here instead of stdout")
@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     deb.set_defaults(func=cmd_debrief)
 
     ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")
-    ev.add_argument("--labelled", type=Path, help="labelled YAML (default tests/data/labelled.yaml)")
+    ev.add_argument("--labelled", type=Path, help="labelled YAML (default: the built-in set, coach/data/labelled.yaml)")
     ev.set_defaults(func=cmd_grader_eval)
 
     models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")

@@ -13,12 +13,12 @@ from typing import Any
 
 import psutil
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(__file__).resolve().parent / "data"  # prompts, rubrics, the catalog: shipped inside the package
 
 
 def catalog_path() -> Path:
     """The pinned model catalog; `COACH_CATALOG` points at another one (tests, private mirrors)."""
-    return Path(os.environ.get("COACH_CATALOG") or REPO_ROOT / "models" / "catalog.yaml")
+    return Path(os.environ.get("COACH_CATALOG") or DATA_DIR / "catalog.yaml")
 
 
 def data_home() -> Path:

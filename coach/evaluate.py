@@ -11,11 +11,11 @@ import numpy as np
 import yaml
 from scipy.stats import spearmanr
 
-from coach.config import REPO_ROOT
+from coach.config import DATA_DIR
 from coach.grader import Grader
 from coach.rubrics import Bank, find_question, load_all
 
-LABELLED = REPO_ROOT / "tests" / "data" / "labelled.yaml"
+LABELLED = DATA_DIR / "labelled.yaml"
 
 
 @dataclass

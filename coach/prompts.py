@@ -1,4 +1,4 @@
-"""Personas and scenarios (prompts/, YAML): parsed strictly, cross-checked against the rubrics.
+"""Personas and scenarios (coach/data/prompts/, YAML): parsed strictly, cross-checked against the rubrics.
 
 A new panelist or scenario is a YAML file. A malformed one fails at load naming the file, the field and
 what was expected.
@@ -12,11 +12,11 @@ from string import Template
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from coach.config import REPO_ROOT
+from coach.config import DATA_DIR
 from coach.errors import ConfigError
 from coach.rubrics import Bank, load_all
 
-PROMPTS_DIR = REPO_ROOT / "prompts"
+PROMPTS_DIR = DATA_DIR / "prompts"
 
 
 class Persona(BaseModel):

@@ -13,11 +13,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coach.config import REPO_ROOT
+from coach.config import DATA_DIR
 from coach.errors import ConfigError
 from coach.textfiles import read_text
 
-RUBRICS_DIR = REPO_ROOT / "rubrics"
+RUBRICS_DIR = DATA_DIR / "rubrics"
 Criterion = Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment", "tension_handling"]
 DEFAULT_WEIGHTS: dict[str, float] = {"technical_accuracy": 40, "narrative_coherence": 30, "stakeholder_alignment": 30}
 TENSION_WEIGHT = 25.0  # added on contradiction turns: did the candidate reconcile both framings?

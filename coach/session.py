@@ -91,7 +91,7 @@ class Interview:
     @classmethod
     def start_with(cls, sc: Scenario, bank: Bank, personas: dict[str, Persona], *, backend: ChatBackend,
                    grader: Grader, store: Store, seed: int, model: str = "", **kw: Any) -> Interview:
-        """A scenario built in code (the benchmark's long panel); `start` loads one from prompts/."""
+        """A scenario built in code (the benchmark's long panel); `start` loads one from the package's prompts."""
         state = Panel(sc, bank, personas).start(seed)
         iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
                  session_id=new_session_id(), seed=seed, state=state, **kw)
