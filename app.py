@@ -239,7 +239,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                store: Store | None = None) -> gr.Blocks:
     store = store or Store.open_default(settings.home)  # a damaged database is said before minutes of loading
     engine = Engine(settings, backend)
-    grader = grader or Grader()
+    grader = grader or Grader.from_settings(settings)
     personas, banks = load_personas(), load_all()
     scenarios = load_scenarios(personas=personas, banks=banks)
     colours = {k: p.colour for k, p in personas.items()}

@@ -29,6 +29,8 @@ from coach.bench import bench_file
 from coach.config import Settings
 from coach.engine import LlamaBackend
 from coach.grader import Grader
+from coach.loader import load_backend
+from coach.models import ModelRef
 from coach.prompts import Scenario, Segment, load_personas, load_scenarios
 from coach.rubrics import load_all
 from coach.session import Interview, TypeAhead
@@ -154,10 +156,9 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     return out
 
 
-def compare_run(settings: Settings, path: Path, turns: int, cache: bool, grader: Grader) -> list[dict]:
+def compare_run(settings: Settings, ref: ModelRef, turns: int, cache: bool, grader: Grader) -> list[dict]:
     sc, bank, personas = long_panel(turns)
-    be = LlamaBackend(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
-                      speaker_cache=cache)
+    be = load_backend(settings, ref, speaker_cache=cache)
     be.complete("warm-up", [{"role": "user", "content": "Hello"}], max_tokens=4)
     be.forget()
     store = Store(Path(tempfile.mkdtemp()) / "bench.db")
@@ -191,7 +192,7 @@ def main() -> int:
     args = ap.parse_args()
     settings = Settings.from_env(model=args.model)
     ref = bench_file(settings, args.shape)
-    grader = Grader()
+    grader = Grader.from_settings(settings)
     bank = next(iter(load_all().values()))
     grader.grade(bank, bank.questions[0], ANSWER)  # load the grader's model before anything is timed
     print(f"model: {ref.name} ({ref.path.stat().st_size / 1e9:.2f} GB), threads {settings.n_threads}, "
@@ -201,7 +202,7 @@ def main() -> int:
         print(f"{'cache':6} " + " ".join(f"{'turn ' + str(t):>19}" for t in marks)
               + f" {'mean TTFT':>10} {'mean turn':>10}")
         for cache in (True, False):
-            rows = compare_run(settings, ref.path, args.turns, cache, grader)
+            rows = compare_run(settings, ref, args.turns, cache, grader)
             cells = [f"{r['ttft_s'] * 1000:5.0f}/{r['turn_s'] * 1000:5.0f} ms {r['prompt_eval_tokens']:4d}tk"
                      for r in (rows[t - 1] for t in marks if t <= len(rows))]
             print(f"{'on' if cache else 'off':6} " + " ".join(f"{c:>19}" for c in cells)
@@ -209,8 +210,7 @@ def main() -> int:
                   + f" {statistics.mean(r['turn_s'] for r in rows) * 1000:8.0f}ms")
         print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
         return 0
-    be = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                      n_gpu_layers=settings.n_gpu_layers)
+    be = load_backend(settings, ref)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
     real = {int(x) for x in args.real_time.split(",") if x.strip()}
     out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.kv_cache_dir)

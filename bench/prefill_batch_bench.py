@@ -17,7 +17,7 @@ import time
 
 from coach.bench import bench_file
 from coach.config import Settings
-from coach.engine import LlamaBackend
+from coach.loader import load_backend
 
 
 def main() -> int:
@@ -31,8 +31,7 @@ def main() -> int:
     settings = Settings.from_env(model=args.model)
     ref = bench_file(settings, args.shape)
     sizes = [int(x) for x in args.batches.split(",")]
-    be = LlamaBackend(ref.path, n_ctx=4096, slots=1, n_threads=settings.n_threads,
-                      n_gpu_layers=settings.n_gpu_layers)
+    be = load_backend(settings, ref, n_ctx=4096, slots=1)
     rng = random.Random(0)
     vocab = be.tokenize_text(" ".join(f"word{i}" for i in range(400)))
     slot, _ = be._slot_for("bench")

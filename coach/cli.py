@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from coach import __version__
-from coach.config import Settings
+from coach.config import Settings, add_flags, overrides
 from coach.errors import CoachError
 
 
@@ -71,13 +71,12 @@ def cmd_models_rm(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """A plain terminal chat with the loaded model: the engine end to end."""
-    from coach.engine import LlamaBackend
+    from coach.loader import load_backend
     from coach.models import resolve
 
     ref = resolve(settings.model, settings)
     print(f"model: {ref.describe()}", file=sys.stderr)
-    be = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                      n_gpu_layers=settings.n_gpu_layers, seed=settings.seed)
+    be = load_backend(settings, ref)
     messages = [{"role": "system", "content": args.system}]
     prompts = [args.prompt] if args.prompt else None
     while True:
@@ -127,7 +126,7 @@ def _read_answers(path: Path) -> list[tuple[int, dict | None, str | None]]:
     return rows
 
 
-def _graded(args: argparse.Namespace, errors: list[str]) -> Iterator:
+def _graded(args: argparse.Namespace, settings: Settings, errors: list[str]) -> Iterator:
     """Grade every answer in --answers against --rubric, one at a time (a bad line goes to `errors`).
     The rubric and the answers file are read before the first answer is asked for, so a bad one fails
     before any output is opened."""
@@ -136,7 +135,7 @@ def _graded(args: argparse.Namespace, errors: list[str]) -> Iterator:
 
     bank = load_bank(args.rubric)
     rows = _read_answers(args.answers)
-    return _grade_rows(bank, rows, Grader(), errors)
+    return _grade_rows(bank, rows, Grader.from_settings(settings), errors)
 
 
 def _grade_rows(bank: Any, rows: list, grader: Any, errors: list[str]) -> Iterator:
@@ -167,7 +166,7 @@ def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     errors: list[str] = []
-    graded = _graded(args, errors)
+    graded = _graded(args, settings, errors)
     with _Output(args.out) as out:
         for t in graded:
             out.write(json.dumps(t.grade.as_dict(), ensure_ascii=False) + "\n")
@@ -208,7 +207,7 @@ def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:
 
     fmt = report_format(args.out, args.format)  # a bad --out is refused before any grading
     errors: list[str] = []
-    turns = list(_graded(args, errors))
+    turns = list(_graded(args, settings, errors))
     for e in errors:
         print(f"coach: {'note' if e.endswith('(graded)') else 'skipped'} {e}", file=sys.stderr)
     report = build_debrief(turns)
@@ -227,24 +226,22 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     from coach.grader import Grader
 
     t0 = time.perf_counter()
-    result = evaluate(Grader(), args.labelled or LABELLED)
+    result = evaluate(Grader.from_settings(settings), args.labelled or LABELLED)
     print(report(result))
     print(f"\n({len(result['rows'])} labelled answers, {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def _interview_parts(settings: Settings) -> tuple:
-    from coach.engine import LlamaBackend
     from coach.grader import Grader
+    from coach.loader import load_backend
     from coach.models import resolve
     from coach.store import Store
 
     store = Store.open_default(settings.home)  # an unusable data folder is said before the model loads
     ref = resolve(settings.model, settings)
     print(f"model: {ref.describe()}", file=sys.stderr)
-    backend = LlamaBackend(ref.path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                           n_gpu_layers=settings.n_gpu_layers, seed=settings.seed)
-    return ref, backend, Grader(), store
+    return ref, load_backend(settings, ref), Grader.from_settings(settings), store
 
 
 def _read_answer(on_line=None) -> str:
@@ -469,16 +466,11 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coach", description="Rehearse a product interview loop with a local panel.")
     p.add_argument("--version", action="version", version=f"coach {__version__}")
-    p.add_argument("--model", help="catalog name (name:QUANT), registered name, or .gguf path; "
-                                   "default: the best installed model")
-    p.add_argument("--ctx", dest="n_ctx", type=int, help="context size (default 8192, capped at the model's)")
-    p.add_argument("--threads", dest="n_threads", type=int, help="CPU threads (default: physical cores)")
-    p.add_argument("--gpu-layers", dest="n_gpu_layers", type=int, help="layers to offload (default: auto)")
-    p.add_argument("--seed", type=int, help="sampling seed (default 42)")
+    add_flags(p)  # --model, --ctx, --threads, --gpu-layers, --seed, --grader-threads: from Settings' fields
     sub = p.add_subparsers(dest="command", required=True)
 
     ui = sub.add_parser("ui", help="open the browser UI on 127.0.0.1")
-    ui.add_argument("--port", type=int, help="port (default 7860)")
+    add_flags(ui, "ui")
     ui.set_defaults(func=cmd_ui)
 
     sub.add_parser("doctor", help="what this machine has (GPU, RAM, disk, bandwidth) and which models it can run"
@@ -577,9 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdin, "reconfigure"):
         sys.stdin.reconfigure(errors="replace")
     try:
-        settings = Settings.from_env(model=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
-                                     n_gpu_layers=args.n_gpu_layers, seed=args.seed,
-                                     port=getattr(args, "port", None))
+        settings = Settings.from_env(**overrides(args))
         return int(args.func(args, settings))
     except CoachError as exc:
         print(f"coach: error: {exc}", file=sys.stderr)

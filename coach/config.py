@@ -1,7 +1,7 @@
 """One `Settings`, built once at the edge; the data home and thread/GPU defaults.
 
-Every field can be set from the environment with the `COACH_` prefix (e.g. `COACH_THREADS=4`),
-and the CLI builds its flags from the same fields, so configuration flows one way.
+Every field can be set from the environment with the `COACH_` prefix (e.g. `COACH_N_THREADS=4`),
+and the CLI builds its flags (with their help) from the same fields, so configuration flows one way.
 """
 
 from __future__ import annotations
@@ -37,18 +37,30 @@ def physical_cores() -> int:
     return max(1, int(n))
 
 
+def _flag(flag: str | None, help: str, scope: str = "global", metavar: str | None = None) -> dict[str, Any]:
+    """A field's CLI flag: `scope` is "global" (before the command) or a command's name; None: no flag."""
+    return {"flag": flag, "help": help, "scope": scope, "metavar": metavar}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Runtime settings shared by the UI, the CLI and the benchmark."""
+    """Runtime settings shared by the UI, the CLI and the benchmark. Each field's metadata is its CLI flag
+    and help text (`add_flags`); its variable is `COACH_<FIELD>`."""
 
-    home: Path = field(default_factory=data_home)
-    model: str | None = None  # catalog name (`name:QUANT`), a registered name, or a .gguf path
-    n_ctx: int = 8192  # capped at the model's trained context by the engine
-    n_threads: int = field(default_factory=physical_cores)
-    n_gpu_layers: int | None = None  # None = auto: all layers when offload is supported and fits
-    seed: int = 42
-    host: str = "127.0.0.1"
-    port: int = 7860
+    home: Path = field(default_factory=data_home, metadata=_flag(None, "data folder (COACH_HOME)"))
+    model: str | None = field(default=None, metadata=_flag(
+        "--model", "catalog name (name:QUANT), registered name, or .gguf path; default: the best installed model"))
+    n_ctx: int = field(default=8192, metadata=_flag("--ctx", "context size (default 8192, capped at the model's)"))
+    n_threads: int = field(default_factory=physical_cores, metadata=_flag(
+        "--threads", "CPU threads for llama.cpp (default: physical cores)"))
+    n_gpu_layers: int | None = field(default=None, metadata=_flag(
+        "--gpu-layers", "layers to offload to the GPU: a number, -1 for all, or auto (default: the most that fit)",
+        metavar="N|auto"))
+    seed: int = field(default=42, metadata=_flag("--seed", "sampling seed (default 42)"))
+    grader_threads: int | None = field(default=None, metadata=_flag(
+        "--grader-threads", "torch threads for the grader (default: torch's own, all cores)"))
+    host: str = field(default="127.0.0.1", metadata=_flag(None, "address the UI binds to"))
+    port: int = field(default=7860, metadata=_flag("--port", "port (default 7860)", scope="ui"))
 
     @property
     def models_dir(self) -> Path:
@@ -65,11 +77,11 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = os.environ.get(f"COACH_{f.name.upper()}")
-            if raw is None or f.name == "home":
+            if raw is None or f.name == "home" or raw == "" and f.name in _OPTIONAL:
                 continue
             values[f.name] = _coerce(f.name, raw)
         base = cls(**values)
-        clean = {k: v for k, v in overrides.items() if v is not None}
+        clean: dict[str, Any] = {k: None if v == AUTO else v for k, v in overrides.items() if v is not None}
         settings = replace(base, **clean)
         settings.validate()
         return settings
@@ -80,13 +92,13 @@ class Settings:
 
         cores = os.cpu_count() or 1
         limits = {"n_ctx": (256, 1 << 20), "n_threads": (1, cores), "n_gpu_layers": (-1, 10_000),
-                  "port": (1, 65535), "seed": (0, 2**32 - 1)}
+                  "port": (1, 65535), "seed": (0, 2**32 - 1), "grader_threads": (1, cores)}
         for name, (lo, hi) in limits.items():
             v = getattr(self, name)
             if v is None:
                 continue
             if not lo <= v <= hi:
-                flag = _FLAGS.get(name, name)
+                flag = _META[name]["flag"] or name
                 why = f" (this machine has {cores} logical cores)" if name == "n_threads" else ""
                 raise ConfigError(f"{flag} {v} is out of range: use {lo} to {hi}{why}; "
                                   f"set by the flag or COACH_{name.upper()}")
@@ -94,14 +106,15 @@ class Settings:
             raise ConfigError(f"COACH_HOME {self.home} is a file, not a folder; point COACH_HOME at a folder")
 
 
-_FLAGS = {"n_ctx": "--ctx", "n_threads": "--threads", "n_gpu_layers": "--gpu-layers", "port": "--port",
-          "seed": "--seed"}
-
-
-_INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port"}
+AUTO = "auto"
+_META = {f.name: f.metadata for f in fields(Settings)}
+_INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port", "grader_threads"}
+_OPTIONAL = {"model", "n_gpu_layers", "grader_threads"}  # None means "choose for me"
 
 
 def _coerce(name: str, raw: str) -> Any:
+    if name == "n_gpu_layers" and raw.strip().lower() == "auto":
+        return None
     if name in _INT_FIELDS:
         try:
             return int(raw)
@@ -110,3 +123,35 @@ def _coerce(name: str, raw: str) -> Any:
 
             raise ConfigError(f"COACH_{name.upper()}={raw!r} is not an integer; fix or unset it") from exc
     return raw
+
+
+def add_flags(parser: Any, scope: str = "global") -> None:
+    """Add the flags of every Settings field in `scope` to an argparse parser, help text included."""
+    import argparse
+
+    def typed(name: str) -> Any:
+        def parse(raw: str) -> Any:
+            from coach.errors import ConfigError
+
+            if name == "n_gpu_layers" and raw.strip().lower() == AUTO:
+                return AUTO  # explicit: wins over COACH_N_GPU_LAYERS
+            try:
+                return _coerce(name, raw)
+            except ConfigError:
+                raise argparse.ArgumentTypeError(f"{raw!r} is not an integer"
+                                                 + (" or auto" if name == "n_gpu_layers" else "")) from None
+
+        parse.__name__ = "auto or an integer" if name == "n_gpu_layers" else "integer"
+        return parse if name in _INT_FIELDS else str
+
+    for f in fields(Settings):
+        meta = f.metadata
+        if meta.get("flag") and meta.get("scope") == scope:
+            metavar = meta.get("metavar") or ("N" if f.name in _INT_FIELDS else "NAME")
+            parser.add_argument(meta["flag"], dest=f.name, type=typed(f.name), metavar=metavar,
+                                help=meta["help"] + f" [COACH_{f.name.upper()}]", default=None)
+
+
+def overrides(args: Any) -> dict[str, Any]:
+    """The Settings values an argparse namespace carries (the flags `add_flags` added, of any scope)."""
+    return {f.name: getattr(args, f.name) for f in fields(Settings) if getattr(args, f.name, None) is not None}

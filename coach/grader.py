@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import threading
@@ -21,8 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from coach.config import data_home
+from coach.config import Settings
 from coach.rubrics import Bank, Question
+
+log = logging.getLogger("coach.grader")
 
 MAX_WORDS = 800  # what a spoken answer can hold; the rest is not read (and is flagged)
 MAX_CHARS = 20_000  # cut before any work (about 3,000 words, twenty minutes spoken): a pasted book costs nothing
@@ -66,7 +69,7 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
 
     def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads or int(os.environ.get("COACH_GRADER_THREADS", "0") or 0) or None
+        self.threads = threads  # None: torch's own default (all cores)
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -233,8 +236,13 @@ class Grader:
 
     def __init__(self, embedder: Embedder | None = None, cache_dir: Path | None = None) -> None:
         self.embedder = embedder or MiniLMEmbedder()
-        self.cache_dir = cache_dir or data_home() / "cache" / "embeddings"
+        self.cache_dir = cache_dir  # None: exemplar vectors are kept in memory only
         self._mem: dict[str, _QuestionVectors] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Grader:
+        """The front ends' grader: the settings' torch threads, vectors cached in the data home."""
+        return cls(MiniLMEmbedder(settings.grader_threads), cache_dir=settings.home / "cache" / "embeddings")
 
     # -------------------------------------------------------------- exemplar vectors
 
@@ -243,9 +251,9 @@ class Grader:
         key = hashlib.sha256("\x1f".join([self.embedder.name, *texts]).encode()).hexdigest()[:24]
         if key in self._mem:
             return self._mem[key]
-        path = self.cache_dir / f"{key}.npy"
+        path = self.cache_dir / f"{key}.npy" if self.cache_dir is not None else None
         vecs: np.ndarray | None = None
-        if path.exists():
+        if path is not None and path.exists():
             try:
                 vecs = np.load(path)
                 if vecs.shape[0] != len(texts):
@@ -254,10 +262,14 @@ class Grader:
                 vecs = None  # a torn cache file: recompute
         if vecs is None:
             vecs = self.embedder.embed(texts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, vecs)
-            os.replace(tmp, path)
+            if path is not None:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+                    np.save(tmp, vecs)
+                    os.replace(tmp, path)
+                except OSError as exc:  # a full or read-only disk: the cache is only a speed-up
+                    log.info("exemplar vectors not cached: %s", exc)
         i = 1
         ng, nb, nk = len(q.good), len(q.bad), len(q.key_points)
         qv = _QuestionVectors(vecs[0], vecs[i:i + ng], vecs[i + ng:i + ng + nb], vecs[i + ng + nb:i + ng + nb + nk],

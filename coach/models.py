@@ -100,7 +100,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
         data = yaml.safe_load(path.read_text())
         return Catalog.model_validate(data)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: catalog missing; reinstall the coach package, or point COACH_CATALOG at a catalog") from None
+        raise ConfigError(f"{path}: catalog missing; reinstall coach, or point COACH_CATALOG at one") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     except ValidationError as exc:
