@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from coach.bench import bench_file
 from coach.config import Settings
 from coach.engine import LlamaBackend
 from coach.grader import Grader
+from coach.ladder import bench_file
 from coach.loader import load_backend
 from coach.models import ModelRef
 from coach.prompts import Scenario, Segment, load_personas, load_scenarios

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 
-from coach.bench import bench_file
 from coach.config import Settings
+from coach.ladder import bench_file
 from coach.loader import load_backend
 
 

@@ -19,7 +19,8 @@ def _gb(n: int) -> str:
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.models import available_ram, default_model, list_models
+    from coach.fit import available_ram
+    from coach.models import default_model, list_models
 
     rows = list_models(settings)
     try:
@@ -54,7 +55,7 @@ def cmd_models_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.models import quantize
+    from coach.ladder import quantize
 
     ref = quantize(args.src, args.type, settings, out=args.out)
     print(f"made {ref.name}: {ref.path} [{ref.quant}]")
@@ -201,21 +202,27 @@ class _Output:
             self.f.close()
 
 
+def _report(report: Any, out: Path | None, fmt: str) -> None:
+    """A debrief to --out (written whole or not at all) or to stdout, in `fmt`."""
+    from coach.reports import write_report
+
+    if out:
+        write_report(report, out, fmt)
+        print(f"{report.decision}: wrote {out}")
+    else:
+        print(report.render(fmt))
+
+
 def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:
     from coach.debrief import build_debrief
-    from coach.reports import report_format, write_report
+    from coach.reports import report_format
 
     fmt = report_format(args.out, args.format)  # a bad --out is refused before any grading
     errors: list[str] = []
     turns = list(_graded(args, settings, errors))
     for e in errors:
         print(f"coach: {'note' if e.endswith('(graded)') else 'skipped'} {e}", file=sys.stderr)
-    report = build_debrief(turns)
-    if args.out:
-        write_report(report, args.out, fmt)
-        print(f"{report.decision}: wrote {args.out}")
-    else:
-        print(report.render(fmt))
+    _report(build_debrief(turns), args.out, fmt)
     return 1 if any(not e.endswith("(graded)") for e in errors) else 0
 
 
@@ -265,29 +272,12 @@ def _read_answer(on_line=None) -> str:
 
 
 def _run(iv, coach_mode: bool) -> int:
-    import threading
-    import time
-
     print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
     print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
-    from coach.session import TypeAhead
-
-    cancel = threading.Event()
-    pre = threading.Thread(target=iv.warm_up, args=(cancel,), daemon=True)
-    pre.start()  # every persona card, from the on-disk cache when this model has read it before
-
-    def stop_warm_up() -> None:  # llama.cpp must not be mid-batch when the model is freed
-        cancel.set()
-        pre.join()
-
-    ta: TypeAhead | None = None
+    iv.begin()  # every persona card, from the on-disk cache when this model has read it before
     try:
         while not iv.done:
-            if iv.current is None:
-                action = iv.panel.next_action(iv.state)
-            else:
-                action = iv.current.action
-            p = iv.persona(action.panelist)
+            p = iv.next_speaker()
             print(f"\n{p.name} · {p.role}", flush=True)
             streamed = []
             for chunk in iv.ask():
@@ -299,26 +289,20 @@ def _run(iv, coach_mode: bool) -> int:
                 break
             if cur.fallback and streamed:
                 print(f"[the model's wording was unusable ({cur.fallback}); the panel asks as written]", flush=True)
-            used, box = iv.panel.time_left(iv.state)
-            print(f"[segment time {used // 60}:{used % 60:02d} of {box // 60}:{box % 60:02d}"
-                  + (" — nearly out of time" if box and used >= 0.8 * box else "") + "]", flush=True)
-            ta = TypeAhead(iv)  # the next speakers read the answer while it is typed
-            t0 = time.monotonic()
-            text = _read_answer(ta.update)
-            ta.stop()
-            ta = None
+            clock = iv.clock()
+            if clock is not None:
+                print(f"[segment time {clock}" + (" — nearly out of time" if clock.warn else "") + "]", flush=True)
+            iv.draft("")  # the next speakers read the answer while it is typed
+            text = _read_answer(iv.draft)
             if "\ufffd" in text:
                 print("[some typed bytes were not UTF-8; they are kept as \ufffd]", flush=True)
-            grade = iv.answer(text, spent_s=time.monotonic() - t0)
+            grade = iv.answer(text)
             if coach_mode and grade is not None:
-                crit = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in grade.criteria.items())
-                print(f"[score {grade.total:.2f}/5: {crit}]\n[next time: {grade.improvement}]", flush=True)
+                print(f"[score {grade.summary()}]\n[next time: {grade.improvement}]", flush=True)
                 for note in grade.notes:
                     print(f"[note: {note}]", flush=True)
     except (KeyboardInterrupt, EOFError):
-        if ta is not None:
-            ta.stop()
-        stop_warm_up()
+        iv.stop_background()
         iv.release()
         if iv.turn_count:
             print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
@@ -326,12 +310,10 @@ def _run(iv, coach_mode: bool) -> int:
             print("\nstopped before the first question; nothing was stored", file=sys.stderr)
         return 130
     except BaseException:
-        if ta is not None:
-            ta.stop()
-        stop_warm_up()
+        iv.stop_background()
         iv.release()
         raise
-    stop_warm_up()
+    iv.stop_background()
     d = iv.debrief()  # the grader's decision comes at once; the chair's summary streams after it
     print(f"\n== Debrief: {d.decision} ==\n{d.reason}", flush=True)
     for v in d.verdicts:
@@ -345,9 +327,10 @@ def _run(iv, coach_mode: bool) -> int:
 
 
 def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.prompts import scenario_parts
     from coach.session import Interview
 
-    Interview._catalog(args.scenario)  # an unknown scenario is said before the model loads
+    scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
                          model=ref.name, cache_dir=settings.kv_cache_dir)
@@ -356,21 +339,21 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.errors import CoachError
+    from coach.history import History
     from coach.store import Store
 
     store = Store.open_default(settings.home, readonly=True)  # list, show and export only read
+    history = History(store)
     if args.sessions_command == "list":
-        rows = store.sessions()
+        rows = history.sessions()
         print(f"{'ID':24} {'SCENARIO':18} {'STATUS':9} {'ANSWERS':>7} {'MEAN':>5}  MODEL")
         for r in rows:
             mean = f"{r['mean_total']:.2f}" if r["mean_total"] is not None else "-"
             print(f"{r['id']:24} {r['scenario']:18} {r['status']:9} {r['answered']:7d} {mean:>5}  {r['model']}")
         return 0
-    if store.session(args.id) is None:
-        raise CoachError(f"no session {args.id!r}; see `coach sessions list`")
+    history.require(args.id)
     if args.sessions_command == "show":
-        for t in store.turns(args.id):
+        for t in history.turns(args.id):
             print(f"\n[{t['idx']}] {t['panelist']} ({t['kind']}): {t['spoken']}")
             if t["answer"] is not None:
                 print(f"    answer: {t['answer']}")
@@ -378,23 +361,16 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"    score {t['grade']['total']:.2f}/5 — {t['grade']['improvement']}")
         return 0
     if args.sessions_command == "export":
-        from coach.reports import report_format, write_report
-        from coach.session import debrief_for
+        from coach.reports import report_format
 
         fmt = report_format(args.out, args.format)
-        report = debrief_for(store, args.id)
-        if args.out:
-            write_report(report, args.out, fmt)
-            print(f"{report.decision}: wrote {args.out}")
-        else:
-            print(report.render(fmt))
+        _report(history.debrief(args.id), args.out, fmt)
         return 0
     # resume
     from coach.session import Interview
 
     store.close()
-    store = Store.open_default(settings.home)  # resuming writes
-    _, backend, grader, _store = _interview_parts(settings)
+    _, backend, grader, store = _interview_parts(settings)  # resuming writes
     iv = Interview.resume(args.id, backend=backend, grader=grader, store=store, take_over=args.take_over)
     if iv.done:
         print("that session is finished; `coach sessions export` writes its report")
@@ -403,13 +379,15 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.bench import LADDER, Options, build_ladder, recommend, run, table
+    from coach.bench import Options, recommend, run
     from coach.errors import InvalidModelFile
+    from coach.ladder import LADDER, build_ladder
     from coach.models import ModelRef, resolve
+    from coach.views import bench_table
 
     files = []
     if args.shape:
-        from coach.bench import build_shapes
+        from coach.ladder import build_shapes
 
         files += build_shapes(args.shape, settings, progress=not args.quiet)
     if args.ladder:
@@ -431,7 +409,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print("\ncoach: interrupted; the finished rows are saved", file=sys.stderr)
         return 130
-    print(table(rows))
+    print(bench_table(rows))
     print(f"\n{recommend(rows)}")
     print(f"CSV, JSON, plot.png and plot.html in {out}")
     return 0
@@ -457,7 +435,7 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise ConfigError(f"port {settings.port} on {settings.host} is in use ({exc.strerror or exc}); "
                               "pass --port with another number, or stop the program using it") from None
-    from app import launch  # the UI lives at the top level; only the CLI reaches for it
+    from coach.ui import launch
 
     launch(settings)
     return 0

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coach.grader import Grade, split_sentences
+from coach.rubrics import LABELS
 
-VERDICTS = ("Strong No", "No", "Yes", "Strong Yes")
+YES = 3.4  # a panelist's score from which its verdict is Yes
+
 # What each panelist weighs (persona files may override). Criteria absent from a turn are skipped.
 PANELIST_WEIGHTS: dict[str, dict[str, float]] = {
     "researcher": {"technical_accuracy": 0.6, "narrative_coherence": 0.15, "stakeholder_alignment": 0.1,
@@ -24,8 +26,6 @@ PANELIST_WEIGHTS: dict[str, dict[str, float]] = {
     "pm": {"technical_accuracy": 0.3, "narrative_coherence": 0.2, "stakeholder_alignment": 0.25,
            "tension_handling": 0.25},
 }
-LABELS = {"technical_accuracy": "Technical accuracy", "narrative_coherence": "Narrative coherence",
-          "stakeholder_alignment": "Stakeholder alignment", "tension_handling": "Tension handling"}
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _quote(text: str, limit: int = 30) -> str:
 
 
 def _verdict(score: float) -> str:
-    return "Strong Yes" if score >= 4.2 else "Yes" if score >= 3.4 else "No" if score >= 2.5 else "Strong No"
+    return "Strong Yes" if score >= 4.2 else "Yes" if score >= YES else "No" if score >= 2.5 else "Strong No"
 
 
 def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float]] | None = None,

@@ -17,10 +17,10 @@ from pathlib import Path
 import psutil
 
 from coach.config import Settings
-from coach.models import _estimate_from_entry, load_catalog
+from coach.fit import BUFFERS, place
+from coach.models import entry_footprint, load_catalog
 
 SLOTS = 4  # resident speakers: the engine's KV cache holds one context each
-OVERHEAD = 512 * 2**20  # compute buffers and the CUDA context, on the safe side
 
 
 @dataclass(frozen=True)
@@ -49,25 +49,11 @@ def nvidia_gpus(run: Callable[..., subprocess.CompletedProcess[str]] = subproces
     return gpus
 
 
-def placement(weights: int, kv: int, free_ram: int, free_vram: int, offload: bool) -> tuple[str, float]:
-    """Where a model runs and the share of its layers on the GPU: all on the GPU when weights and KV
-    fit in VRAM; else as many layers as fit, the rest and the KV cache in RAM; else the CPU."""
-    if offload and weights + kv + OVERHEAD <= free_vram:
-        return "GPU", 1.0
-    if offload and free_vram > OVERHEAD:
-        share = min(1.0, (free_vram - OVERHEAD) / weights)
-        if weights * (1 - share) + kv + OVERHEAD <= free_ram and share >= 0.1:
-            return "split", share
-    if weights + kv + OVERHEAD <= free_ram:
-        return "CPU", 0.0
-    return "does not fit", 0.0
-
-
 def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool | None = None,
            bandwidth: float | None = None) -> str:
     import llama_cpp
 
-    from coach.bench import memory_bandwidth
+    from coach.machine import memory_bandwidth
 
     gpus = nvidia_gpus() if gpus is None else gpus
     offload = bool(llama_cpp.llama_supports_gpu_offload()) if offload is None else offload
@@ -90,17 +76,17 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
     free_vram = max((g.free for g in gpus), default=0)
     for e in load_catalog().models:
         for q, f in e.files.items():
-            need = _estimate_from_entry(e, f, settings.n_ctx)
-            kv = (need - f.size - 256 * 2**20) * SLOTS
-            where, share = placement(f.size, kv, vm.available, free_vram, offload)
+            spot = place(entry_footprint(e, f, settings.n_ctx, SLOTS), vm.available, free_vram, offload)
+            where, share = spot.where, spot.share
             if where == "split":
-                where = f"split {share:.0%} GPU"
+                where = f"split {spot.gpu_layers} layers GPU"
             # decoding reads every weight once a token; CPU speed is bandwidth-bound (GPU layers: faster)
             est = "-" if where == "does not fit" else f"{bw * 1e9 / 2 / (f.size * (1 - share) or f.size):.1f}"
             if where == "GPU":
                 est = "GPU-bound"
             lines.append(f"{e.name + ':' + q:40} {f.size / 1e9:7.2f}G {where:>14} {est:>10}")
-    lines += ["", f"RUNS ON counts the weights, {SLOTS} KV contexts of {settings.n_ctx} tokens (--ctx) and 512 MiB; "
+    lines += ["", f"RUNS ON counts the weights, {SLOTS} KV contexts of {settings.n_ctx} tokens (--ctx) and "
+              f"{BUFFERS // 2**20} MiB of buffers on each side, as the engine's own check does; "
               "EST. TOK/S is an estimate (half the copy bandwidth over the bytes of weights read per token "
               "on the CPU), not a measurement: `coach bench` measures."]
     return "\n".join(lines)

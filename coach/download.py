@@ -53,9 +53,9 @@ def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | N
     if have > expected:  # a different file of the same name: start over
         part.unlink()
         have = 0
-    _check_free(staging, expected - have)
+    check_free(staging, expected - have)
     if dest.parent.resolve() != staging.resolve():
-        _check_free(dest.parent, 0 if _same_device(staging, dest.parent) else expected)
+        check_free(dest.parent, 0 if _same_device(staging, dest.parent) else expected)
 
     try:
         with part.open("ab") as f, _progress_bars(progress):
@@ -70,7 +70,7 @@ def fetch(*, repo: str, revision: str, filename: str, size: int, sha256: str | N
             f"{kept:,} of {expected:,} bytes kept, run the same command to resume"
         ) from None
 
-    got = _sha256(part)
+    got = sha256_file(part)
     if want and got != want:
         part.unlink()
         raise DownloadError(
@@ -94,7 +94,7 @@ def _http_errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-def _check_free(directory: Path, needed: int) -> None:
+def check_free(directory: Path, needed: int) -> None:
     free = shutil.disk_usage(directory).free
     if needed > free:
         raise InsufficientDisk(
@@ -107,7 +107,7 @@ def _same_device(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(8 * 2**20):

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from coach.config import Settings
-from coach.rubrics import Bank, Question
+from coach.rubrics import LABELS, Bank, Question
 
 log = logging.getLogger("coach.grader")
 
@@ -163,6 +163,11 @@ class Grade:
                    (d["nearest_bad"]["text"], d["nearest_bad"]["similarity"]), d["missed"], d["improvement"],
                    Delivery(**dl), d.get("notes", []), d.get("features", {}), d.get("strongest", ""),
                    d.get("weakest", ""))
+
+    def summary(self) -> str:
+        """The total and each criterion in words: the one line the UI, the CLI and a retry all show."""
+        crit = " · ".join(f"{LABELS.get(c, c)} {s:.1f}" for c, s in self.criteria.items())
+        return f"{self.total:.2f}/5 — {crit}"
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

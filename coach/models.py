@@ -7,17 +7,14 @@ JSON registry in the models directory. Nothing here loads a model: `engine` does
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psutil
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,10 +22,10 @@ from coach.config import Settings, catalog_path
 from coach.errors import (
     CoachError,
     ConfigError,
-    InsufficientMemory,
     InvalidModelFile,
     ModelNotFound,
 )
+from coach.fit import Footprint, available_ram, ram_for
 from coach.gguf import GGUFInfo, read_header
 
 log = logging.getLogger(__name__)
@@ -163,7 +160,7 @@ def load_registry(settings: Settings) -> dict[str, dict[str, str]]:
     return data
 
 
-def _save_registry(settings: Settings, reg: dict[str, dict[str, str]]) -> None:
+def save_registry(settings: Settings, reg: dict[str, dict[str, str]]) -> None:
     p = _registry_path(settings)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".json.tmp")
@@ -174,7 +171,7 @@ def _save_registry(settings: Settings, reg: dict[str, dict[str, str]]) -> None:
 # ---------------------------------------------------------------- listing and resolving
 
 @dataclass
-class Row:
+class ModelRow:
     name: str
     title: str
     quant: str
@@ -186,15 +183,15 @@ class Row:
     recommended: bool
 
 
-def available_ram() -> int:
-    return int(psutil.virtual_memory().available)
-
-
-def _estimate_from_entry(entry: CatalogEntry, f: FileEntry, n_ctx: int) -> int:
-    # Without the header: Mistral 7B's f16 GQA cache is 128 KiB per token; scale it by parameter count.
-    # The header-based figure replaces this once the file is installed.
-    kv = int(min(n_ctx, entry.context_length) * entry.params_b / 7.25 * 0.125 * 2**20)
-    return f.size + kv + 256 * 2**20
+def entry_footprint(entry: CatalogEntry, f: FileEntry, n_ctx: int, slots: int = 1) -> Footprint:
+    """A catalog file's footprint before it is pulled: its KV cache from the entry's shape when it has one
+    (f16 K and V for every layer), else Mistral 7B's 128 KiB a token scaled by parameter count."""
+    cells = min(n_ctx, entry.context_length) * slots
+    sh = entry.shape
+    if sh is not None:
+        per_token = 2 * sh.n_layer * sh.n_head_kv * (sh.head_dim or sh.n_embd // sh.n_head) * 2
+        return Footprint.estimate(f.size, cells * per_token, sh.n_layer)
+    return Footprint.estimate(f.size, int(cells * entry.params_b / 7.25 * 0.125 * 2**20), 32)
 
 
 def installed_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:
@@ -204,31 +201,24 @@ def installed_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path 
     return p if p.exists() else None
 
 
-def list_models(settings: Settings) -> list[Row]:
+def list_models(settings: Settings) -> list[ModelRow]:
     cat = load_catalog()
     ram = available_ram()
-    rows: list[Row] = []
+    rows: list[ModelRow] = []
     for e in cat.models:
         for q, f in e.files.items():
             path = installed_path(e, q, settings)
-            need = _ram_for(path, settings.n_ctx) if path else _estimate_from_entry(e, f, settings.n_ctx)
-            rows.append(Row(f"{e.name}:{q}", e.title, q, path is not None, path, f.size, need, need <= ram,
+            need = ram_for(path, settings.n_ctx) if path else entry_footprint(e, f, settings.n_ctx).ram_only
+            rows.append(ModelRow(f"{e.name}:{q}", e.title, q, path is not None, path, f.size, need, need <= ram,
                             q == e.recommended))
     for name, info in sorted(load_registry(settings).items()):
         path = Path(info["path"])
         exists = path.exists()
         size = path.stat().st_size if exists else 0
-        need = _ram_for(path, settings.n_ctx) if exists else 0
-        rows.append(Row(name, info.get("title", name), info.get("quant", "?"), exists, path, size, need,
+        need = ram_for(path, settings.n_ctx) if exists else 0
+        rows.append(ModelRow(name, info.get("title", name), info.get("quant", "?"), exists, path, size, need,
                         exists and need <= ram, False))
     return rows
-
-
-def _ram_for(path: Path, n_ctx: int) -> int:
-    try:
-        return read_header(path).estimate_ram(n_ctx)
-    except CoachError:
-        return path.stat().st_size
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -275,7 +265,7 @@ def default_model(settings: Settings) -> ModelRef:
 
     cat = load_catalog()
 
-    def rank(r: Row) -> tuple[bool, int, bool, int]:
+    def rank(r: ModelRow) -> tuple[bool, int, bool, int]:
         entry = cat.get(r.name.split(":")[0])
         tier = 2 if entry is None else (1 if entry.package else 3)  # pulled > local file > embedded
         return (r.fits, tier, r.recommended, r.size)
@@ -293,67 +283,6 @@ def default_model(settings: Settings) -> ModelRef:
 
 
 # ---------------------------------------------------------------- guards
-
-def check_fits_ram(info: GGUFInfo, n_ctx: int, slots: int = 1) -> None:
-    """Refuse before loading: the weights plus a KV cache of `n_ctx` cells for each of `slots` speakers."""
-    need, free = info.estimate_ram(n_ctx, kv_cells=min(n_ctx, info.n_ctx_train) * slots), available_ram()
-    if need > free:
-        kv = f" with {slots} resident speakers" if slots > 1 else ""
-        raise InsufficientMemory(
-            f"{info.path.name} needs about {need / 2**30:.1f} GiB of RAM at context {n_ctx}{kv} but only "
-            f"{free / 2**30:.1f} GiB is free; pick a smaller quant, lower --ctx, or close other programs"
-        )
-
-
-def check_fits(info: GGUFInfo, n_ctx: int, slots: int, gpu_layers: int, free_vram: int | None) -> None:
-    """Refuse before loading, counting each part where it lives: offloaded layers (and their share of
-    the KV cache) in VRAM, the rest in RAM. `gpu_layers` -1 means all; `free_vram` None means unknown
-    (Metal, Vulkan: unified or unreported memory), and then only RAM is checked."""
-    if gpu_layers == 0:
-        check_fits_ram(info, n_ctx, slots)
-        return
-    n_layer = max(1, info.n_layer)
-    share = 1.0 if gpu_layers < 0 or gpu_layers >= n_layer else gpu_layers / n_layer
-    kv = min(n_ctx, info.n_ctx_train) * slots * info.kv_bytes_per_token()
-    weights = info.size_bytes
-    on_gpu = int((weights + kv) * share) + 256 * 2**20
-    on_cpu = int((weights + kv) * (1 - share)) + 256 * 2**20
-    if free_vram is not None and on_gpu > free_vram:
-        raise InsufficientMemory(
-            f"{info.path.name} needs about {on_gpu / 2**30:.1f} GiB of VRAM for {gpu_layers if gpu_layers > 0 else 'all'}"
-            f" layers at context {n_ctx} but only {free_vram / 2**30:.1f} GiB is free; lower --gpu-layers "
-            "(or leave it to auto), lower --ctx, or pick a smaller quant")
-    free = available_ram()
-    if on_cpu > free:
-        raise InsufficientMemory(
-            f"{info.path.name} needs about {on_cpu / 2**30:.1f} GiB of RAM beside the GPU's share but only "
-            f"{free / 2**30:.1f} GiB is free; offload more layers, pick a smaller quant, or lower --ctx")
-
-
-def gpu_layers_that_fit(info: GGUFInfo, n_ctx: int, slots: int, free_vram: int) -> int:
-    """-1 when every layer and its KV fit in `free_vram`, else the most whole layers that do (0: none).
-    llama.cpp offloads the last layers first; each costs its own tensors (from the GGUF's tensor table)
-    and its share of every slot's KV cache."""
-    n_layer = max(1, info.n_layer)
-    kv = min(n_ctx, info.n_ctx_train) * slots * info.kv_bytes_per_token()
-    room = free_vram - 256 * 2**20
-    if info.size_bytes + kv <= room:
-        return -1
-    sizes = [info.layer_bytes.get(i, info.size_bytes // n_layer) for i in range(n_layer)]
-    used, n = 0, 0
-    for size in reversed(sizes):
-        used += size + kv // n_layer
-        if used > room:
-            break
-        n += 1
-    return min(n, n_layer - 1)
-
-
-def check_disk(directory: Path, needed: int) -> None:
-    from coach.download import _check_free
-
-    directory.mkdir(parents=True, exist_ok=True)
-    _check_free(directory, needed)
 
 
 # ---------------------------------------------------------------- mutations
@@ -403,7 +332,7 @@ def add(path: str | Path, settings: Settings, *, name: str | None = None) -> Mod
         raise ConfigError(f"{key!r} is a catalog name; pass --name to register the file under another name")
     reg = load_registry(settings)
     reg[key] = {"path": str(info.path.resolve()), "quant": info.quant, "title": info.name}
-    _save_registry(settings, reg)
+    save_registry(settings, reg)
     return ModelRef(key, info.path.resolve(), "local", info.quant, info.name)
 
 
@@ -433,7 +362,7 @@ def remove(spec: str, settings: Settings) -> tuple[list[Path], str]:
         if info.get("made_by") == "quantize" and p.exists():
             p.unlink()  # we made it: delete; a user's own file is only forgotten
             deleted.append(p)
-        _save_registry(settings, reg)
+        save_registry(settings, reg)
         return deleted, (f"deleted {p}" if deleted else f"forgot {key}; your file {p} was not touched")
     ref = resolve(spec, settings)
     if ref.is_embedded:
@@ -461,53 +390,3 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-QUANT_TYPES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
-               "Q3_K_M", "Q3_K_S", "Q3_K_L", "Q2_K", "IQ4_XS")
-
-
-def quantize(src: str, qtype: str, settings: Settings, *, out: Path | None = None,
-             register: bool = True) -> ModelRef:
-    """Make another quantization of a local model with llama.cpp (re-quantizing is allowed)."""
-    import llama_cpp
-
-    qtype = qtype.upper()
-    if qtype not in QUANT_TYPES:
-        raise CoachError(f"unknown quant type {qtype}; choose one of: {', '.join(QUANT_TYPES)}")
-    src_ref = resolve(src, settings)
-    info = read_header(src_ref.path)
-    dest = out or settings.models_dir / f"{info.path.stem.split('.')[0]}.{qtype}.gguf"
-    check_disk(dest.parent, info.size_bytes * 2)  # upper bound: F16 of a quantized source
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype}")
-    params.allow_requantize = True
-    params.nthread = settings.n_threads
-    tmp = dest.with_name(dest.name + ".partial")
-    import logging
-
-    from llama_cpp._logger import logger as llama_logger
-
-    level = llama_logger.level
-    llama_logger.setLevel(logging.WARNING)  # llama.cpp logs a line per tensor while quantizing
-    with _cleanup_on_failure(tmp):
-        try:
-            rc = llama_cpp.llama_model_quantize(str(info.path).encode(), str(tmp).encode(), params)
-        finally:
-            llama_logger.setLevel(level)
-        if rc != 0:
-            raise InvalidModelFile(f"llama.cpp could not quantize {info.path.name} to {qtype} (code {rc})")
-        os.replace(tmp, dest)
-    ref = ModelRef(dest.stem, dest, "local", qtype, f"{info.name} {qtype}")
-    if register:
-        reg = load_registry(settings)
-        reg[ref.name] = {"path": str(dest), "quant": qtype, "title": ref.title, "made_by": "quantize"}
-        _save_registry(settings, reg)
-    return ref
-
-
-@contextlib.contextmanager
-def _cleanup_on_failure(tmp: Path) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -139,3 +139,15 @@ def persona_card(p: Persona, scenario: Scenario) -> str:
         name=p.name, role=p.role.lower(), brief=scenario.brief.strip(), agenda=p.agenda.strip(), voice=p.voice,
         probes="; ".join(p.probes), rewards="; ".join(p.rewards), punishes="; ".join(p.punishes),
         hidden="; ".join(p.hidden_priorities))
+
+
+def scenario_parts(scenario_id: str) -> tuple[Scenario, Bank, dict[str, Persona]]:
+    """One scenario with its question bank and the personas, all cross-checked; an unknown id names the
+    ones there are."""
+    personas = load_personas()
+    banks = load_all()
+    scenarios = load_scenarios(personas=personas, banks=banks)
+    if scenario_id not in scenarios:
+        raise ConfigError(f"unknown scenario {scenario_id!r}; choose one of: {', '.join(sorted(scenarios))}")
+    sc = scenarios[scenario_id]
+    return sc, banks[sc.rubric], personas

@@ -17,6 +17,8 @@ from coach.config import DATA_DIR
 from coach.errors import ConfigError
 from coach.textfiles import read_text
 
+LABELS = {"technical_accuracy": "Technical accuracy", "narrative_coherence": "Narrative coherence",
+          "stakeholder_alignment": "Stakeholder alignment", "tension_handling": "Tension handling"}
 RUBRICS_DIR = DATA_DIR / "rubrics"
 Criterion = Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment", "tension_handling"]
 DEFAULT_WEIGHTS: dict[str, float] = {"technical_accuracy": 40, "narrative_coherence": 30, "stakeholder_alignment": 30}

@@ -13,7 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from coach.bench import Options, Row, parse_vram, recommend, run, vram_of
+from coach.bench import BenchRow, Options, recommend, run
+from coach.machine import parse_vram, vram_of
 from tests.conftest import COACH, sigint_default
 from tests.ggufgen import write_gguf
 
@@ -81,8 +82,8 @@ def test_a_file_too_large_for_free_ram_is_skipped_with_the_reason(tmp_path: Path
 
 
 def test_recommendation_picks_the_fastest_file_that_meets_the_quality_bar():
-    def row(q: str, tps: float, top1: float) -> Row:
-        return Row(q, q, q, "ok", size_mb=1000, gen_tps=tps, top1=top1)
+    def row(q: str, tps: float, top1: float) -> BenchRow:
+        return BenchRow(q, q, q, "ok", size_mb=1000, gen_tps=tps, top1=top1)
 
     rows = [row("Q8_0", 5.0, 1.0), row("Q4_K_M", 9.1, 0.94), row("Q2_K", 12.0, 0.71)]
     assert recommend(rows).startswith("On this machine: Q4_K_M (Q4_K_M), 9.1 tok/s, 1.05 GB")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from coach.cli import main
-from coach.doctor import OVERHEAD, Gpu, nvidia_gpus, placement, report
+from coach.doctor import Gpu, nvidia_gpus, report
 
 GiB = 2**30
 SMI = "NVIDIA H100 80GB HBM3, 81559, 80500\nNVIDIA L4, 23034, 1200\n"
@@ -37,23 +35,6 @@ def test_nvidia_smi_output_is_parsed_and_a_failure_means_no_gpu():
     assert nvidia_gpus(fake_smi("", rc=9)) == [] and nvidia_gpus(fake_smi("garbage line\n")) == []
 
 
-@pytest.mark.parametrize(("weights", "kv", "ram", "vram", "offload", "where", "share"), [
-    (4 * GiB, 1 * GiB, 16 * GiB, 80 * GiB, True, "GPU", 1.0),        # all on the GPU, KV too
-    (4 * GiB, 1 * GiB, 16 * GiB, 80 * GiB, False, "CPU", 0.0),      # a CPU-only build ignores the GPU
-    (14 * GiB, 4 * GiB, 24 * GiB, 8 * GiB, True, "split", None),    # as many layers as fit, the rest in RAM
-    (14 * GiB, 4 * GiB, 8 * GiB, 2 * GiB, True, "does not fit", 0.0),
-    (4 * GiB, 1 * GiB, 4 * GiB, 0, True, "does not fit", 0.0),       # RAM counts the KV cache too
-])
-def test_placement_counts_vram_for_offloaded_layers_and_ram_for_the_rest(weights, kv, ram, vram, offload, where,
-                                                                         share):
-    got, s = placement(weights, kv, ram, vram, offload)
-    assert got == where
-    if share is not None:
-        assert s == share
-    else:
-        assert 0.1 <= s < 1 and abs(s - (vram - OVERHEAD) / weights) < 1e-9
-
-
 def test_a_gpu_with_a_cpu_only_build_gets_the_one_line_fix(settings):
     text = report(settings, gpus=nvidia_gpus(fake_smi(SMI)), offload=False, bandwidth=40.0)
     assert "GPU 0: NVIDIA H100 80GB HBM3, 78.6 GiB free" in text
@@ -62,28 +43,6 @@ def test_a_gpu_with_a_cpu_only_build_gets_the_one_line_fix(settings):
     assert "fix:" not in text
     row = next(x for x in text.splitlines() if x.startswith("mistral-small-24b-instruct-2501:Q4_K_M"))
     assert " GPU " in row  # 14 GB of weights and its KV fit the H100's free VRAM
-
-
-def test_the_memory_check_counts_offloaded_layers_in_vram_not_ram(embedded, monkeypatch):
-    """A model larger than free RAM is fine when every layer goes to the GPU; VRAM that is too small is
-    refused with the VRAM figure; auto picks the most whole layers that fit."""
-    from coach.errors import InsufficientMemory
-    from coach.gguf import read_header
-    from coach.models import check_fits, gpu_layers_that_fit
-
-    info = read_header(embedded.path)
-    whole = info.size_bytes + 2048 * 4 * info.kv_bytes_per_token()
-    monkeypatch.setattr("coach.models.available_ram", lambda: 300 * 2**20)  # less than weights + KV + buffers
-    with pytest.raises(InsufficientMemory, match="of RAM"):
-        check_fits(info, 2048, 4, 0, None)  # all on the CPU: refused
-    check_fits(info, 2048, 4, -1, 8 * GiB)  # all on the GPU: RAM holds only buffers
-    with pytest.raises(InsufficientMemory, match="of VRAM"):
-        check_fits(info, 2048, 4, -1, 100 * 2**20)
-    assert gpu_layers_that_fit(info, 2048, 4, 8 * GiB) == -1
-    kv_layer = 2048 * 4 * info.kv_bytes_per_token() // info.n_layer
-    per_layer = info.layer_bytes[0] + kv_layer  # this model's layers are all the same size
-    assert gpu_layers_that_fit(info, 2048, 4, 256 * 2**20 + whole // 2) == (whole // 2) // per_layer
-    assert gpu_layers_that_fit(info, 2048, 4, 200 * 2**20) == 0
 
 
 def test_layer_sizes_come_from_the_gguf_tensor_table(embedded):

@@ -172,7 +172,7 @@ def test_context_is_capped_at_the_model_maximum(embedded):
 
 
 def test_model_larger_than_free_ram_is_refused_before_loading(embedded, monkeypatch):
-    monkeypatch.setattr("coach.models.available_ram", lambda: 50 * 2**20)
+    monkeypatch.setattr("coach.fit.available_ram", lambda: 50 * 2**20)
     with pytest.raises(InsufficientMemory, match=r"needs about .* GiB .* only 0.0 GiB is free"):
         LlamaBackend(embedded.path, n_ctx=2048)
 

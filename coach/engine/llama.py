@@ -30,8 +30,8 @@ from typing import Any, Protocol
 from coach.config import physical_cores
 from coach.engine.layout import Layout, Message
 from coach.errors import CoachError, InvalidModelFile
+from coach.fit import check_fits, gpu_layers_that_fit
 from coach.gguf import GGUFInfo, read_header
-from coach.models import check_fits, gpu_layers_that_fit
 
 log = logging.getLogger("coach.engine")
 

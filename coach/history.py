@@ -1,0 +1,98 @@
+"""Stored sessions as the front ends show them: the list, a transcript, a debrief, and one question
+answered again. The UI's History tab and `coach sessions` read sessions only through this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coach.debrief import Debrief, Turn, build_debrief
+from coach.errors import CoachError
+from coach.grader import Grade, Grader
+from coach.prompts import Persona, load_personas, scenario_parts
+from coach.store import Store
+
+CANDIDATE = "candidate"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a transcript: a panelist's id (or "candidate") and what was said."""
+
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A stored answer's grade and the grade of a new answer to the same question."""
+
+    before: float
+    grade: Grade
+
+    @property
+    def change(self) -> str:
+        return "better" if self.grade.total > self.before else "worse" if self.grade.total < self.before else "the same"
+
+
+def transcript(turns: list[dict[str, Any]]) -> list[Line]:
+    """What the candidate saw and said, from stored turns: questions that were answered, then the goodbye."""
+    lines: list[Line] = []
+    for t in turns:
+        if t["answer"] is not None or t["kind"] == "close":
+            lines.append(Line(t["panelist"], t["spoken"]))
+            if t["answer"]:
+                lines.append(Line(CANDIDATE, t["answer"]))
+    return lines
+
+
+def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | None = None) -> Debrief:
+    personas = personas or load_personas()
+    turns = [Turn(t["panelist"], t["question_id"] or "", t["spoken"], t["answer"] or "", Grade.from_dict(t["grade"]))
+             for t in store.turns(session_id) if t["grade"]]
+    weights = {k: p.criteria_weights for k, p in personas.items() if p.criteria_weights}
+    names = {k: f"{p.name} ({p.role})" for k, p in personas.items()}
+    return build_debrief(turns, weights or None, names)
+
+
+class History:
+    def __init__(self, store: Store, grader: Grader | None = None,
+                 personas: dict[str, Persona] | None = None) -> None:
+        self.store, self.grader = store, grader
+        self.personas = personas or load_personas()
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every stored session, newest first, with its answer count and mean score."""
+        return self.store.sessions()
+
+    def require(self, session_id: str) -> dict[str, Any]:
+        row = self.store.session(session_id)
+        if row is None:
+            raise CoachError(f"no session {session_id!r}; see `coach sessions list`")
+        return row
+
+    def turns(self, session_id: str) -> list[dict[str, Any]]:
+        self.require(session_id)
+        return self.store.turns(session_id)
+
+    def transcript(self, session_id: str) -> list[Line]:
+        return transcript(self.turns(session_id))
+
+    def graded_questions(self, session_id: str) -> list[tuple[int, str]]:
+        """(turn index, question) for every graded answer: what can be answered again."""
+        return [(t["idx"], t["spoken"]) for t in self.turns(session_id) if t["grade"]]
+
+    def retry(self, session_id: str, idx: int, text: str) -> Retry:
+        """Grade a new answer to turn `idx`'s question with the rubric the session used; nothing is stored."""
+        if self.grader is None:
+            raise CoachError("no grader loaded to grade the new answer")
+        t = next((t for t in self.turns(session_id) if t["idx"] == idx), None)
+        if t is None or not t["question_id"] or not t["grade"]:
+            raise CoachError("that turn has no graded question to retry")
+        _, bank, _ = scenario_parts(self.require(session_id)["scenario"])
+        grade = self.grader.grade(bank, bank.get(t["question_id"]), text)
+        return Retry(t["grade"]["total"], grade)
+
+    def debrief(self, session_id: str) -> Debrief:
+        self.require(session_id)
+        return debrief_for(self.store, session_id, self.personas)

@@ -1,0 +1,102 @@
+"""What every tab shares: the session-wide parts (`Ctx`), the error boundary, and the chat message form."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from coach.config import Settings
+from coach.errors import CoachError, log_crash
+from coach.grader import Grader
+from coach.history import CANDIDATE, History, Line
+from coach.loader import ModelHolder
+from coach.prompts import Persona, Scenario
+from coach.store import Store
+
+log = logging.getLogger("coach.ui")
+
+
+@dataclass
+class Ctx:
+    """The parts every browser tab shares: one loaded model (its lock makes tabs take turns), one grader,
+    the sessions on disk, the catalog of scenarios, and a scratch folder for files to download."""
+
+    settings: Settings
+    models: ModelHolder
+    grader: Grader
+    store: Store
+    history: History
+    personas: dict[str, Persona]
+    scenarios: dict[str, Scenario]
+    exports: Path
+
+    @property
+    def colours(self) -> dict[str, str]:
+        return {k: p.colour for k, p in self.personas.items()}
+
+    def banner(self) -> str:
+        return f"**Model running:** {self.models.describe()}"
+
+
+def panelist_message(p: Persona, text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": f"{p.mark} **{p.name}** · *{p.role}*\n\n{text}"}
+
+
+def chat_of(lines: list[Line], personas: dict[str, Persona]) -> list[dict[str, Any]]:
+    """A stored transcript as chat messages."""
+    return [{"role": "user", "content": x.text} if x.speaker == CANDIDATE else panelist_message(personas[x.speaker], x.text)
+            for x in lines]
+
+
+def ui_error(exc: Exception) -> gr.Error:
+    """One line for the page: a CoachError says its fix; anything else is logged whole and named."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, CoachError):
+        return gr.Error(str(exc))
+    where = log_crash(exc)
+    log.error("unexpected %s in a UI handler (trace in %s)", type(exc).__name__, where)
+    return gr.Error(f"Unexpected {type(exc).__name__}: {str(exc)[:300]} (full trace in {where}; please report it)")
+
+
+def guard(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Every plain UI handler's error boundary."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any) -> Any:
+        try:
+            return handler(*args)
+        except Exception as exc:
+            raise ui_error(exc) from None
+
+    return wrapped
+
+
+def streaming(handler: Callable[..., Iterator[dict]], chat: Any, chat_state: Any,
+              button: Any) -> Callable[..., Iterator[dict]]:
+    """A streaming handler's boundary: each update's transcript is also kept in `chat_state` (so API
+    clients need not send it back), and `button` stays disabled until the handler's last update; after
+    an error it comes back before the error is shown, so nothing is left locked."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any) -> Iterator[dict]:
+        prev: dict | None = None
+        try:
+            for out in handler(*args):
+                if prev is not None:
+                    yield {**prev, button: gr.update(interactive=False)}
+                prev = {**out, chat_state: out[chat]} if chat in out else dict(out)
+        except Exception as exc:
+            if prev is not None:
+                yield {**prev, button: gr.update(interactive=True)}
+            raise ui_error(exc) from None
+        if prev is not None:
+            yield {**prev, button: gr.update(interactive=True)}
+
+    return wrapped

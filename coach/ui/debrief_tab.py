@@ -1,0 +1,37 @@
+"""The Debrief tab: the committee's decision, each panelist's verdict, the per-criterion chart and the
+report files to keep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from coach.debrief import Debrief
+from coach.ui.common import Ctx
+from coach.views import criteria_chart, debrief_files, debrief_markdown
+
+
+class DebriefTab:
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        with gr.Tab("Debrief", id="debrief"):
+            self.md = gr.Markdown("Finish a panel to see the committee's decision.", elem_id="debrief")
+            self.plot = gr.Image(label="Per-criterion scores by panelist", elem_id="debrief-plot",
+                                 buttons=["download", "fullscreen"], interactive=False, show_label=False)
+            with gr.Row():
+                self.dl_md = gr.DownloadButton("Markdown", elem_id="dl-md")
+                self.dl_json = gr.DownloadButton("JSON", elem_id="dl-json")
+                self.dl_html = gr.DownloadButton("HTML report", elem_id="dl-html")
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html]
+
+    def show(self, d: Debrief, session_id: str) -> dict[Any, Any]:
+        """Every part of the tab for one session's debrief (its files are written to the export folder)."""
+        out = self.ctx.exports / session_id
+        files = debrief_files(d, out)
+        chart = criteria_chart(d, self.ctx.colours, out / "criteria.png")
+        return {self.md: debrief_markdown(d), self.plot: str(chart), self.dl_md: str(files["md"]),
+                self.dl_json: str(files["json"]), self.dl_html: str(files["html"])}

@@ -1,0 +1,116 @@
+"""`build_demo(settings)` builds the page from its tabs and wires their handlers; `launch` serves it.
+
+Each browser tab holds its own `Interview` in a `gr.State`; all tabs share one loaded model, whose lock
+makes them take turns. Every turn is stored as it happens, so a closed tab loses nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from coach.config import Settings
+from coach.engine import LlamaBackend
+from coach.grader import Grader
+from coach.history import History
+from coach.loader import ModelHolder
+from coach.models import list_models
+from coach.prompts import load_personas, load_scenarios
+from coach.rubrics import load_all
+from coach.store import Store
+from coach.ui.bench_tab import BenchTab
+from coach.ui.common import Ctx, guard, streaming
+from coach.ui.debrief_tab import DebriefTab
+from coach.ui.history_tab import HistoryTab
+from coach.ui.models_tab import ModelsTab
+from coach.ui.panel_tab import PanelTab
+
+# System fonts only: the default theme would fetch web fonts from a CDN.
+THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+CSS = """
+#model-banner {font-size: .92em}
+#timer.warn {color: #b3261e; font-weight: 600}
+"""
+
+
+def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grader: Grader | None = None,
+               store: Store | None = None) -> gr.Blocks:
+    store = store or Store.open_default(settings.home)  # a damaged database is said before minutes of loading
+    grader = grader or Grader.from_settings(settings)
+    personas, banks = load_personas(), load_all()
+    ctx = Ctx(settings=settings, models=ModelHolder(settings, backend), grader=grader, store=store,
+              history=History(store, grader, personas), personas=personas,
+              scenarios=load_scenarios(personas=personas, banks=banks),
+              exports=Path(tempfile.mkdtemp(prefix="coach-exports-")))
+    catalog = list_models(settings)  # what the pickers list when the page is built; refreshed on each load
+
+    def warm_grader() -> None:  # the grader's model loads in the background so the page is usable at once
+        for b in banks.values():
+            grader.warm(b)
+
+    threading.Thread(target=warm_grader, daemon=True).start()
+
+    with gr.Blocks(title="Interview coach") as demo:
+        gr.Markdown("# Interview coach")
+        banner = gr.Markdown(ctx.banner(), elem_id="model-banner")
+        with gr.Tabs(elem_id="tabs") as tabs:
+            panel = PanelTab(ctx, catalog)
+            debrief = DebriefTab(ctx)
+            history = HistoryTab(ctx, debrief)
+            models = ModelsTab(ctx, catalog)
+            bench = BenchTab(ctx, catalog)
+        panel.banner, panel.tabs, panel.debrief = banner, tabs, debrief
+        models.pickers = {panel.model: "choices", models.q_src: "names", bench.models: "names",
+                          bench.ladder_src: "ladder"}
+
+        def stream(handler: Callable[..., Iterator[dict]]) -> Callable[..., Iterator[dict]]:
+            return streaming(handler, panel.chatbot, panel.chat_state, panel.send)
+
+        send_outs = [*panel.outputs, panel.send]
+        panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode],
+                              send_outs, api_name="start")
+        answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode],
+                     [*panel.outputs, panel.answer_box, *debrief.outputs, panel.send])
+        panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
+        panel.answer_box.submit(stream(panel.answer), *answer_io, api_visibility="private")
+        panel.answer_box.change(guard(panel.draft), [panel.answer_box, panel.iv], None, api_visibility="private",
+                                show_progress="hidden", trigger_mode="always_last", queue=False)
+        gr.Timer(1.0).tick(guard(panel.tick), panel.iv, panel.clock, api_visibility="private", show_progress="hidden")
+
+        history_outs = [history.table, history.pick, history.trend]
+        history.refresh.click(guard(history.sessions), None, history_outs, api_name="sessions")
+        history.pick.change(guard(history.questions), history.pick, history.pick_turn, api_visibility="private")
+        history.resume_btn.click(stream(panel.resume), [history.pick, panel.chat_state, history.take_over],
+                                 [*panel.outputs, tabs, panel.send], api_name="resume")
+        history.show_btn.click(guard(history.show_debrief), history.pick, debrief.outputs, api_name="session_debrief")
+        history.retry_btn.click(guard(history.retry), [history.pick, history.pick_turn, history.retry_box],
+                                history.retry_md, api_name="retry")
+
+        pickers = [models.table, *models.pickers]
+        models.doctor_btn.click(guard(models.doctor), None, models.doctor_md, api_name="doctor")
+        for button, handler, inputs, name in ((models.pull_btn, models.do_pull, models.pull_name, "models_pull"),
+                                              (models.add_btn, models.do_add, [models.add_path, models.add_name],
+                                               "models_add"),
+                                              (models.q_btn, models.do_quantize, [models.q_src, models.q_type],
+                                               "models_quantize")):
+            button.click(guard(handler), inputs, models.status, api_name=name).then(guard(models.refresh), None, pickers)
+        bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
+                            api_name="bench")
+        demo.load(guard(history.sessions), None, history_outs, api_visibility="private")
+        demo.load(guard(models.refresh), None, pickers, api_visibility="private")
+    return demo
+
+
+def launch(settings: Settings, demo: gr.Blocks | None = None) -> None:
+    t0 = time.perf_counter()
+    demo = demo or build_demo(settings)
+    print(f"coach: open http://{settings.host}:{settings.port} (built in {time.perf_counter() - t0:.1f} s)", flush=True)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=settings.host, server_port=settings.port, share=False, inbrowser=False, theme=THEME, css=CSS,
+        footer_links=[], show_error=True,
+    )

@@ -1,0 +1,63 @@
+"""The History tab: every stored session with a trend chart; resume one, show its debrief, or answer one
+of its questions again and compare the grades."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from coach.errors import CoachError
+from coach.ui.common import Ctx
+from coach.ui.debrief_tab import DebriefTab
+from coach.views import SESSION_COLUMNS, session_rows, trend_chart
+
+
+class HistoryTab:
+    def __init__(self, ctx: Ctx, debrief: DebriefTab) -> None:
+        self.ctx, self.debrief = ctx, debrief
+        with gr.Tab("History", id="history"):
+            self.refresh = gr.Button("Refresh", elem_id="history-refresh")
+            self.table = gr.Dataframe(interactive=False, elem_id="history-table")
+            self.trend = gr.Image(label="Scores over time", elem_id="trend", interactive=False, show_label=False,
+                                  buttons=["download", "fullscreen"])
+            self.pick = gr.Dropdown([], label="Session", elem_id="history-session", allow_custom_value=True)
+            with gr.Row():
+                self.resume_btn = gr.Button("Resume", elem_id="resume")
+                self.show_btn = gr.Button("Show its debrief", elem_id="show-debrief")
+            self.take_over = gr.Checkbox(False, label="Take over if it is open in another window or tab",
+                                         elem_id="take-over")
+            self.pick_turn = gr.Dropdown([], label="Retry one question", elem_id="retry-turn", allow_custom_value=True)
+            self.retry_box = gr.Textbox(lines=3, label="New answer", elem_id="retry-answer")
+            self.retry_btn = gr.Button("Grade the new answer", elem_id="retry")
+            self.retry_md = gr.Markdown("", elem_id="retry-result")
+
+    def sessions(self) -> dict[Any, Any]:
+        rows = self.ctx.history.sessions()
+        scored = [r for r in rows if r["mean_total"] is not None]
+        trend = trend_chart(scored, self.ctx.exports / f"trend-{time.time_ns()}.png") if scored else None
+        return {self.table: pd.DataFrame(session_rows(rows), columns=SESSION_COLUMNS),
+                self.pick: gr.update(choices=[r["id"] for r in rows]), self.trend: str(trend) if trend else None}
+
+    def questions(self, sid: str) -> Any:
+        if not sid:
+            return gr.update(choices=[])
+        return gr.update(choices=[(f"{idx}: {text[:70]}", idx) for idx, text in self.ctx.history.graded_questions(sid)],
+                         value=None)
+
+    def show_debrief(self, sid: str) -> dict[Any, Any]:
+        if not sid:
+            return {self.debrief.md: "Pick a session first."}
+        return self.debrief.show(self.ctx.history.debrief(sid), sid)
+
+    def retry(self, sid: str, idx: int | None, text: str) -> str:
+        if not sid or idx is None:
+            return "Pick a session and one of its questions."
+        try:
+            r = self.ctx.history.retry(sid, int(idx), text)
+        except CoachError as exc:
+            return f"**Could not grade it:** {exc}"
+        return (f"**Before {r.before:.2f} → now {r.grade.total:.2f}** ({r.change})\n\n{r.grade.summary()}\n\n"
+                f"**Next time:** {r.grade.improvement}")

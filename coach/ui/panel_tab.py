@@ -1,0 +1,162 @@
+"""The Panel tab: pick a scenario and a model, start, answer; the panel streams, the clock runs, coach mode
+shows each grade. Each browser tab keeps its own `Interview` in a State; the Interview does the rest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import gradio as gr
+
+from coach.errors import CoachError
+from coach.models import ModelRow
+from coach.session import Interview
+from coach.ui.common import Ctx, chat_of, panelist_message
+from coach.ui.debrief_tab import DebriefTab
+from coach.views import model_choices
+
+log = logging.getLogger("coach.ui")
+
+
+class PanelTab:
+    def __init__(self, ctx: Ctx, catalog: list[ModelRow]) -> None:
+        self.ctx = ctx
+        self.titles = {s.title: s.id for s in ctx.scenarios.values()}
+        with gr.Tab("Panel", id="panel"):
+            with gr.Row():
+                self.scenario = gr.Dropdown(list(self.titles), value=ctx.scenarios["pmm_final_panel"].title,
+                                            label="Scenario", elem_id="scenario")
+                self.model = gr.Dropdown(model_choices(catalog), value=ctx.models.ref.name, label="Model",
+                                         elem_id="model", allow_custom_value=True, scale=2)
+                self.seed = gr.Number(value=ctx.settings.seed, precision=0, label="Seed", elem_id="seed")
+                self.coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
+                                              elem_id="coach-mode")
+            self.start_btn = gr.Button("Start the panel", variant="primary", elem_id="start")
+            self.chatbot = gr.Chatbot(elem_id="panel-chat", height=460, buttons=["copy"], label="The panel",
+                                      show_label=False)
+            self.clock = gr.Markdown("", elem_id="timer")
+            self.status = gr.Markdown("", elem_id="status")
+            self.answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
+            self.send = gr.Button("Send answer", elem_id="send")
+            self.coach_md = gr.Markdown("", elem_id="coach-feedback")
+        self.iv = gr.State(None)
+        self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
+        # set by build_demo: the page's model banner, its tabs, and the Debrief tab a finished panel fills
+        self.banner: Any = None
+        self.tabs: Any = None
+        self.debrief: DebriefTab
+
+    @property
+    def outputs(self) -> list[Any]:
+        """What every panel update may change (the API's positional outputs, in this order)."""
+        return [self.chatbot, self.chat_state, self.iv, self.status, self.coach_md, self.banner]
+
+    def _update(self, chat: list[dict], iv: Interview | None, status: str = "", coach: str = "") -> dict[Any, Any]:
+        return {self.chatbot: chat, self.iv: iv, self.status: status, self.coach_md: coach,
+                self.banner: self.ctx.banner()}
+
+    # ---------------------------------------------------------------- handlers
+
+    def start(self, title: str, model: str, seed: float | None, coach_mode: bool) -> Iterator[dict[Any, Any]]:
+        ctx = self.ctx
+        try:
+            ctx.models.use(model)
+            iv = Interview.start(self.titles.get(title, "pmm_final_panel"), backend=ctx.models.backend,
+                                 grader=ctx.grader, store=ctx.store,
+                                 seed=int(seed) if seed is not None else ctx.settings.seed, model=ctx.models.ref.name,
+                                 cache_dir=ctx.settings.kv_cache_dir)
+            iv.begin()  # every persona card, in the background
+        except CoachError as exc:
+            yield self._update([], None, f"**Could not start:** {exc}")
+            return
+        yield from self._ask(iv, [], "")
+
+    def _ask(self, iv: Interview, chat: list[dict], coach: str) -> Generator[dict[Any, Any], None, list[dict]]:
+        """Stream the next panelist's words into the transcript; returns the transcript with them."""
+        speaker = iv.next_speaker()
+        chat = [*chat, panelist_message(speaker, "")]
+        text = ""
+        for chunk in iv.ask():
+            text += chunk
+            chat[-1] = panelist_message(speaker, text)
+            yield self._update(chat, iv, coach=coach)
+        chat[-1] = panelist_message(speaker, iv.current.text if iv.current else text.strip())
+        iv.draft("")  # the next speakers start reading while the candidate types
+        yield self._update(chat, iv, coach=coach)
+        return chat
+
+    def draft(self, text: str, iv: Interview | None) -> None:
+        if iv is not None:
+            iv.draft(text or "")
+
+    def tick(self, iv: Interview | None) -> str:
+        clock = iv.clock() if iv is not None else None
+        if clock is None:
+            return ""
+        note = " — time is up for this segment" if clock.over else " — nearly out of time, wrap up" if clock.warn else ""
+        return f"Segment time **{clock}**{note}"
+
+    def answer(self, text: str, chat: list[dict], iv: Interview | None, coach_mode: bool) -> Iterator[dict[Any, Any]]:
+        if iv is None or iv.current is None:
+            yield self._update(chat, iv, "Start a panel first.")
+            return
+        if not (text or "").strip():
+            yield self._update(chat, iv, "Type an answer first (an empty answer scores 1).")
+            return
+        try:
+            grade = iv.answer(text)
+        except CoachError as exc:  # e.g. another tab took the session over: the answer stays in the box
+            yield self._update(chat, iv, f"**Not saved:** {exc}")
+            return
+        chat = [*chat, {"role": "user", "content": text}]
+        coach = ""
+        if coach_mode and grade is not None:
+            coach = (f"**Score {grade.summary()}**\n\n**Next time:** {grade.improvement}\n\n"
+                     f"**Closest strong answer** ({grade.nearest_good[1]:.2f}): {grade.nearest_good[0]}"
+                     + "".join(f"\n\n*Note: {n}*" for n in grade.notes))
+        yield {**self._update(chat, iv, coach=coach), self.answer_box: ""}
+        try:
+            chat = yield from self._ask(iv, chat, coach)
+        except CoachError as exc:  # the answer is already saved; say why the panel stopped
+            yield self._update(chat, iv, f"**The panel could not go on:** {exc} (your answers are saved: History → "
+                                         "Resume)", coach)
+            return
+        if iv.done:
+            yield from self._finished(iv, chat, coach)
+
+    def _finished(self, iv: Interview, chat: list[dict], coach: str) -> Iterator[dict[Any, Any]]:
+        """The grader's debrief at once, then the chair's summary above it as it streams."""
+        done = "The panel has finished — see the **Debrief** tab."
+        shown = self.debrief.show(iv.debrief(), iv.session_id)
+        yield {**self._update(chat, iv, done, coach), **shown}
+        note, md = "", shown[self.debrief.md]
+        try:
+            for chunk in iv.committee_note():  # the record was read turn by turn during the session
+                note += chunk
+                yield {**self._update(chat, iv, done, coach), self.debrief.md: f"### The committee chair\n\n"
+                                                                                 f"{note.strip()}\n\n{md}"}
+        except CoachError as exc:
+            log.info("no committee summary: %s", exc)
+
+    def resume(self, sid: str, chat: list[dict], take_over: bool) -> Iterator[dict[Any, Any]]:
+        tabs = self.tabs
+        ctx = self.ctx
+        if not sid:
+            yield self._update(chat, None, "Pick a session first.")
+            return
+        try:
+            iv = Interview.resume(sid, backend=ctx.models.backend, grader=ctx.grader, store=ctx.store,
+                                  take_over=bool(take_over))
+        except CoachError as exc:  # said where the user is (History) and in the panel's status line
+            gr.Warning(f"Could not resume: {exc}", duration=None)
+            yield self._update(chat, None, f"**Could not resume:** {exc}")
+            return
+        history = chat_of(iv.transcript(), ctx.personas)
+        if iv.done:
+            yield {**self._update(history, iv, "That session is finished: its debrief is below in History."),
+                   tabs: gr.update(selected="panel")}
+            return
+        for out in self._ask(iv, history, ""):
+            yield {**out, tabs: gr.update(selected="panel")}
+

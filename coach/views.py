@@ -1,0 +1,224 @@
+"""What the UI and the CLI both show: charts, tables and report files, drawn from the data the rest of
+`coach/` computes. Charts use matplotlib's object API (no pyplot: its global state is not safe across
+UI worker threads) and are written as PNG files; the benchmark's plot also as a self-contained page."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coach.debrief import YES, Debrief
+from coach.rubrics import LABELS
+
+if TYPE_CHECKING:
+    from coach.bench import BenchRow
+    from coach.models import ModelRow
+
+
+
+def _label_offsets(ok: list[BenchRow], gb: list[float], width: float = 400, height: float = 245) -> list[tuple[int, int]]:
+    """Where each point's label goes (offset in points): right-above, right-below, left-above or
+    left-below, whichever first clears the labels already placed and the other points."""
+    def span(vs: list[float]) -> tuple[float, float]:
+        return min(vs), (max(vs) - min(vs)) or 1.0
+
+    (x0, dx), (y0, dy) = span(gb), span([r.gen_tps for r in ok])
+    pts = [((x - x0) / dx * width, (r.gen_tps - y0) / dy * height) for r, x in zip(ok, gb, strict=True)]
+    boxes: list[tuple[float, float, float, float]] = []
+    offsets = []
+    for i, (r, (px, py)) in enumerate(zip(ok, pts, strict=True)):
+        w = 5.2 * len(r.quant)
+        choice = (7, 5)
+        for ox, oy in ((7, 5), (7, -13), (-7 - w, 5), (-7 - w, -13)):
+            box = (px + ox, py + oy, px + ox + w, py + oy + 9)
+            clear = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in boxes)
+            clear = clear and all(not (box[0] - 5 < qx < box[2] + 5 and box[1] - 5 < qy < box[3] + 5)
+                                  for j, (qx, qy) in enumerate(pts) if j != i)
+            if clear:
+                choice = (round(ox), oy)
+                break
+        boxes.append((px + choice[0], py + choice[1], px + choice[0] + w, py + choice[1] + 9))
+        offsets.append(choice)
+    return offsets
+
+
+def bench_plot(rows: list[BenchRow], out: Path, recommendation: str) -> None:
+    """Speed against size, coloured by quality: a PNG and a self-contained interactive HTML page."""
+    from matplotlib.figure import Figure  # no pyplot: its global state is not safe across UI worker threads
+
+    ok = [r for r in rows if r.status == "ok"]
+    fig = Figure(figsize=(7, 4.2), dpi=120)
+    ax = fig.subplots()
+    gb = [r.size_mb * 2**20 / 1e9 for r in ok]
+    sc = ax.scatter(gb, [r.gen_tps for r in ok], c=[(r.top1 or 0) * 100 for r in ok],
+                    cmap="viridis", vmin=min(80.0, min((r.top1 or 0) * 100 for r in ok)), vmax=100, s=70)
+    for r, x, off in zip(ok, gb, _label_offsets(ok, gb), strict=True):
+        ax.annotate(r.quant, (x, r.gen_tps), textcoords="offset points", xytext=off, fontsize=8)
+    ax.set_xlabel("file size (GB)")
+    ax.set_ylabel("generation (tokens/s)")
+    ax.set_title("Speed against size; colour = top-1 agreement with the reference (%)")
+    fig.colorbar(sc, ax=ax)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "plot.png")
+    # Interactive HTML: inline SVG, hover titles, no scripts or fonts from anywhere else.
+    w, h, pad = 640, 360, 50
+    xs, ys = gb, [r.gen_tps for r in ok]
+    x0, x1 = 0.0, max(xs) * 1.1 or 1
+    y0, y1 = 0.0, max(ys) * 1.15 or 1
+    dots = []
+    for r, x, y in zip(ok, xs, ys, strict=True):
+        cx = pad + (x - x0) / (x1 - x0) * (w - 2 * pad)
+        cy = h - pad - (y - y0) / (y1 - y0) * (h - 2 * pad)
+        g = int(80 + 175 * (r.top1 or 0))
+        tip = (f"{r.quant}: {r.gen_tps:.1f} tok/s, prompt {r.pp_tps:.0f} tok/s, {x:.2f} GB, top-1 "
+               f"{(r.top1 or 0):.1%}, KL {(r.kl or 0):.4f}, TTFT {r.ttft_open_ms:.0f} ms, RSS {r.peak_rss_mb:.0f} MB")
+        dots.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='7' fill='rgb(40,{g},120)'><title>{html.escape(tip)}"
+                    f"</title></circle><text x='{cx + 9:.1f}' y='{cy - 6:.1f}' font-size='11'>{html.escape(r.quant)}</text>")
+    page = (f"<!doctype html><meta charset='utf-8'><title>coach bench</title><body style='font-family:system-ui'>"
+            f"<h2>Speed against size</h2><p>{html.escape(recommendation)}</p>"
+            f"<svg width='{w}' height='{h}' style='border:1px solid #ddd'>"
+            f"<line x1='{pad}' y1='{h - pad}' x2='{w - pad}' y2='{h - pad}' stroke='#333'/>"
+            f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{h - pad}' stroke='#333'/>"
+            f"<text x='{w / 2}' y='{h - 12}' font-size='12'>file size (GB), 0 to {x1:.2f}</text>"
+            f"<text x='8' y='{pad - 12}' font-size='12'>tokens/s, 0 to {y1:.1f}</text>{''.join(dots)}</svg>"
+            f"<p>Hover a point for its numbers.</p></body>")
+    (out / "plot.html").write_text(page)
+
+
+def bench_table(rows: list[BenchRow]) -> str:
+    gpu = any(r.gpu_layers for r in rows)  # GPU columns only where something was offloaded
+    head = (f"{'file':30} {'quant':7} {'size MB':>8} {'load s':>6} {'pp t/s':>8} {'gen t/s':>12} "
+            f"{'TTFT open/follow/debrief ms':>28} {'RSS MB':>7} {'KV MB':>6} {'KL':>7} {'top-1':>6} {'BW %':>5}"
+            + (f" {'GPU L':>5} {'VRAM MB':>7}" if gpu else "") + "  status")
+    lines = [head]
+    for r in rows:
+        if r.status != "ok":
+            lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {'':>6} {'':>8} {'':>12} {'':>28} {'':>7} "
+                         f"{'':>6} {'':>7} {'':>6} {'':>5}" + (f" {'':>5} {'':>7}" if gpu else "")
+                         + f"  {r.status}: {r.error}")
+            continue
+        ttft = f"{r.ttft_open_ms:.0f}/{r.ttft_follow_ms:.0f}/{r.ttft_debrief_ms:.0f}"
+        lines.append(f"{r.name[:30]:30} {r.quant:7} {r.size_mb:8.0f} {r.load_s:6.2f} {r.pp_tps:8.0f} "
+                     f"{r.gen_tps:6.1f}±{r.gen_spread:<5.1f} {ttft:>28} {r.peak_rss_mb:7.0f} {r.kv_mb:6.0f} "
+                     + (f"{r.kl:7.4f} {r.top1:6.1%}" if r.kl is not None and r.top1 is not None else f"{'—':>7} {'—':>6}")
+                     + f" {r.bandwidth_share:5.0%}"
+                     + (f" {r.gpu_layers:5d} {r.vram_mb:7.0f}" if gpu else "") + "  ok")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the debrief and the history
+
+def criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
+    """Per-criterion scores, one bar per panelist in that panelist's colour, criteria down the side."""
+    from matplotlib.figure import Figure
+
+    criteria = list(dict.fromkeys(c for v in d.verdicts for c in v.criteria))
+    fig = Figure(figsize=(8, 0.9 + 0.75 * max(1, len(criteria))), dpi=110)
+    ax = fig.subplots()
+    height = 0.8 / max(1, len(d.verdicts))
+    for i, v in enumerate(d.verdicts):
+        ys = [k + (i - (len(d.verdicts) - 1) / 2) * height for k in range(len(criteria))]
+        xs = [v.criteria.get(c) for c in criteria]  # None: this panelist never tested that criterion
+        ax.barh(ys, [x or 0.0 for x in xs], height=height * 0.92, color=colours.get(v.panelist, "#777"),
+                label=v.name.split(" (")[0])
+        for y, x in zip(ys, xs, strict=True):
+            ax.text((x or 0.0) + 0.05, y, f"{x:.1f}" if x is not None else "not tested", va="center", fontsize=8,
+                    color="#222" if x is not None else "#888")
+    ax.set_yticks(range(len(criteria)), [LABELS.get(c, c) for c in criteria])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 5.4)
+    ax.axvline(YES, color="#999", linestyle="--", linewidth=1)
+    ax.text(YES + 0.02, -0.6, "Yes", color="#666", fontsize=8)
+    ax.set_xlabel("score (1 to 5)")
+    ax.set_title("Per-criterion scores by panelist", fontsize=10, loc="left")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Mean score per session over time, one colour per scenario, with the hiring bar marked."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+    from matplotlib.figure import Figure
+
+    def when(r: dict[str, Any]) -> float:
+        return float(date2num(datetime.fromtimestamp(r["created"])))
+
+    fig = Figure(figsize=(8, 3.2), dpi=110)
+    ax = fig.subplots()
+    rows = sorted(rows, key=lambda r: r["created"])
+    ax.plot([when(r) for r in rows], [r["mean_total"] for r in rows], color="#bbb",
+            linewidth=1, zorder=1)
+    for scenario in dict.fromkeys(r["scenario"] for r in rows):
+        mine = [r for r in rows if r["scenario"] == scenario]
+        ax.scatter([when(r) for r in mine], [r["mean_total"] for r in mine], s=36,
+                   label=scenario.replace("_", " "), zorder=2)
+    first, last = when(rows[0]), when(rows[-1])
+    if last - first < 1.0:  # one day or less: show that day, not years of empty axis
+        ax.set_xlim(first - 0.5, last + 0.5)
+    ax.xaxis_date()
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_ylim(1, 5)
+    ax.axhline(YES, color="#999", linestyle="--", linewidth=1)
+    ax.text(1.0, YES + 0.05, "Yes ", color="#666", fontsize=8, ha="right", transform=ax.get_yaxis_transform())
+    ax.set_ylabel("mean score (1 to 5)")
+    ax.set_title("Your scores over time (mean per session)", fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def debrief_files(d: Debrief, out_dir: Path) -> dict[str, Path]:
+    """The debrief as Markdown, JSON and a self-contained HTML report in `out_dir`, by extension."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for ext in ("md", "json", "html"):
+        paths[ext] = out_dir / f"debrief.{ext}"
+        paths[ext].write_text(d.render(ext), encoding="utf-8")
+    return paths
+
+
+def debrief_markdown(d: Debrief) -> str:
+    """The decision, each panelist's verdict with its evidence, and the weak answers with a better one."""
+    verdicts = "\n".join(f"- **{v.name}**: {v.verdict} ({v.score:.2f}/5) — for: “{v.evidence_for}” · "
+                         f"against: “{v.evidence_against}”" for v in d.verdicts)
+    weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
+                       f"Next time: {w['improvement']}" for w in d.weak_answers)
+    return f"## {d.decision}\n\n{d.reason}\n\n{verdicts}" + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
+
+
+def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history table: one row per stored session."""
+    return [{"id": r["id"], "scenario": r["scenario"], "status": r["status"], "answers": r["answered"],
+             "mean score": round(r["mean_total"], 2) if r["mean_total"] is not None else None, "model": r["model"]}
+            for r in rows]
+
+
+SESSION_COLUMNS = ["id", "scenario", "status", "answers", "mean score", "model"]
+
+
+# ---------------------------------------------------------------- models
+
+def model_rows(rows: list[ModelRow]) -> list[dict[str, Any]]:
+    """The models table: every catalog file and registered file, with its size and whether it fits."""
+    return [{"name": r.name, "installed": "yes" if r.installed else "no", "size GB": round(r.size / 1e9, 2),
+             "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO"} for r in rows]
+
+
+def model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:
+    """A model picker: each installed file with its quant, size and RAM estimate (the value is the name)."""
+    return [(f"{r.name} · {r.quant} · {r.size / 1e9:.2f} GB · needs ~{r.ram_needed / 1e9:.1f} GB RAM"
+             + ("" if r.fits else " (more than free RAM)"), r.name) for r in rows if r.installed]
+
+
+BENCH_COLUMNS = ["quant", "gen_tps", "top1", "kl", "size_mb", "pp_tps", "ttft_open_ms", "ttft_follow_ms", "peak_rss_mb",
+                 "bandwidth_share", "status", "name", "error"]  # what a user compares first on the left
