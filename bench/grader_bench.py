@@ -20,7 +20,8 @@ def one(threads: int, reps: int) -> None:
     import tempfile
     from pathlib import Path
 
-    from coach.grader import Grader, MiniLMEmbedder
+    from coach.embedder import MiniLMEmbedder
+    from coach.grader import Grader
     from coach.rubrics import RUBRICS_DIR, load_bank
 
     t0 = time.perf_counter()

@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from coach.debrief import Turn, build_debrief
+from coach.embedder import MiniLMEmbedder
 from coach.errors import ConfigError
 from coach.evaluate import evaluate
-from coach.grader import Delivery, Grade, Grader, MiniLMEmbedder
+from coach.grader import Delivery, Grade, Grader
 from coach.rubrics import RUBRICS_DIR, load_all, load_bank
 from tests.conftest import COACH
 
@@ -236,7 +237,7 @@ def test_the_grader_loads_without_touching_the_network_or_the_environment(tmp_pa
         "    raise OSError('network refused by the test')\n"
         "socket.socket.connect = refuse\n"
         "socket.socket.connect_ex = refuse\n"
-        "from coach.grader import MiniLMEmbedder\n"
+        "from coach.embedder import MiniLMEmbedder\n"
         "v = MiniLMEmbedder().embed(['I would reproduce the customer benchmark first.'])\n"
         "print(v.shape, tried, os.environ.get('HF_HUB_OFFLINE'))\n"
     )

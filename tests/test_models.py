@@ -9,7 +9,8 @@ import yaml
 from coach.engine import LlamaBackend
 from coach.errors import ConfigError, InsufficientDisk, ModelNotFound
 from coach.gguf import read_header
-from coach.models import add, default_model, list_models, load_catalog, quantize, remove, resolve
+from coach.ladder import quantize
+from coach.models import add, default_model, list_models, load_catalog, remove, resolve
 
 
 def test_catalog_pins_the_mistral_ladder_and_the_embedded_model():

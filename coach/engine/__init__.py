@@ -4,7 +4,9 @@
 template, a prompt layout in which each speaker's prefix never moves.
 """
 
+from coach.engine.base import ChatBackend, TurnTimings
 from coach.engine.layout import Layout, Message
-from coach.engine.llama import PREFILL_BATCH_S, ChatBackend, LlamaBackend, TurnTimings, auto_gpu_layers
+from coach.engine.llama import LlamaBackend
+from coach.engine.native import PREFILL_BATCH_S, auto_gpu_layers
 
 __all__ = ["PREFILL_BATCH_S", "ChatBackend", "Layout", "LlamaBackend", "Message", "TurnTimings", "auto_gpu_layers"]

@@ -1,0 +1,160 @@
+"""The `coach` command: its parser and its error boundary. The commands live in `cli/panel.py` (the panel
+at a terminal, sessions), `cli/grading.py` (grade, debrief, grader-eval) and `cli/manage.py` (models,
+bench, doctor, ui). The global flags are generated from the `Settings` fields the UI uses."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from coach import __version__
+from coach.cli.grading import cmd_debrief, cmd_grade, cmd_grader_eval
+from coach.cli.manage import (
+    cmd_bench,
+    cmd_doctor,
+    cmd_models_add,
+    cmd_models_list,
+    cmd_models_pull,
+    cmd_models_quantize,
+    cmd_models_rm,
+    cmd_ui,
+)
+from coach.cli.panel import cmd_chat, cmd_rehearse, cmd_sessions
+from coach.config import Settings, add_flags, overrides
+from coach.errors import CoachError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coach", description="Rehearse a product interview loop with a local panel.")
+    p.add_argument("--version", action="version", version=f"coach {__version__}")
+    add_flags(p)  # --model, --ctx, --threads, --gpu-layers, --seed, --grader-threads: from Settings' fields
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ui = sub.add_parser("ui", help="open the browser UI on 127.0.0.1")
+    add_flags(ui, "ui")
+    ui.set_defaults(func=cmd_ui)
+
+    sub.add_parser("doctor", help="what this machine has (GPU, RAM, disk, bandwidth) and which models it can run"
+                   ).set_defaults(func=cmd_doctor)
+
+    chat = sub.add_parser("chat", help="chat with the model in the terminal (engine check)")
+    chat.add_argument("--prompt", help="one message, then exit")
+    chat.add_argument("--system", default="You are a concise, helpful assistant.")
+    chat.add_argument("--max-tokens", type=int, default=200)
+    chat.add_argument("--temperature", type=float, default=0.7)
+    chat.set_defaults(func=cmd_chat)
+
+    reh = sub.add_parser("rehearse", help="the panel in the terminal; Ctrl-C saves, resume later")
+    reh.add_argument("--scenario", default="pmm_final_panel",
+                     help="pmm_final_panel, pmm_deep_dive, pmm_live_case, pm_loop or tpm_onsite")
+    reh.add_argument("--coach", action="store_true", help="coach mode: show each answer's score right away")
+    reh.set_defaults(func=cmd_rehearse)
+
+    ses = sub.add_parser("sessions", help="list, show, resume or export rehearsal sessions")
+    ssub = ses.add_subparsers(dest="sessions_command", required=True)
+    ssub.add_parser("list").set_defaults(func=cmd_sessions)
+    for name in ("show", "resume", "export"):
+        sp = ssub.add_parser(name)
+        sp.add_argument("id")
+        sp.set_defaults(func=cmd_sessions)
+        if name == "resume":
+            sp.add_argument("--coach", action="store_true")
+            sp.add_argument("--take-over", action="store_true",
+                            help="go on even if another window has the session open (its next write fails)")
+        if name == "export":
+            sp.add_argument("--out", type=Path)
+            sp.add_argument("--format", choices=["md", "json", "html"], help="default: from --out's extension")
+
+    bench = sub.add_parser("bench", help="speed, memory and quality per quantization level, and a recommendation")
+    bench.add_argument("models", nargs="*", help="installed catalog names, registered names or .gguf paths")
+    bench.add_argument("--ladder", metavar="SRC", help="build a quantization ladder from SRC and measure every rung")
+    bench.add_argument("--rungs", help="comma-separated rung types (default F16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q3_K_M,Q2_K)")
+    bench.add_argument("--shape", metavar="NAME[:QUANT,...]",
+                       help="measure a catalog model before downloading it: a random-weight file with its exact "
+                            "shape and tokenizer (speed and memory only), cached under $COACH_HOME/shapes")
+    bench.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median and spread)")
+    bench.add_argument("--thread-sweep", action="store_true", help="also measure generation at 1..N threads")
+    bench.add_argument("--out", type=Path, help="output folder (default $COACH_HOME/bench/TIMESTAMP)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=cmd_bench)
+
+    grade = sub.add_parser("grade", help="score answers against any rubric: one JSON line per answer")
+    grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see coach/data/rubrics/)")
+    grade.add_argument("--answers", type=Path, required=True,
+                       help='JSONL: {"question_id": ..., "answer": ...} per line')
+    grade.add_argument("--out", type=Path, help="write here instead of stdout")
+    grade.set_defaults(func=cmd_grade)
+
+    deb = sub.add_parser("debrief", help="grade answers and write the hiring-committee debrief")
+    deb.add_argument("--rubric", type=Path, required=True)
+    deb.add_argument("--answers", type=Path, required=True)
+    deb.add_argument("--out", type=Path, help="report path; .md, .json or .html picks the format")
+    deb.add_argument("--format", choices=["md", "json", "html"])
+    deb.set_defaults(func=cmd_debrief)
+
+    ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")
+    ev.add_argument("--labelled", type=Path, help="labelled YAML (default: the built-in set, coach/data/labelled.yaml)")
+    ev.set_defaults(func=cmd_grader_eval)
+
+    models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="every catalog entry and registered file").set_defaults(func=cmd_models_list)
+    pull = msub.add_parser("pull", help="download NAME[:QUANT] from the hub (resumable, verified)")
+    pull.add_argument("name")
+    pull.add_argument("--quiet", action="store_true", help="no progress bar")
+    pull.set_defaults(func=cmd_models_pull)
+    add = msub.add_parser("add", help="register a local .gguf file")
+    add.add_argument("path")
+    add.add_argument("--name", help="name to register it under (default: file stem)")
+    add.set_defaults(func=cmd_models_add)
+    qz = msub.add_parser("quantize", help="make another quantization of a model with llama.cpp")
+    qz.add_argument("src", help="model name or .gguf path")
+    qz.add_argument("type", help="target type, e.g. Q4_K_M, Q8_0, Q2_K")
+    qz.add_argument("--out", type=Path, help="output path (default: models dir)")
+    qz.set_defaults(func=cmd_models_quantize)
+    rm = msub.add_parser("rm", help="forget a registered file or delete a pulled one")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_models_rm)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Private by default: only an explicit `models pull` may reach the hub. Set before anything imports
+    # huggingface_hub, which reads these once.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The UI stays online-capable for its explicit "Pull" button; nothing else in it asks the hub.
+    if getattr(args, "models_command", None) != "pull" and args.command != "ui":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # A byte that is not UTF-8 typed or piped in becomes U+FFFD instead of ending the session.
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")
+    try:
+        settings = Settings.from_env(**overrides(args))
+        return int(args.func(args, settings))
+    except CoachError as exc:
+        print(f"coach: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ncoach: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("coach: error: out of memory; close other programs, or use a smaller input or model", file=sys.stderr)
+        return 4
+    except BrokenPipeError:  # `coach ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # an unexpected failure: one line here, the whole trace in the log
+        from coach.errors import log_crash
+
+        where = log_crash(exc)
+        print(f"coach: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (full trace in {where}; "
+              "please report it)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

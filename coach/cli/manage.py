@@ -1,0 +1,130 @@
+"""`coach models`, `coach bench`, `coach doctor` and `coach ui`: models, measurements and the browser UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from coach.config import Settings
+from coach.errors import CoachError
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n else "-"
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.fit import available_ram
+    from coach.models import default_model, list_models
+
+    rows = list_models(settings)
+    try:
+        default = default_model(settings).name
+    except CoachError:
+        default = ""
+    print(f"{'NAME':42} {'INSTALLED':9} {'SIZE':>9} {'RAM NEEDED':>10}  FITS  NOTE")
+    for r in rows:
+        note = ", ".join(x for x in ("default" if r.name == default else "",
+                                     "recommended" if r.recommended else "") if x)
+        print(f"{r.name:42} {'yes' if r.installed else 'no':9} {_gb(r.size):>9} {_gb(r.ram_needed):>10}  "
+              f"{'yes' if r.fits else 'NO':4}  {note}")
+    print(f"\nRAM estimate = weights + f16 KV cache at context {settings.n_ctx} + 256 MiB buffers; "
+          f"free now: {available_ram() / 1e9:.1f} GB")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import pull
+
+    path = pull(args.name, settings, progress=not args.quiet)
+    print(f"ready: {path}")
+    return 0
+
+
+def cmd_models_add(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import add
+
+    ref = add(args.path, settings, name=args.name)
+    print(f"registered {ref.name}: {ref.path} [{ref.quant}]")
+    return 0
+
+
+def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.ladder import quantize
+
+    ref = quantize(args.src, args.type, settings, out=args.out)
+    print(f"made {ref.name}: {ref.path} [{ref.quant}]")
+    return 0
+
+
+def cmd_models_rm(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.models import remove
+
+    _, what = remove(args.name, settings)
+    print(what)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.bench import Options, recommend, run
+    from coach.errors import InvalidModelFile
+    from coach.ladder import LADDER, build_ladder
+    from coach.models import ModelRef, resolve
+    from coach.views import bench_table
+
+    files = []
+    if args.shape:
+        from coach.ladder import build_shapes
+
+        files += build_shapes(args.shape, settings, progress=not args.quiet)
+    if args.ladder:
+        rungs = tuple(r.strip().upper() for r in args.rungs.split(",")) if args.rungs else LADDER
+        print(f"building the ladder {', '.join(rungs)} from {args.ladder} (cached by source hash)…", file=sys.stderr)
+        files += build_ladder(args.ladder, settings, rungs)
+    for m in args.models:
+        try:
+            files.append(resolve(m, settings))
+        except InvalidModelFile:  # it exists but is broken: its row says why, the others still run
+            files.append(ModelRef(Path(m).name, Path(m), "local", "?", Path(m).name))
+    if not files:
+        files = [resolve(None, settings)]
+    opts = Options(reps=args.reps, threads=settings.n_threads, gpu_layers=settings.n_gpu_layers,
+                   thread_sweep=args.thread_sweep, out_dir=args.out,
+                   speed_only=bool(args.shape) and not args.ladder and not args.models)
+    try:
+        rows, out = run(files, settings, opts, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("\ncoach: interrupted; the finished rows are saved", file=sys.stderr)
+        return 130
+    print(bench_table(rows))
+    print(f"\n{recommend(rows)}")
+    print(f"CSV, JSON, plot.png and plot.html in {out}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.doctor import report
+
+    print(report(settings))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    import socket
+
+    from coach.errors import ConfigError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # before minutes of model loading
+        if os.name != "nt":  # as the server will: a port left in TIME_WAIT by a UI just closed is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ConfigError(f"port {settings.port} on {settings.host} is in use ({exc.strerror or exc}); "
+                              "pass --port with another number, or stop the program using it") from None
+    from coach.ui import launch
+
+    launch(settings)
+    return 0

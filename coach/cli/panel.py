@@ -1,0 +1,184 @@
+"""`coach chat`, `coach rehearse` and `coach sessions`: the panel at a terminal, and stored sessions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from coach.cli.grading import report_to
+from coach.config import Settings
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """A plain terminal chat with the loaded model: the engine end to end."""
+    from coach.loader import load_backend
+    from coach.models import resolve
+
+    ref = resolve(settings.model, settings)
+    print(f"model: {ref.describe()}", file=sys.stderr)
+    be = load_backend(settings, ref)
+    messages = [{"role": "system", "content": args.system}]
+    prompts = [args.prompt] if args.prompt else None
+    while True:
+        if prompts is not None:
+            if not prompts:
+                return 0
+            text = prompts.pop()
+        else:
+            try:
+                text = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return 0
+            if not text:
+                continue
+        messages.append({"role": "user", "content": text})
+        reply = []
+        for chunk in be.stream("assistant", messages, max_tokens=args.max_tokens, temperature=args.temperature):
+            print(chunk, end="", flush=True)
+            reply.append(chunk)
+        print()
+        t = be.timings
+        if t is not None:
+            print(f"[{t.prompt_tokens} prompt tokens, {t.cached_tokens} cached, ttft {t.ttft_s:.2f}s, "
+                  f"{t.gen_tokens_per_s:.1f} tok/s]", file=sys.stderr)
+        messages.append({"role": "assistant", "content": "".join(reply)})
+
+
+def _interview_parts(settings: Settings) -> tuple:
+    from coach.grader import Grader
+    from coach.loader import load_backend
+    from coach.models import resolve
+    from coach.store import Store
+
+    store = Store.open_default(settings.home)  # an unusable data folder is said before the model loads
+    ref = resolve(settings.model, settings)
+    print(f"model: {ref.describe()}", file=sys.stderr)
+    return ref, load_backend(settings, ref), Grader.from_settings(settings), store
+
+
+def _read_answer(on_line=None) -> str:
+    """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line."""
+    lines: list[str] = []
+    while True:
+        try:
+            line = input("… " if lines else "you> ")
+        except EOFError:
+            if lines:
+                break
+            raise
+        if not line.strip():
+            if lines:
+                break
+            continue
+        lines.append(line)
+        if on_line is not None:
+            on_line("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _run(iv, coach_mode: bool) -> int:
+    print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
+    print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
+    iv.begin()  # every persona card, from the on-disk cache when this model has read it before
+    try:
+        while not iv.done:
+            p = iv.next_speaker()
+            print(f"\n{p.name} · {p.role}", flush=True)
+            streamed = []
+            for chunk in iv.ask():
+                streamed.append(chunk)
+                print(chunk, end="", flush=True)
+            print(flush=True)
+            cur = iv.current
+            if cur is None:  # the closing line
+                break
+            if cur.fallback and streamed:
+                print(f"[the model's wording was unusable ({cur.fallback}); the panel asks as written]", flush=True)
+            clock = iv.clock()
+            if clock is not None:
+                print(f"[segment time {clock}" + (" — nearly out of time" if clock.warn else "") + "]", flush=True)
+            iv.draft("")  # the next speakers read the answer while it is typed
+            text = _read_answer(iv.draft)
+            if "\ufffd" in text:
+                print("[some typed bytes were not UTF-8; they are kept as \ufffd]", flush=True)
+            grade = iv.answer(text)
+            if coach_mode and grade is not None:
+                print(f"[score {grade.summary()}]\n[next time: {grade.improvement}]", flush=True)
+                for note in grade.notes:
+                    print(f"[note: {note}]", flush=True)
+    except (KeyboardInterrupt, EOFError):
+        iv.stop_background()
+        iv.release()
+        if iv.turn_count:
+            print(f"\nsaved. Resume with: coach sessions resume {iv.session_id}", file=sys.stderr)
+        else:
+            print("\nstopped before the first question; nothing was stored", file=sys.stderr)
+        return 130
+    except BaseException:
+        iv.stop_background()
+        iv.release()
+        raise
+    iv.stop_background()
+    d = iv.debrief()  # the grader's decision comes at once; the chair's summary streams after it
+    print(f"\n== Debrief: {d.decision} ==\n{d.reason}", flush=True)
+    for v in d.verdicts:
+        print(f"  {iv.persona(v.panelist).name} ({v.panelist}): {v.verdict}, {v.score:.2f}/5", flush=True)
+    print("\nThe committee chair:", flush=True)
+    for chunk in iv.committee_note():
+        print(chunk, end="", flush=True)
+    print(flush=True)
+    print(f"\nFull report: coach sessions export {iv.session_id} --out report.html")
+    return 0
+
+
+def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.prompts import scenario_parts
+    from coach.session import Interview
+
+    scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
+    ref, backend, grader, store = _interview_parts(settings)
+    iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
+                         model=ref.name, cache_dir=settings.kv_cache_dir)
+    print(f"session {iv.session_id}", file=sys.stderr)
+    return _run(iv, args.coach)
+
+
+def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.history import History
+    from coach.store import Store
+
+    store = Store.open_default(settings.home, readonly=True)  # list, show and export only read
+    history = History(store)
+    if args.sessions_command == "list":
+        rows = history.sessions()
+        print(f"{'ID':24} {'SCENARIO':18} {'STATUS':9} {'ANSWERS':>7} {'MEAN':>5}  MODEL")
+        for r in rows:
+            mean = f"{r['mean_total']:.2f}" if r["mean_total"] is not None else "-"
+            print(f"{r['id']:24} {r['scenario']:18} {r['status']:9} {r['answered']:7d} {mean:>5}  {r['model']}")
+        return 0
+    history.require(args.id)
+    if args.sessions_command == "show":
+        for t in history.turns(args.id):
+            print(f"\n[{t['idx']}] {t['panelist']} ({t['kind']}): {t['spoken']}")
+            if t["answer"] is not None:
+                print(f"    answer: {t['answer']}")
+            if t["grade"]:
+                print(f"    score {t['grade']['total']:.2f}/5 — {t['grade']['improvement']}")
+        return 0
+    if args.sessions_command == "export":
+        from coach.reports import report_format
+
+        fmt = report_format(args.out, args.format)
+        report_to(history.debrief(args.id), args.out, fmt)
+        return 0
+    # resume
+    from coach.session import Interview
+
+    store.close()
+    _, backend, grader, store = _interview_parts(settings)  # resuming writes
+    iv = Interview.resume(args.id, backend=backend, grader=grader, store=store, take_over=args.take_over)
+    if iv.done:
+        print("that session is finished; `coach sessions export` writes its report")
+        return 0
+    return _run(iv, args.coach)

@@ -1,0 +1,86 @@
+"""Evaluated prefixes (persona cards) saved to disk, keyed by the model file and the exact tokens, so a
+later session with the same card and model starts without reading the card again."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from coach.engine.kv import KVSlots, Slot
+from coach.engine.layout import Layout, Message
+from coach.gguf import GGUFInfo
+
+log = logging.getLogger("coach.engine")
+
+
+class PrefixFiles(KVSlots):
+    """Mixed into `LlamaBackend`: `warm` and the files behind it."""
+
+    info: GGUFInfo
+    layout: Layout
+    _extend: Callable[[str, list[int], threading.Event | None], int]  # LlamaBackend's batched prefill
+
+    def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
+             whole: bool = False, cancel: threading.Event | None = None) -> int:
+        """Make `speaker`'s known prompt resident, from the on-disk prefix cache when it is there.
+
+        The prefix (up to the last message's text minus `holdback`, or the whole prompt but its last
+        token with `whole`) is looked up under `cache_dir` by the model file and the exact tokens, so a
+        later session with the same persona card and model starts without reading the card again.
+        Returns tokens evaluated (0 when it came from disk or was already resident)."""
+        if not self.speaker_cache:
+            return 0
+        tokens = self.layout.tokens(messages, upto_last=not whole)[:-1 if whole else -holdback or None]
+        path = self._cache_path(cache_dir, tokens) if cache_dir is not None else None
+        if path is not None and path.exists() and self._load_prefix(speaker, tokens, path):
+            return 0
+        n = self._extend(speaker, tokens, cancel)
+        if path is not None:
+            with self._lock:
+                slot = self._lru.get(speaker)
+                if slot is not None and slot.tokens[:len(tokens)] == tokens and len(slot.tokens) >= len(tokens):
+                    self._save_prefix(slot, len(tokens), path)
+        return n
+
+    def _cache_path(self, cache_dir: Path, tokens: list[int]) -> Path:
+        st = self.info.path.stat()
+        h = hashlib.sha256(f"{self.info.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|".encode())
+        h.update(b",".join(str(t).encode() for t in tokens))
+        return cache_dir / f"{h.hexdigest()[:32]}.kv"
+
+    def _save_prefix(self, slot: Slot, n: int, path: Path) -> None:
+        import llama_cpp
+
+        self._truncate(slot, n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        arr = (llama_cpp.llama_token * n)(*slot.tokens[:n])
+        if llama_cpp.llama_state_seq_save_file(self._ctx.ctx, str(tmp).encode(), slot.seq, arr, n):
+            os.replace(tmp, path)
+        else:
+            tmp.unlink(missing_ok=True)
+
+    def _load_prefix(self, speaker: str, tokens: list[int], path: Path) -> bool:
+        import llama_cpp
+
+        with self._lock:
+            slot, _ = self._slot_for(speaker)
+            if self._common(slot, tokens) >= len(tokens):
+                return True
+            self._clear(slot)
+            cap = len(tokens) + 1
+            arr = (llama_cpp.llama_token * cap)()
+            n_out = ctypes.c_size_t(0)
+            ok = llama_cpp.llama_state_seq_load_file(self._ctx.ctx, str(path).encode(), slot.seq, arr, cap,
+                                                     ctypes.byref(n_out))
+            if not ok or list(arr[:n_out.value]) != tokens:
+                self._clear(slot)
+                log.info("prefix cache file %s did not load; evaluating the card instead", path.name)
+                return False
+            slot.tokens = list(tokens)
+            return True
