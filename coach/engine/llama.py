@@ -7,8 +7,13 @@ that are new since its last turn (the layout guarantees its prefix never moves),
 speakers copies nothing. A state is copied out only to evict a speaker when more speakers than slots
 are live (several UI tabs) or to persist an evaluated persona card on disk.
 
-`prefill` evaluates what a speaker will read next while the candidate is still typing, in small
-batches that yield to a real turn as soon as one is waiting.
+`prefill` evaluates what a speaker will read next while the candidate is still typing, in batches that
+a real turn aborts as soon as it is waiting.
+
+The class is assembled from parts: `kv.py` (the slot table and decoding into it), `vocab.py` (tokens,
+the layout, the sampler), `prefix_files.py` (persona cards cached on disk), `measure.py` (what the
+benchmark times) and `native.py` (llama.cpp's process-wide pieces). This file holds loading, a turn,
+background prefill and closing.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from typing import Any
 from coach.config import physical_cores
 from coach.engine.base import ChatBackend, TurnTimings  # noqa: F401  (re-exported: the engine's public names)
 from coach.engine.kv import Evicted, Slot
-from coach.engine.layout import Layout, Message
+from coach.engine.layout import Message
+from coach.engine.measure import Measure
 from coach.engine.native import (
-    FALLBACK_TEMPLATE,
     PREFILL_BATCH,
     PREFILL_BATCH_S,
     abort_callback,
@@ -61,7 +66,7 @@ def _quiesce() -> None:
             backend._lock.release()
 
 
-class LlamaBackend(PrefixFiles):
+class LlamaBackend(PrefixFiles, Measure):
     """A GGUF loaded through llama-cpp-python, one resident KV sequence per speaker."""
 
     def __init__(
@@ -158,59 +163,6 @@ class LlamaBackend(PrefixFiles):
         _LIVE.add(self)
         self.timings: TurnTimings | None = None
 
-    # ------------------------------------------------------------------ tokens
-
-    def _make_layout(self) -> Layout:
-        import llama_cpp
-
-        specials: dict[str, int] = {}
-        for i in range(self._n_vocab):
-            attr = llama_cpp.llama_vocab_get_attr(self._vocab, i)
-            if attr & (llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED):
-                text = self._piece(i, special=True).decode("utf-8", errors="replace")
-                if text and text not in specials:
-                    specials[text] = i
-        bos_id, eos_id = llama_cpp.llama_vocab_bos(self._vocab), llama_cpp.llama_vocab_eos(self._vocab)
-        bos = self._piece(bos_id, special=True).decode() if bos_id >= 0 else ""
-        eos = self._piece(eos_id, special=True).decode() if eos_id >= 0 else ""
-        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and bos_id >= 0
-        probe = self.tokenize_text("a")
-        dummy = bool(probe) and self._piece(probe[0]).startswith(b" ")
-        return Layout(self.info.chat_template or FALLBACK_TEMPLATE, bos=bos, eos=eos, specials=specials,
-                      tokenize_text=self.tokenize_text, dummy_prefix=dummy, bos_id=bos_id if add_bos else None)
-
-    def _piece(self, token: int, special: bool = False) -> bytes:
-        import llama_cpp
-
-        buf = ctypes.create_string_buffer(64)
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
-        return buf.raw[:n]
-
-    def tokenize_text(self, text: str) -> list[int]:
-        """Plain text to tokens: no BOS, control-token names stay text."""
-        import llama_cpp
-
-        data = text.encode("utf-8", errors="replace")
-        cap = len(data) + 8
-        buf = (llama_cpp.llama_token * cap)()
-        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, False, False)
-        if n < 0:
-            cap = -n
-            buf = (llama_cpp.llama_token * cap)()
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, False, False)
-        return list(buf[:n])
-
-    def render(self, messages: list[Message]) -> str:
-        return self.layout.render(messages)
-
-    def prompt_tokens(self, messages: list[Message]) -> list[int]:
-        return self.layout.tokens(messages)
-
-    # ------------------------------------------------------------------ slots
-
     # ------------------------------------------------------------------ generation
 
     def _acquire(self) -> float:
@@ -259,23 +211,6 @@ class LlamaBackend(PrefixFiles):
                                     top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty)
         finally:
             self._lock.release()
-
-    def _sampler(self, *, seed: int, temperature: float, top_p: float, top_k: int, min_p: float,
-                 repeat_penalty: float) -> Any:
-        from llama_cpp._internals import LlamaSampler
-
-        s = LlamaSampler()
-        if repeat_penalty != 1.0:
-            s.add_penalties(self._n_vocab, 64, repeat_penalty, 0.0, 0.0)
-        if temperature <= 0:
-            s.add_greedy()
-            return s
-        s.add_top_k(top_k)
-        s.add_top_p(top_p, 1)
-        s.add_min_p(min_p, 1)
-        s.add_temp(temperature)
-        s.add_dist(seed & 0xFFFFFFFF)
-        return s
 
     def _stream(self, speaker: str, tokens: list[int], *, t0: float, wait: float, max_tokens: int, stop: list[str],
                 seed: int, **sampling: Any) -> Iterator[str]:
@@ -415,40 +350,6 @@ class LlamaBackend(PrefixFiles):
                 if dt > 0:
                     r = len(chunk) / dt
                     self._prefill_rate = r if not self._prefill_rate else 0.7 * self._prefill_rate + 0.3 * r
-
-    # ------------------------------------------------------------------ measuring (coach bench, engine_bench)
-
-    def time_prompt(self, tokens: list[int]) -> float:
-        """Seconds to evaluate `tokens` from an empty sequence (prompt processing speed)."""
-        with self._lock:
-            slot, _ = self._slot_for("__bench__")
-            self._clear(slot)
-            t0 = time.perf_counter()
-            self._eval(slot, tokens, 0)
-            dt = time.perf_counter() - t0
-            self._clear(slot)
-            return dt
-
-    def decode_rate(self, prompt: list[int], n: int) -> float:
-        """Generated tokens/s through this engine's decode loop: greedy, `n` tokens, end-of-text ignored,
-        timed from the first generated token (as llama-bench's tg)."""
-        with self._lock:
-            slot, _ = self._slot_for("__bench__")
-            self._clear(slot)
-            self._decode(slot, prompt, logits_last=True)
-            sampler = self._sampler(seed=0, temperature=0, top_p=1, top_k=1, min_p=0, repeat_penalty=1.0)
-            t0 = 0.0
-            for i in range(n + 1):
-                if i == 1:
-                    t0 = time.perf_counter()
-                tok = sampler.sample(self._ctx, -1)
-                sampler.accept(tok)
-                self._piece(tok)
-                self._decode(slot, [tok], logits_last=True)
-            dt = time.perf_counter() - t0
-            sampler.close()
-            self._clear(slot)
-            return n / dt
 
     # ------------------------------------------------------------------ housekeeping
 

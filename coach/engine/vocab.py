@@ -1,0 +1,86 @@
+"""The model's vocabulary as the engine uses it: text to tokens and back, the prompt layout probed from the
+GGUF's chat template, and the sampler chain."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from coach.engine.layout import Layout, Message
+from coach.engine.native import FALLBACK_TEMPLATE
+from coach.gguf import GGUFInfo
+
+
+class Vocab:
+    """Mixed into `LlamaBackend`."""
+
+    info: GGUFInfo
+    layout: Layout
+    _vocab: Any
+    _n_vocab: int
+
+    def _make_layout(self) -> Layout:
+        import llama_cpp
+
+        specials: dict[str, int] = {}
+        for i in range(self._n_vocab):
+            attr = llama_cpp.llama_vocab_get_attr(self._vocab, i)
+            if attr & (llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED):
+                text = self._piece(i, special=True).decode("utf-8", errors="replace")
+                if text and text not in specials:
+                    specials[text] = i
+        bos_id, eos_id = llama_cpp.llama_vocab_bos(self._vocab), llama_cpp.llama_vocab_eos(self._vocab)
+        bos = self._piece(bos_id, special=True).decode() if bos_id >= 0 else ""
+        eos = self._piece(eos_id, special=True).decode() if eos_id >= 0 else ""
+        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and bos_id >= 0
+        probe = self.tokenize_text("a")
+        dummy = bool(probe) and self._piece(probe[0]).startswith(b" ")
+        return Layout(self.info.chat_template or FALLBACK_TEMPLATE, bos=bos, eos=eos, specials=specials,
+                      tokenize_text=self.tokenize_text, dummy_prefix=dummy, bos_id=bos_id if add_bos else None)
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        import llama_cpp
+
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+        return buf.raw[:n]
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Plain text to tokens: no BOS, control-token names stay text."""
+        import llama_cpp
+
+        data = text.encode("utf-8", errors="replace")
+        cap = len(data) + 8
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, False, False)
+        if n < 0:
+            cap = -n
+            buf = (llama_cpp.llama_token * cap)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, False, False)
+        return list(buf[:n])
+
+    def render(self, messages: list[Message]) -> str:
+        return self.layout.render(messages)
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        return self.layout.tokens(messages)
+
+    def _sampler(self, *, seed: int, temperature: float, top_p: float, top_k: int, min_p: float,
+                 repeat_penalty: float) -> Any:
+        from llama_cpp._internals import LlamaSampler
+
+        s = LlamaSampler()
+        if repeat_penalty != 1.0:
+            s.add_penalties(self._n_vocab, 64, repeat_penalty, 0.0, 0.0)
+        if temperature <= 0:
+            s.add_greedy()
+            return s
+        s.add_top_k(top_k)
+        s.add_top_p(top_p, 1)
+        s.add_min_p(min_p, 1)
+        s.add_temp(temperature)
+        s.add_dist(seed & 0xFFFFFFFF)
+        return s
