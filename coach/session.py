@@ -73,7 +73,7 @@ class Interview:
         self.holder = holder or new_holder()  # this window's lease on the session (one writer at a time)
         self._unsaved: tuple[str, int, str] | None = None  # (scenario, seed, model) until the first question
         self.scenario, self.bank, self.personas = scenario, bank, personas
-        self.panel = Panel(scenario, bank, personas)
+        self._panel = Panel(scenario, bank, personas)  # what happens next; the front ends ask through methods
         self.hearing = Hearing(scenario, bank, personas)
         self.session_id, self.seed, self.state = session_id, seed, state
         self.max_tokens = max_tokens
@@ -133,7 +133,7 @@ class Interview:
         iv.closed = any(t["kind"] == "close" for t in turns)
         if turns and turns[-1]["answer"] is None:  # asked before the process stopped: ask it again as stored
             t = turns[-1]
-            action = iv.panel.next_action(iv.state)
+            action = iv._panel.next_action(iv.state)
             iv.current = CurrentTurn(t["idx"], action, t["spoken"], t["fallback"])
         return iv
 
@@ -150,13 +150,13 @@ class Interview:
         """Who speaks next: the open question's panelist, else whoever the panel picks (nothing changes)."""
         if self.current is not None:
             return self.personas[self.current.action.panelist]
-        return self.personas[self.panel.next_action(PanelState.from_dict(self.state.to_dict())).panelist]
+        return self.personas[self._panel.next_action(PanelState.from_dict(self.state.to_dict())).panelist]
 
     def clock(self) -> Clock | None:
         """The segment clock, the open question's time included; None once the panel is over."""
         if self.done:
             return None
-        used, box = self.panel.time_left(self.state)
+        used, box = self._panel.time_left(self.state)
         if self.current is not None and self.asked_at is not None:
             used += int(time.time() - self.asked_at)
         return Clock(used, box)
@@ -200,7 +200,7 @@ class Interview:
             yield self.current.text
             self.asked_at = self.asked_at or time.time()
             return
-        action = self.panel.next_action(self.state)
+        action = self._panel.next_action(self.state)
         messages = self.hearing.messages(action, self.state)
         warm = getattr(self.backend, "warm", None)
         if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
@@ -237,7 +237,7 @@ class Interview:
         self.hearing.heard_question(action, text)
         self.current = CurrentTurn(idx, action, text, None if ok else why)
         self.asked_at = time.time()
-        self.hearing.plan_ahead(self.panel, self.state, action)
+        self.hearing.plan_ahead(self._panel, self.state, action)
         if action.kind == "close":  # nothing to answer: the session is finished
             self.answer("", 0.0)
             self.closed = True
@@ -255,7 +255,7 @@ class Interview:
         if self.current is None or prefill is None:
             return 0
         done = 0
-        upcoming = self._likely_first(self.panel.upcoming(self.state), draft)
+        upcoming = self._likely_first(self._panel.upcoming(self.state), draft)
         # The likely next speaker reads to the end of the draft; the others stop between batches as soon
         # as a newer draft arrives (`newer`), so the likely speaker never falls behind the typing.
         stop = Either(cancel, newer)
@@ -282,8 +282,8 @@ class Interview:
         except CoachError:
             return upcoming
         st = PanelState.from_dict(self.state.to_dict())
-        self.panel.record(st, cur.action, grade, draft, 0.0)
-        nxt = self.panel.next_action(st).panelist
+        self._panel.record(st, cur.action, grade, draft, 0.0)
+        nxt = self._panel.next_action(st).panelist
         return sorted(upcoming, key=lambda p: p != nxt)
 
     def warm_up(self, cancel: threading.Event | None = None) -> int:
@@ -293,7 +293,7 @@ class Interview:
         if warm is None or self.current is not None or self.turn_count:
             return 0
         state = PanelState.from_dict(self.state.to_dict())
-        first = self.panel.next_action(state)
+        first = self._panel.next_action(state)
         done = 0
         order = [first.panelist, *(p for p in self.personas if p != first.panelist)]
         for p in order:
@@ -329,7 +329,7 @@ class Interview:
         if cur.action.kind != "close" and cur.action.question_id:
             grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), text)
         text, _ = clean_answer(text)  # what is stored is what was graded (the grade's notes say what changed)
-        self.panel.record(self.state, cur.action, grade, text, spent_s)
+        self._panel.record(self.state, cur.action, grade, text, spent_s)
         status = "finished" if cur.action.kind == "close" else "active"
         self.store.save_answer(self.session_id, cur.idx, answer=text, grade=grade.as_dict() if grade else None,
                                spent_s=spent_s, state=self.state.to_dict(), status=status, holder=self.holder)

@@ -223,10 +223,6 @@ class Store:
                 "  AND t.grade IS NOT NULL) AS mean_total FROM sessions s ORDER BY s.created DESC").fetchall()
         return [{k: r[k] for k in r.keys() if k != "state"} for r in rows]
 
-    def set_status(self, sid: str, status: str) -> None:
-        with self.tx() as db:
-            db.execute("UPDATE sessions SET status = ?, updated = ? WHERE id = ?", (status, time.time(), sid))
-
     # ---------------------------------------------------------------- turns
 
     def save_question(self, sid: str, idx: int, *, kind: str, panelist: str, question_id: str | None, canonical: str,
@@ -283,11 +279,6 @@ class Store:
             for i, r in enumerate(rows):
                 db.execute("INSERT INTO bench_rows VALUES (?, ?, ?, ?, ?, ?)",
                            (run_id, i, r["name"], r["quant"], r["status"], json.dumps(r)))
-
-    def bench_rows(self, run_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT data FROM bench_rows WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
-        return [json.loads(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

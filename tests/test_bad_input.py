@@ -212,6 +212,7 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], int, str]] = [
     # report paths
     ("export-to-folder", _export("TMP/outdir", lambda t: (t / "outdir").mkdir()), 7, "is a folder"),
     ("export-pdf", _export("TMP/r.pdf"), 7, "'.pdf' is not a report format"),
+    ("export-txt", _export("TMP/r.txt"), 7, "'.txt' is not a report format"),  # was a KeyError traceback
     ("export-no-extension", _export("TMP/report"), 7, "it has no extension"),
     ("export-missing-parent", _export("TMP/nope/r.md"), 7, "does not exist"),
     ("export-unwritable", _export("/proc/coach-report.md"), 7, "/proc/coach-report.md"),
