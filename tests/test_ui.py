@@ -222,6 +222,9 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
         expect(page.locator("#status")).to_contain_text("finished", timeout=60_000)
         page.get_by_role("tab", name="Debrief").click()
         expect(page.locator("#debrief")).to_contain_text("offer", timeout=30_000)
+        tabs = page.get_by_role("tab")  # five tabs, each once (a stray component under gr.Tabs drew a sixth)
+        expect(tabs).to_have_count(5)
+        assert tabs.all_inner_texts() == ["Panel", "Debrief", "History", "Models", "Benchmark"]
         expect(page.locator("#debrief-plot img")).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)

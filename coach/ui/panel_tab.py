@@ -40,8 +40,9 @@ class PanelTab:
             self.answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
             self.send = gr.Button("Send answer", elem_id="send")
             self.coach_md = gr.Markdown("", elem_id="coach-feedback")
-        self.iv = gr.State(None)
-        self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
+            # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
+            self.iv = gr.State(None)
+            self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
         # set by build_demo: the page's model banner, its tabs, and the Debrief tab a finished panel fills
         self.banner: Any = None
         self.tabs: Any = None
