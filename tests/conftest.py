@@ -53,6 +53,14 @@ def backend(embedded: ModelRef):
     be.close()
 
 
+@pytest.fixture(scope="session")
+def grader():
+    """The real grader (all-MiniLM-L6-v2), vectors kept in memory."""
+    from coach.grader import Grader
+
+    return Grader()
+
+
 def sigint_default() -> None:
     """preexec_fn for a child the test will Ctrl-C: a shell that starts jobs in the background leaves
     SIGINT ignored, the child inherits that, and Python then never raises KeyboardInterrupt."""

@@ -1,20 +1,11 @@
 """`Interview` on the real models: whole sessions, the front door the UI and the CLI use (next speaker,
-clock, type-ahead, transcript), and `History` over stored sessions."""
+clock, type-ahead, transcript)."""
 
 from __future__ import annotations
-
-import pytest
 
 STRONG = ("I would not lead with the headline number. I'd reproduce what the customer measured, separate time to first "
           "token from throughput, fix any overclaim this week and give sales a cost-adjusted comparison on their workload.")
 WEAK = "We need better messaging."
-
-
-@pytest.fixture(scope="module")
-def grader():
-    from coach.grader import Grader
-
-    return Grader()
 
 
 def scripted(backend, grader, store, seed: int, answers: list[str]):
@@ -103,27 +94,3 @@ def test_the_clock_warns_near_the_end_of_the_time_box():
 
     assert not Clock(100, 600).warn and Clock(480, 600).warn and not Clock(480, 600).over and Clock(600, 600).over
     assert str(Clock(61, 600)) == "1:01 of 10:00" and not Clock(5, 0).warn  # no time box: never warns
-
-
-def test_history_reads_retries_and_refuses_what_is_not_there(backend, grader, tmp_path):
-    from coach.errors import CoachError
-    from coach.history import History
-    from coach.store import Store
-
-    store = Store(tmp_path / "h.db")
-    iv, _ = scripted(backend, grader, store, 11, [WEAK])
-    h = History(store, grader)
-    assert [r["id"] for r in h.sessions()] == [iv.session_id]
-    questions = h.graded_questions(iv.session_id)
-    idx, text = questions[0]
-    stored = next(t for t in store.turns(iv.session_id) if t["idx"] == idx)
-    r = h.retry(iv.session_id, idx, STRONG)
-    assert r.before == stored["grade"]["total"] and r.grade.total > r.before and r.change == "better"
-    assert h.retry(iv.session_id, idx, WEAK).change == "the same"  # same answer, same score
-    assert len(h.transcript(iv.session_id)) == 2 * len(questions) + 1  # each question and answer, then goodbye
-    assert h.debrief(iv.session_id).decision == iv.debrief().decision
-    close = store.turns(iv.session_id)[-1]["idx"]
-    with pytest.raises(CoachError, match="no graded question"):
-        h.retry(iv.session_id, close, STRONG)
-    with pytest.raises(CoachError, match="no session 'nope'"):
-        h.transcript("nope")
