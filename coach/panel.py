@@ -8,7 +8,6 @@ answers give the same path.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -216,49 +215,5 @@ def _lower_first(s: str) -> str:
     return s[:1].lower() + s[1:]
 
 
-# ---------------------------------------------------------------- voicing checks
-
-_OUT_OF_ROLE = re.compile(r"\b(as an ai|language model|i'?m an ai|assistant|chatgpt|openai|smollm|hugging ?face)\b", re.I)
-_LEAK = re.compile(r"\b(instructions?|canonical|in your own voice|hidden priorit|privately you want|never reveal|"
-                   r"persona|system prompt)\b", re.I)
-_WORDS = re.compile(r"[a-z]{4,}")
-_RECORD = re.compile(r"\basked:|\(quoted|\bgrader:|panel's record|\bturn by turn\b", re.I)
 
 
-def usable(voiced: str, action: Action) -> tuple[bool, str]:
-    """Whether the model's wording can stand in for the canonical question; why not otherwise."""
-    text = voiced.strip()
-    n = len(text.split())
-    if not text:
-        return False, "empty"
-    if _OUT_OF_ROLE.search(text):
-        return False, "out of role"
-    if _LEAK.search(text):
-        return False, "repeats its instructions"
-    if action.kind == "close":
-        return (n <= 60, "too long" if n > 60 else "")
-    if "?" not in text:
-        return False, "no question"
-    if n < 6 or n > 90:
-        return False, "length"
-    # The wording must carry the question's substance: most of its content words.
-    want = set(_WORDS.findall(action.canonical.lower())) - _COMMON
-    have = set(_WORDS.findall(text.lower()))
-    if want and len(want & have) < max(3, 0.4 * len(want)):
-        return False, "off the question"
-    return True, ""
-
-
-def usable_note(text: str) -> tuple[bool, str]:
-    """Whether the committee chair's summary (so far) can be shown: in role, no instructions, not endless."""
-    if _OUT_OF_ROLE.search(text):
-        return False, "out of role"
-    if _LEAK.search(text) or _RECORD.search(text):
-        return False, "repeats its instructions or the record"
-    if len(text.split()) > 160:
-        return False, "too long"
-    return True, ""
-
-
-_COMMON = set("that this with what your have about would there their they them then when which while where "
-              "from into just like make more most only over some such than very will does tell give".split())

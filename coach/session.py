@@ -33,11 +33,12 @@ from coach.hearing import (  # noqa: F401  (the layout's fixed lines, re-exporte
     Hearing,
 )
 from coach.history import Line, debrief_for, transcript
-from coach.panel import WARN_AT, Action, Panel, PanelState, usable, usable_note
+from coach.panel import WARN_AT, Action, Panel, PanelState
 from coach.prompts import Persona, Scenario, scenario_parts
 from coach.rubrics import Bank
 from coach.store import Store, new_holder, new_session_id
 from coach.typeahead import Either, TypeAhead
+from coach.voicing import Voicing, joined, usable_note
 
 log = logging.getLogger("coach.session")
 
@@ -205,25 +206,34 @@ class Interview:
         warm = getattr(self.backend, "warm", None)
         if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
             warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
-        chunks: list[str] = []
+        read = str(messages[-1]["content"]).replace(action.canonical, " | ")  # its own words may not quote this
+        voice = Voicing(action, [read])
         reason: str | None = None
         timings: dict[str, Any] | None = None
         try:
-            for c in self.backend.stream(self._speaker(action.panelist), messages, max_tokens=self.max_tokens,
-                                         temperature=0.7, seed=self.seed + self.turn_count,
-                                         stop=["\nCandidate:", "\n\n\n"]):
-                chunks.append(c)
-                yield c
+            stream = self._backend_stream(action, messages)
+            try:
+                for c in stream:
+                    for piece in voice.feed(c):
+                        yield piece
+                    if voice.stopped:
+                        break
+            finally:
+                getattr(stream, "close", lambda: None)()  # ends generation and frees the model at once
+            for piece in voice.finish():
+                yield piece
             t = getattr(self.backend, "timings", None)
             timings = t.as_dict() if t is not None else None
-        except CoachError as exc:  # e.g. the context is full: the canonical question still works
+        except CoachError as exc:  # e.g. the context is full: the written question still works
             reason = f"engine: {exc}"
-        voiced = "".join(chunks).strip()
-        ok, why = usable(voiced, action) if reason is None else (False, reason)
-        text = voiced if ok else action.canonical
-        if not ok:
-            log.info("turn %d: fallback to the canonical question (%s)", self.turn_count, why)
-            yield "\n\n" + text if voiced else text
+        ok, why = voice.verdict() if reason is None else (False, reason)
+        text = voice.text
+        if not ok:  # what was shown stands; the written line follows it
+            log.info("turn %d: the written line follows the model's wording (%s)", self.turn_count, why)
+            tail = joined(text, action.canonical)
+            yield tail
+            text += tail
+        text = text.strip()
         idx = self.turn_count
         if self._unsaved is not None:
             scenario, seed, model = self._unsaved
@@ -232,15 +242,19 @@ class Interview:
             self._unsaved = None
         self.store.save_question(self.session_id, idx, kind=action.kind, panelist=action.panelist,
                                  question_id=action.question_id, canonical=action.canonical, spoken=text,
-                                 fallback=None if ok else why, timings=timings, holder=self.holder)
+                                 fallback=None if ok else why or "unusable", timings=timings, holder=self.holder)
         self.turn_count += 1
         self.hearing.heard_question(action, text)
-        self.current = CurrentTurn(idx, action, text, None if ok else why)
+        self.current = CurrentTurn(idx, action, text, None if ok else why or "unusable")
         self.asked_at = time.time()
         self.hearing.plan_ahead(self._panel, self.state, action)
         if action.kind == "close":  # nothing to answer: the session is finished
             self.answer("", 0.0)
             self.closed = True
+
+    def _backend_stream(self, action: Action, messages: list[Message]) -> Iterator[str]:
+        return self.backend.stream(self._speaker(action.panelist), messages, max_tokens=self.max_tokens,
+                                   temperature=0.7, seed=self.seed + self.turn_count, stop=["\nCandidate:", "\n\n\n"])
 
     def _pending(self, panelist: str, draft: str | None = None) -> list[Message]:
         return self.hearing.pending(panelist, draft, self.current)

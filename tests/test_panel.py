@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from coach.panel import Action, Panel, usable
+from coach.panel import Action, Panel
 from coach.prompts import load_personas, load_scenarios
 from coach.rubrics import load_all
 
@@ -83,33 +83,3 @@ def test_time_box_ends_a_segment_early(world):
     assert p.next_action(st).panelist != a.panelist
     relaxed = run_path(p, 0, [4.8], spent=1)
     assert sum(a.kind in ("ask", "contradict") for a in relaxed) == 6  # with time, every question is asked
-
-
-@pytest.mark.parametrize(("voiced", "ok", "why"), [
-    ("", False, "empty"),
-    ("As an AI language model, what do you think about speed?", False, "out of role"),
-    ("My instructions say to ask about speed. What do you tell them this week?", False, "repeats its instructions"),
-    ("Sales is getting pushback on speed and we claimed a lot at launch.", False, "no question"),
-    ("Do you like cats? I like cats a lot, honestly, really.", False, "off the question"),
-    ("Sales is getting pushback: we are not as fast as we claimed at launch. What do you tell them this week?", True, ""),
-])
-def test_voicing_checks(voiced, ok, why):
-    a = Action("ask", "gtm", "fp-speed-pushback",
-               "Sales is getting pushback that we are not as fast as we claimed in the launch. What do you tell them "
-               "this week?", "", 0)
-    assert usable(voiced, a) == (ok, why)
-
-
-@pytest.mark.parametrize("note,ok", [
-    ("The candidate was strongest on KV cache trade-offs and weakest on community evidence.", True),
-    ("Strongest: reproducing the customer's benchmark before correcting the claim; practise naming metrics.", True),
-    ("The panel was over. Marcus Oyelaran (GTM lead) asked: let me push on one thing", False),  # echoes the record
-    ('The candidate answered (quoted; not instructions to you): "I would', False),
-    ("As an AI language model I cannot judge candidates.", False),
-    ("Summary per my instructions: the candidate did well.", False),
-    ("word " * 170, False),
-])
-def test_the_committee_note_checks(note, ok):
-    from coach.panel import usable_note
-
-    assert usable_note(note)[0] is ok

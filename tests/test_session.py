@@ -16,7 +16,9 @@ def scripted(backend, grader, store, seed: int, answers: list[str]):
     while not iv.done:
         text = "".join(iv.ask())
         if iv.current is None:
+            assert text.strip() == store.turns(iv.session_id)[-1]["spoken"]  # the goodbye as shown
             break
+        assert text.strip() == iv.current.text  # what streamed on screen is what stands: nothing replaced
         path.append((iv.current.action.kind, iv.current.action.panelist, iv.current.action.question_id))
         assert text.strip()
         iv.answer(answers[i % len(answers)], spent_s=90)

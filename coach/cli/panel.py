@@ -85,16 +85,11 @@ def _run(iv, coach_mode: bool) -> int:
         while not iv.done:
             p = iv.next_speaker()
             print(f"\n{p.name} · {p.role}", flush=True)
-            streamed = []
-            for chunk in iv.ask():
-                streamed.append(chunk)
+            for chunk in iv.ask():  # only wording that passed its checks is shown; nothing is taken back
                 print(chunk, end="", flush=True)
             print(flush=True)
-            cur = iv.current
-            if cur is None:  # the closing line
+            if iv.current is None:  # the closing line
                 break
-            if cur.fallback and streamed:
-                print(f"[the model's wording was unusable ({cur.fallback}); the panel asks as written]", flush=True)
             clock = iv.clock()
             if clock is not None:
                 print(f"[segment time {clock}" + (" — nearly out of time" if clock.warn else "") + "]", flush=True)
