@@ -123,7 +123,9 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
                "eval": t.prompt_eval_tokens if t else -1, "prompt": t.prompt_tokens if t else -1,
                "type_ahead_s": caught_up, "typed": turn in real_time, "tail_ms": t.prompt_eval_ms if t else 0}
         out["rows"].append(row)
-        print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s  "
+        row["engine_ttft_s"] = t.ttft_s if t else 0.0  # the model's first token, from the turn's start
+        print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s "
+              f"(model's first token {row['engine_ttft_s']:5.2f} s)  "
               f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
               + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)"),
               flush=True)

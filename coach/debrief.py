@@ -7,8 +7,10 @@ panelists must be a Strong Yes and none may say No.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,29 +63,61 @@ class Debrief:
     lost: str | None
     weak_answers: list[dict[str, Any]] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # session, scenario, model, date, complete
+
+    @property
+    def heading(self) -> str:
+        """What the session was: scenario, date, model, and whether it was finished."""
+        m = self.meta
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"])) if m.get("created") else ""
+        parts = [m.get("scenario", ""), when, m.get("model", ""), m.get("session", "")]
+        head = " · ".join(p for p in parts if p)
+        return head + ("" if m.get("complete", True) else " · incomplete: the panel did not finish")
+
+    def questions(self) -> list[dict[str, Any]]:
+        """Each answered question with its score, criteria, delivery and the fix: the report's core."""
+        out = []
+        for i, t in enumerate(self.turns, 1):
+            d = t.grade.delivery
+            delivery = (f"{d.words} words, about {d.spoken_s // 60}:{d.spoken_s % 60:02d} spoken of a "
+                        f"{d.time_box_s // 60}:{d.time_box_s % 60:02d} box" + (" (over time)" if d.over_time else "")
+                        + f", {d.fillers} filler(s), {d.hedges} hedge(s)")
+            out.append({"n": i, "panelist": t.panelist, "question": t.question, "answer": t.answer,
+                        "score": t.grade.total, "criteria": t.grade.criteria, "delivery": delivery,
+                        "improvement": t.grade.improvement})
+        return out
 
     # ---------------------------------------------------------- exports
 
-    def render(self, fmt: str) -> str:
-        """The report as `md`, `json` or `html`."""
-        return {"md": self.to_markdown, "json": self.to_json, "html": self.to_html}[fmt]()
+    def render(self, fmt: str, chart_png: bytes | None = None) -> str:
+        """The report as `md`, `json` or `html` (the HTML with `chart_png` inlined when given)."""
+        if fmt == "html":
+            return self.to_html(chart_png)
+        return {"md": self.to_markdown, "json": self.to_json}[fmt]()
 
     def to_json(self) -> str:
         return json.dumps({
-            "decision": self.decision, "reason": self.reason, "lost": self.lost,
+            "decision": self.decision, "reason": self.reason, "lost": self.lost, "session": self.meta,
             "verdicts": [v.__dict__ for v in self.verdicts], "weak_answers": self.weak_answers,
             "turns": [{"panelist": t.panelist, "question_id": t.question_id, "question": t.question,
                        "answer": t.answer, "grade": t.grade.as_dict()} for t in self.turns],
         }, indent=2, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        out = [f"# Debrief: {self.decision}", "", self.reason, "", "## Panelists", ""]
+        out = [f"# Debrief: {self.decision}", "", f"*{self.heading}*" if self.heading else "", "", self.reason, "",
+               "## Panelists", ""]
         for v in self.verdicts:
             out += [f"### {v.name}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
                     "| criterion | score |", "| --- | --- |"]
             out += [f"| {LABELS.get(c, c)} | {s:.2f} |" for c, s in v.criteria.items()]
             out += ["", f"- For: \"{v.evidence_for}\"", f"- Against: \"{v.evidence_against}\"",
                     f"- Weakest: {LABELS.get(v.weakest, v.weakest)}", ""]
+        if self.turns:
+            out += ["## Question by question", ""]
+            for q in self.questions():
+                crit = ", ".join(f"{LABELS.get(c, c)} {v:.1f}" for c, v in q["criteria"].items())
+                out += [f"**{q['n']}. {q['question']}** ({q['score']:.2f}/5)", "", f"> {q['answer']}", "",
+                        f"- {crit}", f"- Delivery: {q['delivery']}", f"- Next time: {q['improvement']}", ""]
         if self.weak_answers:
             out += ["## Weak answers and what good looks like", ""]
             for w in self.weak_answers:
@@ -91,9 +125,20 @@ class Debrief:
                         f"Better: {w['exemplar']}", "", f"Next time: {w['improvement']}", ""]
         return "\n".join(out)
 
-    def to_html(self) -> str:
-        """One self-contained file: inline CSS, no scripts, no external fonts or images."""
+    def to_html(self, chart_png: bytes | None = None) -> str:
+        """One self-contained file: inline CSS, the chart inlined as data, no scripts, no external fonts."""
         e = html.escape
+        chart = (f"<img alt='Per-criterion scores by panelist' style='max-width:100%' src='data:image/png;base64,"
+                 f"{base64.b64encode(chart_png).decode()}'>" if chart_png else "")
+        rows = "".join(
+            f"<tr><td>{q['n']}</td><td>{e(q['question'])}<blockquote>{e(q['answer'])}</blockquote>"
+            f"<small>{e(q['delivery'])}</small><p><b>Next time:</b> {e(q['improvement'])}</p></td>"
+            f"<td><b>{q['score']:.2f}</b>" + "".join(
+                f"<div class='row mini'><span>{e(LABELS.get(c, c))}</span><div class='bar'><i style='width:"
+                f"{(v - 1) / 4 * 100:.0f}%'></i></div><b>{v:.1f}</b></div>" for c, v in q["criteria"].items())
+            + "</td></tr>" for q in self.questions())
+        table = (f"<h2>Question by question</h2><table><tr><th>#</th><th>Question and answer</th><th>Score</th></tr>"
+                 f"{rows}</table>" if rows else "")
         colour = {"Strong Yes": "#1b7f3b", "Yes": "#5a8f29", "No": "#b86e00", "Strong No": "#b3261e"}
         cards = []
         for v in self.verdicts:
@@ -114,8 +159,12 @@ class Debrief:
 .pill{{color:#fff;border-radius:999px;padding:.15em .7em;font-size:.8em;vertical-align:middle}}
 .row{{display:grid;grid-template-columns:12em 1fr 3em;gap:.6em;align-items:center;margin:.3em 0}}
 .bar{{background:#eee;border-radius:4px;height:.8em}}.bar i{{display:block;height:100%;background:#4062bb;border-radius:4px}}
-blockquote{{border-left:3px solid #ccc;margin:.5em 0;padding-left:.8em;color:#444}}.score{{color:#555}}</style></head>
-<body><h1>Debrief: {e(self.decision)}</h1><p>{e(self.reason)}</p>{''.join(cards)}
+blockquote{{border-left:3px solid #ccc;margin:.5em 0;padding-left:.8em;color:#444}}.score{{color:#555}}
+table{{border-collapse:collapse;width:100%}}
+td,th{{border-top:1px solid #ddd;padding:.6em;vertical-align:top;text-align:left}}
+.mini{{grid-template-columns:9em 6em 2em;font-size:.8em}}.meta{{color:#555}}</style></head>
+<body><h1>Debrief: {e(self.decision)}</h1><p class='meta'>{e(self.heading)}</p><p>{e(self.reason)}</p>{chart}
+{''.join(cards)}{table}
 {'<h2>Weak answers and what good looks like</h2>' + weak if weak else ''}</body></html>"""
 
 
@@ -130,7 +179,7 @@ def _verdict(score: float) -> str:
 
 
 def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float]] | None = None,
-                  names: dict[str, str] | None = None) -> Debrief:
+                  names: dict[str, str] | None = None, meta: dict[str, Any] | None = None) -> Debrief:
     weights = panelist_weights or PANELIST_WEIGHTS
     names = names or {}
     by_panelist: dict[str, list[Turn]] = {}
@@ -172,7 +221,18 @@ def build_debrief(turns: list[Turn], panelist_weights: dict[str, dict[str, float
         decision = "No offer"
         reason = ("No one objected, but a plain Yes is not enough: the committee wants at least two Strong Yes "
                   f"verdicts and has {len(strong)}.")
-    weak = [{"question": t.question, "answer": _quote(t.answer, 60), "score": t.grade.total,
+    meta = meta or {}
+    if verdicts and not meta.get("complete", True):
+        reason = (f"The session stopped after {len(turns)} answer(s), before the panel finished; the committee would "
+                  f"say {decision} on what it has heard so far. {reason}")
+        decision = "Incomplete"
+    weak = [{"question": t.question, "answer": _clip(t.answer, 120), "score": t.grade.total,
              "exemplar": t.grade.nearest_good[0], "improvement": t.grade.improvement}
             for t in turns if t.grade.total < 3.0]
-    return Debrief(decision, reason, verdicts, lost.panelist if lost and decision != "Offer" else None, weak, turns)
+    return Debrief(decision, reason, verdicts, lost.panelist if lost and decision != "Offer" else None, weak, turns,
+                   meta)
+
+
+def _clip(text: str, words: int) -> str:
+    w = text.split()
+    return " ".join(w[:words]) + (" …" if len(w) > words else "")

@@ -52,7 +52,10 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
              for t in store.turns(session_id) if t["grade"]]
     weights = {k: p.criteria_weights for k, p in personas.items() if p.criteria_weights}
     names = {k: f"{p.name} ({p.role})" for k, p in personas.items()}
-    return build_debrief(turns, weights or None, names)
+    row = store.session(session_id) or {}
+    meta = {"session": session_id, "scenario": row.get("scenario", "").replace("_", " "), "model": row.get("model", ""),
+            "created": row.get("created"), "complete": row.get("status") == "finished"}
+    return build_debrief(turns, weights or None, names, meta)
 
 
 class History:
@@ -62,8 +65,12 @@ class History:
         self.personas = personas or load_personas()
 
     def sessions(self) -> list[dict[str, Any]]:
-        """Every stored session, newest first, with its answer count and mean score."""
-        return self.store.sessions()
+        """Every stored session, newest first, with its answer count, mean score and the committee's
+        decision (by the debrief's rule, so the list and the debrief never disagree)."""
+        rows = self.store.sessions()
+        for r in rows:
+            r["decision"] = debrief_for(self.store, r["id"], self.personas).decision if r["answered"] else "No decision"
+        return rows
 
     def require(self, session_id: str) -> dict[str, Any]:
         row = self.store.session(session_id)

@@ -111,6 +111,12 @@ class Panel:
         seg = self.scenario.segments[st.order[st.seg_pos]]
         return int(st.seg_spent_s), seg.time_box_s
 
+    def questions_left(self, st: PanelState) -> int:
+        """Written questions of the current segment not yet asked (the open one counts as asked)."""
+        if st.done or st.seg_pos >= len(st.order):
+            return 0
+        return max(0, len(self.segment_questions(st.order[st.seg_pos])) - st.q_pos)
+
     def upcoming(self, st: PanelState) -> list[str]:
         """Who may speak next: this segment's panelist (a follow-up or its next question) and the next one's."""
         if st.done or st.seg_pos >= len(st.order):

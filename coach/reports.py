@@ -48,7 +48,12 @@ def write_report(report: Debrief, out: Path, fmt: str) -> None:
     check_out_path(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(report.render(fmt), encoding="utf-8")
+        chart = None
+        if fmt == "html" and report.verdicts:  # the HTML report carries its chart inside
+            from coach.views import criteria_png
+
+            chart = criteria_png(report)
+        tmp.write_text(report.render(fmt, chart), encoding="utf-8")
         os.replace(tmp, out)
     except OSError as exc:
         raise ConfigError(f"cannot write {out} ({exc.strerror or exc}); pick another path") from None

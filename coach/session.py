@@ -49,6 +49,7 @@ class Clock:
 
     used: int
     box: int
+    questions_left: int = 0  # written questions of this segment still to come
 
     @property
     def warn(self) -> bool:
@@ -155,12 +156,15 @@ class Interview:
 
     def clock(self) -> Clock | None:
         """The segment clock, the open question's time included; None once the panel is over."""
-        if self.done:
-            return None
         used, box = self._panel.time_left(self.state)
+        if self.done or not box:  # over, or between the last answer and the goodbye
+            return None
         if self.current is not None and self.asked_at is not None:
             used += int(time.time() - self.asked_at)
-        return Clock(used, box)
+        left = self._panel.questions_left(self.state)
+        if self.current is not None and self.current.action.kind != "follow_up":
+            left = max(0, left - 1)  # the open question is being answered
+        return Clock(used, box, left)
 
     def transcript(self) -> list[Line]:
         """What the candidate saw and said so far (stored turns; the open question is not in it)."""

@@ -218,7 +218,8 @@ class Store:
     def sessions(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id AND t.answer IS NOT NULL) AS answered,"
+                "SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id AND t.answer IS NOT NULL"
+                " AND t.kind != 'close') AS answered,"
                 " (SELECT AVG(json_extract(t.grade, '$.total')) FROM turns t WHERE t.session_id = s.id"
                 "  AND t.grade IS NOT NULL) AS mean_total FROM sessions s ORDER BY s.created DESC").fetchall()
         return [{k: r[k] for k in r.keys() if k != "state"} for r in rows]

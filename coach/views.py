@@ -113,7 +113,19 @@ def bench_table(rows: list[BenchRow]) -> str:
 
 def criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
     """Per-criterion scores, one bar per panelist in that panelist's colour, criteria down the side."""
+    path.write_bytes(criteria_png(d, colours))
+    return path
+
+
+def criteria_png(d: Debrief, colours: dict[str, str] | None = None) -> bytes:
+    import io
+
     from matplotlib.figure import Figure
+
+    if colours is None:
+        from coach.prompts import load_personas
+
+        colours = {k: p.colour for k, p in load_personas().items()}
 
     criteria = list(dict.fromkeys(c for v in d.verdicts for c in v.criteria))
     fig = Figure(figsize=(8, 0.9 + 0.75 * max(1, len(criteria))), dpi=110)
@@ -137,27 +149,41 @@ def criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    fig.savefig(path)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+PALETTE = ["#4062bb", "#d9822b", "#2e8b57", "#8e44ad", "#b3261e"]  # one colour per scenario
 
 
 def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Mean score per session over time, one colour per scenario, with the hiring bar marked."""
+    """Mean score per session over time, one colour per scenario, the marker the committee's decision:
+    filled for an offer, a cross for no offer, hollow for an unfinished session."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     def when(r: dict[str, Any]) -> float:
         return float(date2num(datetime.fromtimestamp(r["created"])))
 
-    fig = Figure(figsize=(8, 3.2), dpi=110)
+    fig = Figure(figsize=(8, 3.4), dpi=110)
     ax = fig.subplots()
     rows = sorted(rows, key=lambda r: r["created"])
-    ax.plot([when(r) for r in rows], [r["mean_total"] for r in rows], color="#bbb",
-            linewidth=1, zorder=1)
-    for scenario in dict.fromkeys(r["scenario"] for r in rows):
-        mine = [r for r in rows if r["scenario"] == scenario]
-        ax.scatter([when(r) for r in mine], [r["mean_total"] for r in mine], s=36,
-                   label=scenario.replace("_", " "), zorder=2)
+    ax.plot([when(r) for r in rows], [r["mean_total"] for r in rows], color="#ccc", linewidth=1, zorder=1)
+    handles = []
+    for i, scenario in enumerate(dict.fromkeys(r["scenario"] for r in rows)):
+        colour = PALETTE[i % len(PALETTE)]
+        for r in (r for r in rows if r["scenario"] == scenario):
+            decision = r.get("decision", "")
+            marker = "x" if decision == "No offer" else "o"
+            face = colour if decision == "Offer" or marker == "x" else "none"
+            ax.scatter([when(r)], [r["mean_total"]], s=46, marker=marker, facecolors=face, edgecolors=colour,
+                       color=colour if marker == "x" else None, linewidths=1.6, zorder=2)
+        handles.append(Line2D([], [], color=colour, linewidth=3, label=scenario.replace("_", " ")))
+    handles += [Line2D([], [], marker="o", color="#555", linestyle="", label="offer"),
+                Line2D([], [], marker="x", color="#555", linestyle="", label="no offer"),
+                Line2D([], [], marker="o", markerfacecolor="none", color="#555", linestyle="", label="incomplete")]
     first, last = when(rows[0]), when(rows[-1])
     if last - first < 1.0:  # one day or less: show that day, not years of empty axis
         ax.set_xlim(first - 0.5, last + 0.5)
@@ -166,24 +192,26 @@ def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_ylim(1, 5)
-    ax.axhline(YES, color="#999", linestyle="--", linewidth=1)
-    ax.text(1.0, YES + 0.05, "Yes ", color="#666", fontsize=8, ha="right", transform=ax.get_yaxis_transform())
     ax.set_ylabel("mean score (1 to 5)")
-    ax.set_title("Your scores over time (mean per session)", fontsize=10, loc="left")
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.set_title("Your sessions over time: mean score, and the committee's decision", fontsize=10, loc="left")
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)
     return path
 
 
-def debrief_files(d: Debrief, out_dir: Path) -> dict[str, Path]:
-    """The debrief as Markdown, JSON and a self-contained HTML report in `out_dir`, by extension."""
+def debrief_files(d: Debrief, out_dir: Path, colours: dict[str, str]) -> dict[str, Path]:
+    """The debrief's chart (png) and its report as Markdown, JSON and one self-contained HTML file (the
+    chart inside), each named after the session, in `out_dir`, by extension."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    stem = f"debrief-{d.meta['session']}" if d.meta.get("session") else "debrief"
+    png = criteria_png(d, colours)
+    paths = {"png": out_dir / f"{stem}.png"}
+    paths["png"].write_bytes(png)
     for ext in ("md", "json", "html"):
-        paths[ext] = out_dir / f"debrief.{ext}"
-        paths[ext].write_text(d.render(ext), encoding="utf-8")
+        paths[ext] = out_dir / f"{stem}.{ext}"
+        paths[ext].write_text(d.render(ext, png), encoding="utf-8")
     return paths
 
 
@@ -193,17 +221,23 @@ def debrief_markdown(d: Debrief) -> str:
                          f"against: “{v.evidence_against}”" for v in d.verdicts)
     weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
                        f"Next time: {w['improvement']}" for w in d.weak_answers)
-    return f"## {d.decision}\n\n{d.reason}\n\n{verdicts}" + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
+    rows = "\n".join(f"| {q['n']} | {q['question'][:90]} | {q['score']:.2f} | {q['improvement'][:120]} |"
+                     for q in d.questions())
+    table = (f"\n\n### Question by question\n\n| # | question | score | next time |\n|---|---|---|---|\n{rows}"
+             if rows else "")
+    head = f"*{d.heading}*\n\n" if d.heading else ""
+    return (f"## {d.decision}\n\n{head}{d.reason}\n\n{verdicts}{table}"
+            + (f"\n\n### Weak answers\n\n{weak}" if weak else ""))
 
 
 def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The history table: one row per stored session."""
     return [{"id": r["id"], "scenario": r["scenario"], "status": r["status"], "answers": r["answered"],
-             "mean score": round(r["mean_total"], 2) if r["mean_total"] is not None else None, "model": r["model"]}
-            for r in rows]
+             "mean score": round(r["mean_total"], 2) if r["mean_total"] is not None else None,
+             "decision": r.get("decision", ""), "model": r["model"]} for r in rows]
 
 
-SESSION_COLUMNS = ["id", "scenario", "status", "answers", "mean score", "model"]
+SESSION_COLUMNS = ["id", "scenario", "status", "answers", "mean score", "decision", "model"]
 
 
 # ---------------------------------------------------------------- models

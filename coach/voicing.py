@@ -84,7 +84,7 @@ def _ngrams(sources: list[str], n_max: int) -> set[tuple[str, ...]]:
     grams: set[tuple[str, ...]] = set()
     for src in sources:
         words = [w for w in (_norm(x) for x in src.split()) if w]
-        for n in range(1, n_max + 1):
+        for n in range(2, n_max + 1):
             grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
     return grams
 
@@ -101,6 +101,7 @@ class Voicing:
         self.text = ""  # shown so far
         self._partial = ""  # the word being written
         self._held: list[str] = []  # whole words held while they might be the start of a quote
+        self._last: str | None = None  # the last word shown, normalised
         self.stopped = False
         self.why: str | None = None
 
@@ -131,16 +132,19 @@ class Voicing:
         return out
 
     def _word(self, word: str) -> list[str]:
+        """Hold words only while they continue, from the last word shown, a run of what the panelist read:
+        a first word is never held (no wait for the first word), and a quote is cut at its second word."""
         self._held.append(word)
-        key = [_norm(w) for w in self._held]
-        run = 0  # the longest tail of the held words that appears, in order, in what the panelist read
-        for n in range(min(len(key), ECHO_WORDS), 0, -1):  # a word it read may begin a quote: held
-            if tuple(key[-n:]) in self._grams:
+        key = [self._last, *(_norm(w) for w in self._held)]
+        run = 0  # the longest tail of (last shown word + held words) that appears, in order, in what it read
+        for n in range(min(len(key), ECHO_WORDS), 1, -1):
+            if None not in key[-n:] and tuple(key[-n:]) in self._grams:
                 run = n
                 break
         if run >= ECHO_WORDS:
             return self._stop("quotes what it was given to read")
-        return self._release(len(self._held) - run)
+        keep = min(len(self._held), max(0, run - 1))  # the held part of the run waits for the next word
+        return self._release(len(self._held) - keep)
 
     def _release(self, n: int) -> list[str]:
         words, self._held = self._held[:n], self._held[n:]
@@ -155,6 +159,7 @@ class Voicing:
                 self.stopped, self._held, self._partial = True, [], ""  # the wording so far is judged whole
                 return out
             self.text = candidate
+            self._last = _norm(w)
             out.append(w)
         return out
 

@@ -83,7 +83,8 @@ def test_a_leak_or_role_break_stops_before_the_word_is_shown():
 def test_a_long_quote_of_what_it_read_is_never_shown_and_short_ones_are():
     v = Voicing(ASK, ["The candidate answered: " + ANSWER])
     said = stream(v, "You said I would reproduce what the customer measured. Why?")
-    assert said == "You said " and v.why == "quotes what it was given to read"  # five words in a row: stopped
+    # five words in a row: stopped; only the first word of the quote was shown (it is never held: no wait)
+    assert said == "You said I " and v.why == "quotes what it was given to read"
     v = Voicing(ASK, ["The candidate answered: " + ANSWER])
     said = stream(v, "You mentioned prompt lengths and the claim. What do you tell sales this week about launch speed?")
     assert "prompt lengths" in said and not v.stopped  # two or three words of the answer are the panelist's own
@@ -91,9 +92,9 @@ def test_a_long_quote_of_what_it_read_is_never_shown_and_short_ones_are():
 
 def test_the_closing_instruction_is_never_shown():
     v = Voicing(CLOSE, [CLOSE.instruction])
-    assert stream(v, "The interview is over. Thank the candidate in one sentence.") == ""
+    assert stream(v, "The interview is over. Thank the candidate in one sentence.") == "The "
     assert v.verdict()[0] is False
-    assert joined(v.text, CLOSE.canonical) == CLOSE.canonical  # only the written goodbye is said
+    assert joined(v.text, CLOSE.canonical) == "…\n\n" + CLOSE.canonical  # the written goodbye follows
 
 
 def test_wording_without_the_question_is_followed_by_the_written_one():

@@ -92,7 +92,9 @@ def _run(iv, coach_mode: bool) -> int:
                 break
             clock = iv.clock()
             if clock is not None:
-                print(f"[segment time {clock}" + (" — nearly out of time" if clock.warn else "") + "]", flush=True)
+                print(f"[segment time {clock}" + (" — time is up" if clock.over else " — nearly out of time"
+                                                   if clock.warn else "")
+                      + f", {clock.questions_left} more question(s) in this segment]", flush=True)
             iv.draft("")  # the next speakers read the answer while it is typed
             text = _read_answer(iv.draft)
             if "\ufffd" in text:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from coach.debrief import Debrief
 from coach.ui.common import Ctx
-from coach.views import criteria_chart, debrief_files, debrief_markdown
+from coach.views import debrief_files, debrief_markdown
 
 
 class DebriefTab:
@@ -30,8 +30,6 @@ class DebriefTab:
 
     def show(self, d: Debrief, session_id: str) -> dict[Any, Any]:
         """Every part of the tab for one session's debrief (its files are written to the export folder)."""
-        out = self.ctx.exports / session_id
-        files = debrief_files(d, out)
-        chart = criteria_chart(d, self.ctx.colours, out / "criteria.png")
-        return {self.md: debrief_markdown(d), self.plot: str(chart), self.dl_md: str(files["md"]),
+        files = debrief_files(d, self.ctx.exports / session_id, self.ctx.colours)
+        return {self.md: debrief_markdown(d), self.plot: str(files["png"]), self.dl_md: str(files["md"]),
                 self.dl_json: str(files["json"]), self.dl_html: str(files["html"])}

@@ -64,7 +64,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             history = HistoryTab(ctx, debrief)
             models = ModelsTab(ctx, catalog)
             bench = BenchTab(ctx, catalog)
-        panel.banner, panel.tabs, panel.debrief = banner, tabs, debrief
+        panel.banner, panel.tabs, panel.debrief, history.tabs = banner, tabs, debrief, tabs
         models.pickers = {panel.model: "choices", models.q_src: "names", bench.models: "names",
                           bench.ladder_src: "ladder"}
 
@@ -86,8 +86,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         history.refresh.click(guard(history.sessions), None, history_outs, api_name="sessions")
         history.pick.change(guard(history.questions), history.pick, history.pick_turn, api_visibility="private")
         history.resume_btn.click(stream(panel.resume), [history.pick, panel.chat_state, history.take_over],
-                                 [*panel.outputs, tabs, panel.send], api_name="resume")
-        history.show_btn.click(guard(history.show_debrief), history.pick, debrief.outputs, api_name="session_debrief")
+                                 [*panel.outputs, tabs, *debrief.outputs, panel.send], api_name="resume")
+        history.show_btn.click(guard(history.show_debrief), history.pick, [*debrief.outputs, tabs],
+                               api_name="session_debrief")
         history.retry_btn.click(guard(history.retry), [history.pick, history.pick_turn, history.retry_box],
                                 history.retry_md, api_name="retry")
 

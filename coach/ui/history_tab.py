@@ -33,6 +33,7 @@ class HistoryTab:
             self.retry_box = gr.Textbox(lines=3, label="New answer", elem_id="retry-answer")
             self.retry_btn = gr.Button("Grade the new answer", elem_id="retry")
             self.retry_md = gr.Markdown("", elem_id="retry-result")
+        self.tabs: Any = None  # the page's tabs (set by build_demo): showing a debrief opens its tab
 
     def sessions(self) -> dict[Any, Any]:
         rows = self.ctx.history.sessions()
@@ -48,9 +49,10 @@ class HistoryTab:
                          value=None)
 
     def show_debrief(self, sid: str) -> dict[Any, Any]:
+        """The session's debrief, in the Debrief tab, which opens."""
         if not sid:
-            return {self.debrief.md: "Pick a session first."}
-        return self.debrief.show(self.ctx.history.debrief(sid), sid)
+            return {self.debrief.md: "Pick a session first.", self.tabs: gr.update(selected="debrief")}
+        return {**self.debrief.show(self.ctx.history.debrief(sid), sid), self.tabs: gr.update(selected="debrief")}
 
     def retry(self, sid: str, idx: int | None, text: str) -> str:
         if not sid or idx is None:

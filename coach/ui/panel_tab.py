@@ -96,7 +96,9 @@ class PanelTab:
         if clock is None:
             return ""
         note = " — time is up for this segment" if clock.over else " — nearly out of time, wrap up" if clock.warn else ""
-        return f"Segment time **{clock}**{note}"
+        left = {0: "last question of this segment", 1: "1 more question"}.get(clock.questions_left,
+                                                                              f"{clock.questions_left} more questions")
+        return f"Segment time **{clock}**{note} · {left}"
 
     def answer(self, text: str, chat: list[dict], iv: Interview | None, coach_mode: bool) -> Iterator[dict[Any, Any]]:
         if iv is None or iv.current is None:
@@ -154,9 +156,9 @@ class PanelTab:
             yield self._update(chat, None, f"**Could not resume:** {exc}")
             return
         history = chat_of(iv.transcript(), ctx.personas)
-        if iv.done:
-            yield {**self._update(history, iv, "That session is finished: its debrief is below in History."),
-                   tabs: gr.update(selected="panel")}
+        if iv.done:  # nothing to go on with: open its debrief
+            yield {**self._update(history, iv, "That session is finished: its debrief is in the **Debrief** tab."),
+                   **self.debrief.show(iv.debrief(), iv.session_id), tabs: gr.update(selected="debrief")}
             return
         for out in self._ask(iv, history, ""):
             yield {**out, tabs: gr.update(selected="panel")}
