@@ -100,8 +100,9 @@ def test_api_panel_history_retry_and_resume(server: str):
     sid = rows[0][0]
     retried = c.predict(sid, 0, "We need better messaging.", api_name="/retry")
     assert retried.startswith("**Before ") and "→ now" in retried
-    debrief_md, chart, md_file, json_file, html_file = c.predict(sid, api_name="/session_debrief")
-    assert debrief_md.startswith("## ")
+    debrief_md, chart, md_file, json_file, html_file = c.predict(sid, api_name="/session_debrief")[:5]
+    assert debrief_md.startswith("## Incomplete")  # one answer in: the report says the panel did not finish
+    assert Path(html_file).name == f"debrief-{sid}.html" and "data:image/png;base64," in Path(html_file).read_text()
     assert Path(chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(Path(json_file).read_text())["decision"] in debrief_md
     assert Path(md_file).read_text().startswith("#") and "<html" in Path(html_file).read_text().lower()
@@ -248,6 +249,10 @@ def test_browser_history_retry_a_question(server: str):
         page.locator("#retry").click()
         expect(page.locator("#retry-result")).to_contain_text("now", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "ui-history.png"), full_page=True)
+        page.locator("#show-debrief").click()  # opens the Debrief tab with that session's report
+        expect(page.get_by_role("tab", name="Debrief")).to_have_attribute("aria-selected", "true", timeout=30_000)
+        expect(page.locator("#debrief")).to_contain_text("Question by question", timeout=30_000)
+        expect(page.locator("#debrief")).to_contain_text("pmm final panel")
 
 
 @pytest.mark.browser

@@ -35,11 +35,11 @@ class PanelTab:
             self.start_btn = gr.Button("Start the panel", variant="primary", elem_id="start")
             self.chatbot = gr.Chatbot(elem_id="panel-chat", height=460, buttons=["copy"], label="The panel",
                                       show_label=False)
+            self.coach_md = gr.Markdown("", elem_id="coach-feedback")  # beside the transcript, above the box
             self.clock = gr.Markdown("", elem_id="timer")
             self.status = gr.Markdown("", elem_id="status")
             self.answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
             self.send = gr.Button("Send answer", elem_id="send")
-            self.coach_md = gr.Markdown("", elem_id="coach-feedback")
             # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
             self.iv = gr.State(None)
             self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
