@@ -140,16 +140,18 @@ class Panel:
             return Action("follow_up", seg.panelist, st.log[-1]["question_id"] if st.log else None, canonical,
                           f"Probe, in one or two sentences, what that answer left out: {subject}",
                           seg_index)
-        return self.question_action(seg_index, st.q_pos)
+        return self.question_action(seg_index, st.q_pos, _spoken(st))
 
-    def question_action(self, seg_index: int, q_pos: int) -> Action:
-        """The action for question `q_pos` of segment `seg_index` (no follow-up involved)."""
+    def question_action(self, seg_index: int, q_pos: int, spoken: set[str] | None = None) -> Action:
+        """The action for question `q_pos` of segment `seg_index` (no follow-up involved). Its tension
+        pair is a contradiction only once the colleague it contradicts has spoken (`spoken`: who has
+        asked so far; None: assume everyone); before that it is asked plainly."""
         seg = self.scenario.segments[seg_index]
         persona = self.personas[seg.panelist]
         qid = self.segment_questions(seg_index)[q_pos]
         q = self.bank.get(qid)
         pair = self._pair(seg_index)
-        if pair is not None and pair.question == qid:
+        if pair is not None and pair.question == qid and (spoken is None or pair.against in spoken):
             against = self.personas[pair.against]
             canonical = f"{pair.framing} {q.text}"
             return Action("contradict", seg.panelist, qid, canonical,
@@ -172,10 +174,11 @@ class Panel:
         out = []
         seg_index = st.order[st.seg_pos]
         nxt = st.q_pos + (0 if current.kind == "follow_up" else 1)
+        spoken = _spoken(st) | {current.panelist}
         if nxt < len(self.scenario.segments[seg_index].questions):
-            out.append(self.question_action(seg_index, nxt))
+            out.append(self.question_action(seg_index, nxt, spoken))
         if st.seg_pos + 1 < len(st.order):
-            out.append(self.question_action(st.order[st.seg_pos + 1], 0))
+            out.append(self.question_action(st.order[st.seg_pos + 1], 0, spoken))
         return out
 
     def record(self, st: PanelState, action: Action, grade: GradeLike | None, answer: str, spent_s: float) -> None:
@@ -213,6 +216,11 @@ class Panel:
         last = self.scenario.segments[-1].panelist
         return Action("close", last, None, "Thank you, that is all from the panel. We will share a decision soon.",
                       "The interview is over. Thank the candidate in one sentence. Do not ask anything.", -1)
+
+
+def _spoken(st: PanelState) -> set[str]:
+    """The panelists who have asked the candidate something so far."""
+    return {e["panelist"] for e in st.log}
 
 
 def _lower_first(s: str) -> str:
