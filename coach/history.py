@@ -48,8 +48,9 @@ def transcript(turns: list[dict[str, Any]]) -> list[Line]:
 
 def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | None = None) -> Debrief:
     personas = personas or load_personas()
-    turns = [Turn(t["panelist"], t["question_id"] or "", t["spoken"], t["answer"] or "", Grade.from_dict(t["grade"]))
-             for t in store.turns(session_id) if t["grade"]]
+    # the written question names what was asked (the spoken one may open with the panelist's own words)
+    turns = [Turn(t["panelist"], t["question_id"] or "", t["canonical"] or t["spoken"], t["answer"] or "",
+                  Grade.from_dict(t["grade"])) for t in store.turns(session_id) if t["grade"]]
     weights = {k: p.criteria_weights for k, p in personas.items() if p.criteria_weights}
     names = {k: f"{p.name} ({p.role})" for k, p in personas.items()}
     row = store.session(session_id) or {}

@@ -216,18 +216,21 @@ def debrief_files(d: Debrief, out_dir: Path, colours: dict[str, str]) -> dict[st
 
 
 def debrief_markdown(d: Debrief) -> str:
-    """The decision, each panelist's verdict with its evidence, and the weak answers with a better one."""
+    """The decision with the session's heading, and each panelist's verdict with its evidence."""
     verdicts = "\n".join(f"- **{v.name}**: {v.verdict} ({v.score:.2f}/5) — for: “{v.evidence_for}” · "
                          f"against: “{v.evidence_against}”" for v in d.verdicts)
+    head = f"*{d.heading}*\n\n" if d.heading else ""
+    return f"## {d.decision}\n\n{head}{d.reason}\n\n{verdicts}"
+
+
+def debrief_details(d: Debrief) -> str:
+    """Question by question (score and the fix), then the weak answers next to what good looks like."""
+    rows = "\n".join(f"| {q['n']} | {q['question'][:110]} | {q['score']:.1f} | {q['improvement'][:120]} |"
+                     for q in d.questions())
+    table = f"### Question by question\n\n| # | question | /5 | next time |\n|---|---|---|---|\n{rows}" if rows else ""
     weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
                        f"Next time: {w['improvement']}" for w in d.weak_answers)
-    rows = "\n".join(f"| {q['n']} | {q['question'][:90]} | {q['score']:.2f} | {q['improvement'][:120]} |"
-                     for q in d.questions())
-    table = (f"\n\n### Question by question\n\n| # | question | score | next time |\n|---|---|---|---|\n{rows}"
-             if rows else "")
-    head = f"*{d.heading}*\n\n" if d.heading else ""
-    return (f"## {d.decision}\n\n{head}{d.reason}\n\n{verdicts}{table}"
-            + (f"\n\n### Weak answers\n\n{weak}" if weak else ""))
+    return table + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
 
 
 def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -233,6 +233,21 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
 
 
 @pytest.mark.browser
+def test_browser_keeps_the_panel_settings_across_a_reload(server: str):
+    from playwright.sync_api import expect
+
+    with open_page(server) as page:
+        page.goto(server)
+        page.locator("#seed input").fill("17")
+        page.locator("#seed input").press("Tab")
+        page.locator("#coach-mode input").check()
+        page.wait_for_timeout(1000)
+        page.reload()
+        expect(page.locator("#seed input")).to_have_value("17", timeout=30_000)
+        expect(page.locator("#coach-mode input")).to_be_checked()
+
+
+@pytest.mark.browser
 def test_browser_history_retry_a_question(server: str):
     from playwright.sync_api import expect
 
@@ -251,7 +266,7 @@ def test_browser_history_retry_a_question(server: str):
         page.screenshot(path=str(ARTIFACTS / "ui-history.png"), full_page=True)
         page.locator("#show-debrief").click()  # opens the Debrief tab with that session's report
         expect(page.get_by_role("tab", name="Debrief")).to_have_attribute("aria-selected", "true", timeout=30_000)
-        expect(page.locator("#debrief")).to_contain_text("Question by question", timeout=30_000)
+        expect(page.locator("#debrief-details")).to_contain_text("Question by question", timeout=30_000)
         expect(page.locator("#debrief")).to_contain_text("pmm final panel")
 
 
@@ -308,3 +323,18 @@ def test_a_whole_session_runs_with_no_network_at_all(tmp_path):
                            "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"], capture_output=True)
     assert ping.returncode != 0  # the namespace really has no network
 
+
+
+def test_start_over_a_session_in_progress_asks_first_and_keeps_it(server: str):
+    from gradio_client import Client
+
+    c = Client(server, verbose=False)
+    chat = c.predict("PM loop", "smollm2-135m-instruct:Q4_1", 5, False, api_name="/start")[0]
+    c.predict(GOOD, False, api_name="/answer")
+    warned = c.predict("PM loop", "smollm2-135m-instruct:Q4_1", 5, False, api_name="/start")
+    assert "A session is in progress" in warned[1] and chat
+    assert warned[0] == {"__type__": "update"}  # the transcript is left as it is: nothing replaced yet
+    fresh = c.predict("PM loop", "smollm2-135m-instruct:Q4_1", 5, False, api_name="/start")
+    assert len(fresh[0]) == 1 and not fresh[1]  # the second press starts a new panel
+    rows = c.predict(api_name="/sessions")[0]["data"]
+    assert sum(r[1] == "pm_loop" and r[3] == 1 for r in rows) >= 1  # the first one is kept, with its answer

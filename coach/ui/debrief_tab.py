@@ -9,7 +9,7 @@ import gradio as gr
 
 from coach.debrief import Debrief
 from coach.ui.common import Ctx
-from coach.views import debrief_files, debrief_markdown
+from coach.views import debrief_details, debrief_files, debrief_markdown
 
 
 class DebriefTab:
@@ -23,13 +23,14 @@ class DebriefTab:
                 self.dl_md = gr.DownloadButton("Markdown", elem_id="dl-md")
                 self.dl_json = gr.DownloadButton("JSON", elem_id="dl-json")
                 self.dl_html = gr.DownloadButton("HTML report", elem_id="dl-html")
+            self.details = gr.Markdown("", elem_id="debrief-details")  # question by question, weak answers
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html]
+        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html, self.details]
 
     def show(self, d: Debrief, session_id: str) -> dict[Any, Any]:
         """Every part of the tab for one session's debrief (its files are written to the export folder)."""
         files = debrief_files(d, self.ctx.exports / session_id, self.ctx.colours)
         return {self.md: debrief_markdown(d), self.plot: str(files["png"]), self.dl_md: str(files["md"]),
-                self.dl_json: str(files["json"]), self.dl_html: str(files["html"])}
+                self.dl_json: str(files["json"]), self.dl_html: str(files["html"]), self.details: debrief_details(d)}

@@ -72,8 +72,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             return streaming(handler, panel.chatbot, panel.chat_state, panel.send)
 
         send_outs = [*panel.outputs, panel.send]
-        panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode],
-                              send_outs, api_name="start")
+        panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode, panel.iv,
+                                                    panel.armed], send_outs, api_name="start")
         answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode],
                      [*panel.outputs, panel.answer_box, *debrief.outputs, panel.send])
         panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
@@ -102,6 +102,11 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             button.click(guard(handler), inputs, models.status, api_name=name).then(guard(models.refresh), None, pickers)
         bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
                             api_name="bench")
+        settings_in = [panel.scenario, panel.seed, panel.coach_mode]
+        for control in (panel.scenario, panel.seed, panel.coach_mode):
+            control.change(guard(panel.remember), settings_in, panel.saved, api_visibility="private", queue=False,
+                           show_progress="hidden")
+        demo.load(guard(panel.restore), panel.saved, settings_in, api_visibility="private")
         demo.load(guard(history.sessions), None, history_outs, api_visibility="private")
         demo.load(guard(models.refresh), None, pickers, api_visibility="private")
     return demo

@@ -43,6 +43,9 @@ class PanelTab:
             # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
             self.iv = gr.State(None)
             self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
+            self.armed = gr.State(False)  # Start was pressed once over a session in progress
+            # the scenario, seed and coach mode survive a reload (kept in this browser's local storage)
+            self.saved = gr.BrowserState({}, storage_key="coach-panel-settings")
         # set by build_demo: the page's model banner, its tabs, and the Debrief tab a finished panel fills
         self.banner: Any = None
         self.tabs: Any = None
@@ -51,16 +54,41 @@ class PanelTab:
     @property
     def outputs(self) -> list[Any]:
         """What every panel update may change (the API's positional outputs, in this order)."""
-        return [self.chatbot, self.chat_state, self.iv, self.status, self.coach_md, self.banner]
+        return [self.chatbot, self.chat_state, self.iv, self.status, self.coach_md, self.banner, self.armed]
 
     def _update(self, chat: list[dict], iv: Interview | None, status: str = "", coach: str = "") -> dict[Any, Any]:
         return {self.chatbot: chat, self.iv: iv, self.status: status, self.coach_md: coach,
-                self.banner: self.ctx.banner()}
+                self.banner: self.ctx.banner(), self.armed: False}
 
     # ---------------------------------------------------------------- handlers
 
-    def start(self, title: str, model: str, seed: float | None, coach_mode: bool) -> Iterator[dict[Any, Any]]:
+    def remember(self, title: str, seed: float | None, coach_mode: bool) -> dict[str, Any]:
+        return {"scenario": title, "seed": seed, "coach": bool(coach_mode)}
+
+    def restore(self, saved: dict[str, Any] | None) -> dict[Any, Any]:
+        """The settings this browser used last (a reload or a new tab keeps them)."""
+        saved = saved or {}
+        out: dict[Any, Any] = {}
+        if saved.get("scenario") in self.titles:
+            out[self.scenario] = saved["scenario"]
+        if isinstance(saved.get("seed"), (int, float)):
+            out[self.seed] = saved["seed"]
+        if "coach" in saved:
+            out[self.coach_mode] = bool(saved["coach"])
+        return out
+
+    def start(self, title: str, model: str, seed: float | None, coach_mode: bool, live: Interview | None = None,
+              armed: bool = False) -> Iterator[dict[Any, Any]]:
+        """A new panel. While this tab has a session in progress, the first press only asks to press again
+        (the session in progress is saved and stays in History); the second starts the new one."""
         ctx = self.ctx
+        if live is not None and not live.done and live.turn_count and not armed:
+            yield {self.status: "**A session is in progress.** It is saved: press **Start the panel** again to "
+                                "begin a new one, and resume this one later from History.", self.armed: True}
+            return
+        if live is not None and not live.done:
+            live.stop_background()
+            live.release()  # the old session stays resumable from History
         try:
             ctx.models.use(model)
             iv = Interview.start(self.titles.get(title, "pmm_final_panel"), backend=ctx.models.backend,
