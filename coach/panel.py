@@ -18,6 +18,17 @@ Kind = Literal["ask", "contradict", "follow_up", "close"]
 FOLLOW_UP_BELOW = 3.2  # a weighted total under this earns a probe on the weakest part
 MAX_FOLLOW_UPS_PER_SEGMENT = 1
 WARN_AT = 0.8  # share of a segment's time box after which the UI warns
+# The written follow-up for each criterion: it names the weak area, never the missing answer.
+PROBES = {
+    "technical_accuracy": "Let me push on the technical side. Walk me through the mechanism you are relying on: what "
+                          "exactly happens, and how would you check it?",
+    "narrative_coherence": "Let me push on the story. If you had to explain that to a customer in three sentences, what "
+                           "would you say, and in what order?",
+    "stakeholder_alignment": "Let me push on the people. Who has to agree to this, what does each of them need to hear, "
+                             "and how do you get them there?",
+    "tension_handling": "Let me push on the disagreement. Your colleagues want different things here: what do you give "
+                        "each side, and what do you refuse?",
+}
 
 
 @dataclass(frozen=True)
@@ -136,11 +147,21 @@ class Panel:
         seg = self.scenario.segments[seg_index]
         if st.pending_follow_up:
             subject = st.pending_follow_up
-            canonical = f"Let me push on one thing you left out: {_lower_first(subject)} How would you handle that?"
-            return Action("follow_up", seg.panelist, st.log[-1]["question_id"] if st.log else None, canonical,
-                          f"Probe, in one or two sentences, what that answer left out: {subject}",
-                          seg_index)
+            qid = st.log[-1]["question_id"] if st.log else None
+            # the written probe asks about the weak area without saying what the answer should have been
+            return Action("follow_up", seg.panelist, qid, PROBES[self._criterion_of(qid, subject)],
+                          f"Probe, in one or two sentences and without giving the answer away, what that answer "
+                          f"left out: {subject}", seg_index)
         return self.question_action(seg_index, st.q_pos, _spoken(st))
+
+    def _criterion_of(self, qid: str | None, subject: str) -> str:
+        """The criterion a follow-up's subject belongs to: its key point's, or the subject itself."""
+        if qid:
+            for k in self.bank.get(qid).key_points:
+                if k.text == subject:
+                    return k.criterion
+        name = subject.replace(" ", "_")
+        return name if name in PROBES else "technical_accuracy"
 
     def question_action(self, seg_index: int, q_pos: int, spoken: set[str] | None = None) -> Action:
         """The action for question `q_pos` of segment `seg_index` (no follow-up involved). Its tension
@@ -221,13 +242,3 @@ class Panel:
 def _spoken(st: PanelState) -> set[str]:
     """The panelists who have asked the candidate something so far."""
     return {e["panelist"] for e in st.log}
-
-
-def _lower_first(s: str) -> str:
-    s = s.strip()
-    s = s if s.endswith((".", "?", "!")) else s + "."
-    return s[:1].lower() + s[1:]
-
-
-
-

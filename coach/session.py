@@ -210,8 +210,10 @@ class Interview:
         warm = getattr(self.backend, "warm", None)
         if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
             warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
-        read = str(messages[-1]["content"]).replace(action.canonical, " | ")  # its own words may not quote this
-        voice = Voicing(action, [read])
+        # what its own words may not quote: this turn's message (the written question aside) and its own
+        # earlier turns, whose pattern a small model otherwise repeats
+        read = str(messages[-1]["content"]).replace(action.canonical, " | ")
+        voice = Voicing(action, [read, *(str(m["content"]) for m in messages[1:-1] if m["role"] == "assistant")])
         reason: str | None = None
         timings: dict[str, Any] | None = None
         try:

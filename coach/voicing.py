@@ -98,6 +98,7 @@ class Voicing:
         self.action = action
         self.max_words = max_words
         self._grams = _ngrams(sources, ECHO_WORDS)
+        self._words = {w for g in self._grams for w in g}
         self.text = ""  # shown so far
         self._partial = ""  # the word being written
         self._held: list[str] = []  # whole words held while they might be the start of a quote
@@ -132,18 +133,23 @@ class Voicing:
         return out
 
     def _word(self, word: str) -> list[str]:
-        """Hold words only while they continue, from the last word shown, a run of what the panelist read:
-        a first word is never held (no wait for the first word), and a quote is cut at its second word."""
+        """Hold words only while they continue, from the last word shown, a run of what the panelist read.
+        At the very start a word from what it read is held too, so a turn never opens with a stray word of
+        a quote; later a quote may show its first word and is cut from its second."""
         self._held.append(word)
         key = [self._last, *(_norm(w) for w in self._held)]
         run = 0  # the longest tail of (last shown word + held words) that appears, in order, in what it read
-        for n in range(min(len(key), ECHO_WORDS), 1, -1):
-            if None not in key[-n:] and tuple(key[-n:]) in self._grams:
+        shortest = 1 if self._last is None else 2  # the very first word is held too if a quote could start there
+        for n in range(min(len(key), ECHO_WORDS), shortest - 1, -1):
+            if None not in key[-n:] and (tuple(key[-n:]) in self._grams or n == 1 and key[-1] in self._words):
                 run = n
                 break
         if run >= ECHO_WORDS:
             return self._stop("quotes what it was given to read")
-        keep = min(len(self._held), max(0, run - 1))  # the held part of the run waits for the next word
+        if self._last is None:
+            keep = run  # nothing shown yet: a possible quote waits whole
+        else:
+            keep = min(len(self._held), max(0, run - 1))  # the held part of the run waits for the next word
         return self._release(len(self._held) - keep)
 
     def _release(self, n: int) -> list[str]:

@@ -78,7 +78,10 @@ def test_weak_answers_get_one_follow_up_per_segment_on_the_missed_point(world):
     weak = run_path(p, 1, [1.5])
     follow = [a for a in weak if a.kind == "follow_up"]
     assert len(follow) == 3  # one per segment, no more
-    assert "name the metric the customer used." in follow[0].canonical
+    from coach.panel import PROBES
+
+    assert follow[0].canonical == PROBES["technical_accuracy"]  # the weak area, never the missing answer
+    assert "Name the metric the customer used." in follow[0].instruction  # the model is told what to probe
     i = weak.index(follow[0])
     assert weak[i - 1].panelist == follow[0].panelist and weak[i - 1].question_id == follow[0].question_id
 

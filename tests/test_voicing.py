@@ -52,6 +52,13 @@ def test_the_committee_note_checks(note, ok):
     assert usable_note(note)[0] is ok
 
 
+def test_the_first_word_waits_only_when_a_quote_could_start_there():
+    v = Voicing(ASK, ["The candidate answered: " + ANSWER])
+    assert v.feed("Thanks for ") == ["Thanks ", "for "]  # not in what it read: shown as soon as whole
+    v = Voicing(ASK, ["The candidate answered: " + ANSWER])
+    assert v.feed("The candidate ") == [] and v.feed("seems ") == ["The ", "candidate ", "seems "]
+
+
 def test_a_good_question_streams_whole_words_and_stands():
     v = Voicing(ASK, ["The candidate answered: " + ANSWER])
     said = stream(v, "Sales hears we are slower than we claimed at launch. What do you tell them this week?")
@@ -92,9 +99,9 @@ def test_a_long_quote_of_what_it_read_is_never_shown_and_short_ones_are():
 
 def test_the_closing_instruction_is_never_shown():
     v = Voicing(CLOSE, [CLOSE.instruction])
-    assert stream(v, "The interview is over. Thank the candidate in one sentence.") == "The "
+    assert stream(v, "The interview is over. Thank the candidate in one sentence.") == ""  # held from its first word
     assert v.verdict()[0] is False
-    assert joined(v.text, CLOSE.canonical) == "…\n\n" + CLOSE.canonical  # the written goodbye follows
+    assert joined(v.text, CLOSE.canonical) == CLOSE.canonical  # only the written goodbye is said
 
 
 def test_wording_without_the_question_is_followed_by_the_written_one():
