@@ -44,10 +44,17 @@ def usable(voiced: str, action: Action) -> tuple[bool, str]:
         return False, "no question"
     if n < 6 or n > 90:
         return False, "length"
-    # The wording must carry the question's substance: most of its content words.
-    want = set(_WORDS.findall(action.canonical.lower())) - _COMMON
+    # The wording must carry the question's substance: most of its content words. A follow-up is about
+    # the point the answer missed (named in its instruction, never in its written probe), and may only
+    # touch it: one of its words.
+    if action.kind == "follow_up" and "left out:" in action.instruction:
+        want = set(_WORDS.findall(action.instruction.split("left out:")[-1].lower())) - _COMMON
+        need = 1
+    else:
+        want = set(_WORDS.findall(action.canonical.lower())) - _COMMON
+        need = max(3, int(0.4 * len(want) + 0.999))
     have = set(_WORDS.findall(text.lower()))
-    if want and len(want & have) < max(3, 0.4 * len(want)):
+    if want and len(want & have) < need:
         return False, "off the question"
     return True, ""
 

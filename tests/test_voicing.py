@@ -111,3 +111,14 @@ def test_wording_without_the_question_is_followed_by_the_written_one():
     assert joined(said, ASK.canonical) == "\n\n" + ASK.canonical  # follows what was said, replaces nothing
     assert joined("And so the", ASK.canonical) == " …\n\n" + ASK.canonical
     assert joined("And so the ", ASK.canonical) == "…\n\n" + ASK.canonical  # one space, as shown
+
+
+def test_a_follow_up_stands_when_it_touches_the_missed_point_without_restating_it():
+    from coach.panel import PROBES
+
+    probe = Action("follow_up", "researcher", "pm-broken-finetune", PROBES["technical_accuracy"],
+                   "Probe, in one or two sentences and without giving the answer away, what that answer left out: "
+                   "Suspect exploding gradients from a learning rate that is too high without warm-up.", 0)
+    assert usable("What would you look at in the gradients during those first steps?", probe) == (True, "")
+    assert usable("What do you think about the weather this week?", probe) == (False, "off the question")
+
