@@ -67,6 +67,10 @@ def usable_note(text: str) -> tuple[bool, str]:
         return False, "repeats its instructions or the record"
     if len(text.split()) > 160:
         return False, "too long"
+    words = [_norm(w) for w in text.split()]
+    runs = [tuple(words[i:i + 6]) for i in range(len(words) - 5)]
+    if len(runs) != len(set(runs)):
+        return False, "repeats itself"
     return True, ""
 
 

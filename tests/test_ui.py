@@ -226,7 +226,7 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
         tabs = page.get_by_role("tab")  # five tabs, each once (a stray component under gr.Tabs drew a sixth)
         expect(tabs).to_have_count(5)
         assert tabs.all_inner_texts() == ["Panel", "Debrief", "History", "Models", "Benchmark"]
-        expect(page.locator("#debrief-plot img")).to_be_visible()
+        expect(page.locator("#debrief-plot img")).to_be_visible(timeout=60_000)  # after the chair's note streams
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)
     assert hosts - {"127.0.0.1", "data", "blob"} == set(), f"requests left the machine: {hosts}"

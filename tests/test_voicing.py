@@ -47,6 +47,8 @@ def test_voicing_checks(voiced, ok, why):
     ("As an AI language model I cannot judge candidates.", False),
     ("Summary per my instructions: the candidate did well.", False),
     ("word " * 170, False),
+    ("The candidate explained how it would change the strategy. Then the candidate explained how it would change "
+     "the strategy again.", False),  # a loop, as small models write
 ])
 def test_the_committee_note_checks(note, ok):
     assert usable_note(note)[0] is ok
