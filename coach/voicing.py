@@ -172,7 +172,7 @@ class Voicing:
                 return out + self._stop("out of role")
             if _LEAK.search(candidate) or _RECORD.search(candidate):
                 return out + self._stop("repeats its instructions")
-            if len(candidate.split()) > self.max_words or self._over_budget(w):
+            if len(candidate.split()) > self.max_words or self._over_budget():
                 self.stopped, self._held, self._partial = True, [], ""  # the wording so far is judged whole
                 return out
             self.text = candidate
@@ -180,8 +180,8 @@ class Voicing:
             out.append(w)
         return out
 
-    def _over_budget(self, word: str) -> bool:
-        """The instruction's sentence budget is spent and `word` would begin another sentence, or the
+    def _over_budget(self) -> bool:
+        """The instruction's sentence budget is spent and the next word would begin another sentence, or the
         wording has gone on for LEAD_IN_WORDS without reaching a question."""
         ends = len(_SENTENCE_END.findall(self.text))
         starts_sentence = not self.text.strip() or bool(_SENTENCE_END.search(self.text[-2:] if self.text else ""))
