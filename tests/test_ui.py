@@ -238,6 +238,9 @@ def test_browser_keeps_the_panel_settings_across_a_reload(server: str):
 
     with open_page(server) as page:
         page.goto(server)
+        expect(page.locator("#seed input")).to_have_value("42", timeout=30_000)  # a fresh browser: the defaults
+        page.wait_for_timeout(1500)
+        expect(page.locator(".toast-body")).to_have_count(0)  # and no error on load
         page.locator("#seed input").fill("17")
         page.locator("#seed input").press("Tab")
         page.locator("#coach-mode input").check()

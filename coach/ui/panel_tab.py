@@ -67,15 +67,11 @@ class PanelTab:
 
     def restore(self, saved: dict[str, Any] | None) -> dict[Any, Any]:
         """The settings this browser used last (a reload or a new tab keeps them)."""
-        saved = saved or {}
-        out: dict[Any, Any] = {}
-        if saved.get("scenario") in self.titles:
-            out[self.scenario] = saved["scenario"]
-        if isinstance(saved.get("seed"), (int, float)):
-            out[self.seed] = saved["seed"]
-        if "coach" in saved:
-            out[self.coach_mode] = bool(saved["coach"])
-        return out
+        saved = saved if isinstance(saved, dict) else {}
+        # every output is named (an empty dict would read as one value): unchanged where nothing was saved
+        return {self.scenario: saved["scenario"] if saved.get("scenario") in self.titles else gr.update(),
+                self.seed: saved["seed"] if isinstance(saved.get("seed"), (int, float)) else gr.update(),
+                self.coach_mode: bool(saved["coach"]) if "coach" in saved else gr.update()}
 
     def start(self, title: str, model: str, seed: float | None, coach_mode: bool, live: Interview | None = None,
               armed: bool = False) -> Iterator[dict[Any, Any]]:
