@@ -40,7 +40,8 @@ def main() -> int:
     ends: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
     by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for sid in load_scenarios():
+    scenarios = load_scenarios()
+    for sid in scenarios:
         for seed in (int(s) for s in args.seeds.split(",")):
             iv = Interview.start(sid, backend=be, grader=grader, store=store, seed=seed)
             i = 0
@@ -58,7 +59,7 @@ def main() -> int:
                 if t["fallback"]:
                     reasons[t["fallback"]] += 1
     total = sum(ends.values())
-    print(f"{total} turns over {len(load_scenarios())} scenarios x seeds {args.seeds}, model {be.info.path.name}")
+    print(f"{total} turns over {len(scenarios)} scenarios x seeds {args.seeds}, model {be.info.path.name}")
     for end in ("model", "model + written", "written only"):
         print(f"  {end:16} {ends[end]:4d}  {ends[end] / total:6.1%}")
     for kind, c in sorted(by_kind.items()):

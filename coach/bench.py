@@ -159,7 +159,7 @@ def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
     (or loaded from the on-disk prefix cache); a follow-up after type-ahead has read the answer while
     it was typed, so only the end of the answer and the instruction are left; the committee's summary
     after the record was read turn by turn, so only its last instruction is left."""
-    from coach.session import ANSWERED, AS_PLANNED, PLAN, SUMMARY_REQUEST, WALKED_IN, YOUR_TURN
+    from coach.hearing import ANSWERED, AS_PLANNED, PLAN, SUMMARY_REQUEST, WALKED_IN, YOUR_TURN
 
     card = {"role": "system", "content": " ".join(words[:160])}
     reminder = "(You are Dana Reyes, senior researcher. Stay in role.)"

@@ -21,17 +21,7 @@ from coach.debrief import Debrief
 from coach.engine import ChatBackend, Message
 from coach.errors import CoachError
 from coach.grader import Grade, Grader, clean_answer
-from coach.hearing import (  # noqa: F401  (the layout's fixed lines, re-exported for the benchmark and tests)
-    ANSWERED,
-    AS_PLANNED,
-    COMMITTEE,
-    PLAN,
-    SUMMARY_REQUEST,
-    WALKED_IN,
-    YOUR_TURN,
-    CurrentTurn,
-    Hearing,
-)
+from coach.hearing import COMMITTEE, SUMMARY_REQUEST, CurrentTurn, Hearing
 from coach.history import Line, debrief_for, transcript
 from coach.panel import WARN_AT, Action, Panel, PanelState
 from coach.prompts import Persona, Scenario, scenario_parts

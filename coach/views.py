@@ -111,13 +111,8 @@ def bench_table(rows: list[BenchRow]) -> str:
 
 # ---------------------------------------------------------------- the debrief and the history
 
-def criteria_chart(d: Debrief, colours: dict[str, str], path: Path) -> Path:
-    """Per-criterion scores, one bar per panelist in that panelist's colour, criteria down the side."""
-    path.write_bytes(criteria_png(d, colours))
-    return path
-
-
 def criteria_png(d: Debrief, colours: dict[str, str] | None = None) -> bytes:
+    """Per-criterion scores, one bar per panelist in that panelist's colour, criteria down the side."""
     import io
 
     from matplotlib.figure import Figure

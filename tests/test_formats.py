@@ -154,7 +154,8 @@ def test_a_20_turn_panel_reads_only_what_is_new(fixtures, grader, tmp_path, fmt)
 
 
 def test_type_ahead_leaves_only_the_short_instruction(fixtures, grader, tmp_path):
-    from coach.session import AS_PLANNED, Interview, TypeAhead
+    from coach.hearing import AS_PLANNED
+    from coach.session import Interview, TypeAhead
     from coach.store import Store
 
     be = LlamaBackend(fixtures["mistral-v3"], n_ctx=4096, n_threads=2)
