@@ -35,6 +35,7 @@ THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospac
 CSS = """
 #model-banner {font-size: .92em}
 #timer.warn {color: #b3261e; font-weight: 600}
+#debrief-details td:nth-child(3), #debrief-details th:nth-child(3) {white-space: nowrap; word-break: normal}
 """
 
 

@@ -165,6 +165,9 @@ class PanelTab:
                                                                                  f"{note.strip()}\n\n{md}"}
         except CoachError as exc:
             log.info("no committee summary: %s", exc)
+        if note:  # the whole tab once more: the browser can drop an update to a tab it has not drawn yet (the chart)
+            yield {**self._update(chat, iv, done, coach), **shown,
+                   self.debrief.md: f"### The committee chair\n\n{note.strip()}\n\n{md}"}
 
     def resume(self, sid: str, chat: list[dict], take_over: bool) -> Iterator[dict[Any, Any]]:
         tabs = self.tabs
