@@ -124,6 +124,15 @@ def split_sentences(text: str, max_words: int = 40) -> list[str]:
     return out[:60]
 
 
+def _gaps(q: Question, weights: dict[str, float], coverage: np.ndarray) -> list[tuple[float, str, float]]:
+    """(what the gap costs, key point, its coverage), costliest first; the order of the rubric breaks ties.
+    The follow-up, the "Next time" tip and the debrief all name the first of these that was missed."""
+    rows = [(weights.get(k.criterion, 0.0) * (1 - float(c)), i, k.text, float(c))
+            for i, (k, c) in enumerate(zip(q.key_points, coverage, strict=True))]
+    rows.sort(key=lambda r: (-round(r[0], 6), r[1]))
+    return [(g, t, c) for g, _, t, c in rows]
+
+
 def _ramp(x: float, lo: float, hi: float) -> float:
     return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
 
@@ -314,7 +323,7 @@ class Grader:
             notes.append(f"about {delivery.spoken_s} s spoken against a {q.time_box_s} s time box: over twice "
                          f"the box caps every criterion at {OVER_TIME_CAP}")
         total = round(float(sum(weights[c] * scores[c] for c in weights)), 2)
-        missed = [k.text for k, c in zip(q.key_points, coverage, strict=True) if c < 0.5]
+        missed = [text for _, text, c in _gaps(q, weights, coverage) if c < 0.5]  # the costliest gap first
         lean = (s @ qv.good.T).max(axis=1) - (s @ qv.bad.T).max(axis=1)
         return Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
                      *self._nearest(q, sim_good, sim_bad), missed,
@@ -340,12 +349,14 @@ class Grader:
                      delivery: Delivery) -> str:
         if flags:
             return f"Drop \"{flags[0]}\": the panel hears it as a red flag. Say what you would do yourself, with a number."
+        missed = [text for _, text, c in _gaps(q, weights, coverage) if c < 0.5]  # as in Grade.missed
         if n_words < 30:
-            return f"Develop it: one sentence cannot carry the argument. Start with: {q.key_points[0].text}"
-        gaps = [(weights.get(k.criterion, 0.0) * (1 - c), k.text) for k, c in zip(q.key_points, coverage, strict=True)]
-        best = max(gaps)
-        if best[0] > 0.05:
-            return f"Add what is missing: {best[1]}"
+            return f"Develop it: one sentence cannot carry the argument. Start with: {(missed or [q.key_points[0].text])[0]}"
+        if missed:  # the point a follow-up probes
+            return f"Add what is missing: {missed[0]}"
+        gap, text, _ = _gaps(q, weights, coverage)[0]
+        if gap > 0.05:
+            return f"Make this point fully: {text}"
         if delivery.over_time:
             return f"Tighten it: about {delivery.spoken_s} s spoken against a {delivery.time_box_s} s time box."
         return "Strong. To go further, put one number on the trade-off and name who in the room it serves."

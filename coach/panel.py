@@ -16,8 +16,14 @@ from coach.rubrics import Bank
 
 Kind = Literal["ask", "contradict", "follow_up", "close"]
 FOLLOW_UP_BELOW = 3.2  # a weighted total under this earns a probe on the weakest part
-MAX_FOLLOW_UPS_PER_SEGMENT = 1
+MAX_FOLLOW_UPS_PER_SEGMENT = 2
 WARN_AT = 0.8  # share of a segment's time box after which the UI warns
+# A segment ends on its clock (no room left for half of the next question's time box), when its questions
+# run out, or on coverage: after COVERAGE_AFTER questions, every criterion the panelist has graded has
+# been shown at COVERED_AT or above in some answer, so the panelist has heard what they came for.
+COVERAGE_AFTER = 3
+COVERED_AT = 4.0
+QUICK_ROUND_S = 15 * 60  # `--short` / "Quick round": every time box scaled so the panel fits in this
 # The written follow-up for each criterion: it names the weak area, never the missing answer.
 PROBES = {
     "technical_accuracy": "Let me push on the technical side. Walk me through the mechanism you are relying on: what "
@@ -76,6 +82,8 @@ class PanelState:
     turn: int = 0
     pending_follow_up: str | None = None
     done: bool = False
+    pace: float = 1.0  # segment time boxes are scaled by this (below 1 for a quick round)
+    seg_best: dict[str, float] = field(default_factory=dict)  # this segment's best score per criterion
     log: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,11 +102,18 @@ class Panel:
 
     # ---------------------------------------------------------------- state
 
-    def start(self, seed: int) -> PanelState:
+    def start(self, seed: int, *, quick: bool = False) -> PanelState:
+        """A new panel's state: the seeded speaking order and, for a quick round, the pace that fits the
+        whole panel into QUICK_ROUND_S."""
         order = list(range(len(self.scenario.segments)))
         if self.scenario.shuffle_segments:
             random.Random(seed).shuffle(order)
-        return PanelState(order=order)
+        full = sum(seg.time_box_s for seg in self.scenario.segments)
+        return PanelState(order=order, pace=min(1.0, QUICK_ROUND_S / full) if quick and full else 1.0)
+
+    def time_box(self, st: PanelState, seg_index: int) -> int:
+        """Segment `seg_index`'s time box at this panel's pace, in seconds."""
+        return max(1, round(self.scenario.segments[seg_index].time_box_s * st.pace))
 
     def segment_questions(self, seg_index: int) -> list[str]:
         """The segment's questions with its contradiction (if any) moved first: at least one per round."""
@@ -119,8 +134,7 @@ class Panel:
         """(seconds used, time box) of the current segment, for the visible timer."""
         if st.done:
             return 0, 0
-        seg = self.scenario.segments[st.order[st.seg_pos]]
-        return int(st.seg_spent_s), seg.time_box_s
+        return int(st.seg_spent_s), self.time_box(st, st.order[st.seg_pos])
 
     def questions_left(self, st: PanelState) -> int:
         """Written questions of the current segment not yet asked (the open one counts as asked)."""
@@ -142,14 +156,16 @@ class Panel:
     def next_action(self, st: PanelState) -> Action:
         if st.done or st.seg_pos >= len(st.order):
             st.done = True
-            return self._close()
+            return self._close(st)
         seg_index = st.order[st.seg_pos]
         seg = self.scenario.segments[seg_index]
         if st.pending_follow_up:
             subject = st.pending_follow_up
             qid = st.log[-1]["question_id"] if st.log else None
             # the written probe asks about the weak area without saying what the answer should have been
-            return Action("follow_up", seg.panelist, qid, PROBES[self._criterion_of(qid, subject)],
+            criterion = self._criterion_of(qid, subject)
+            voice = self.personas[seg.panelist].follow_ups  # the panelist's own words for the weak area
+            return Action("follow_up", seg.panelist, qid, voice.get(criterion, PROBES[criterion]),  # type: ignore[call-overload]
                           f"Probe, in one or two sentences and without giving the answer away, what that answer "
                           f"left out: {subject}", seg_index)
         return self.question_action(seg_index, st.q_pos, _spoken(st))
@@ -210,10 +226,12 @@ class Panel:
         if action.kind == "close":
             st.done = True
             return
-        seg = self.scenario.segments[st.order[st.seg_pos]]
+        seg_index = st.order[st.seg_pos]
         st.seg_spent_s += max(0.0, spent_s)
         if action.kind == "contradict":
             st.contradictions += 1
+        for c, v in (getattr(grade, "criteria", None) or {}).items():
+            st.seg_best[c] = max(v, st.seg_best.get(c, 0.0))
         st.pending_follow_up = None
         if action.kind != "follow_up":
             st.q_pos += 1
@@ -221,20 +239,35 @@ class Panel:
             if subject and st.follow_ups_in_seg < MAX_FOLLOW_UPS_PER_SEGMENT:
                 st.pending_follow_up = subject
                 st.follow_ups_in_seg += 1
-        out_of_time = st.seg_spent_s >= seg.time_box_s
-        out_of_questions = st.q_pos >= len(seg.questions) and not st.pending_follow_up
-        if out_of_time or out_of_questions:
-            st.log[-1]["segment_end"] = "time box" if out_of_time else "questions done"
+        end = self.segment_end(st, seg_index)
+        if end:
+            st.log[-1]["segment_end"] = end
             st.seg_pos += 1
             st.q_pos = 0
             st.seg_spent_s = 0.0
             st.follow_ups_in_seg = 0
             st.pending_follow_up = None
+            st.seg_best = {}
             if st.seg_pos >= len(st.order):
                 st.done = True
 
-    def _close(self) -> Action:
-        last = self.scenario.segments[-1].panelist
+    def segment_end(self, st: PanelState, seg_index: int) -> str | None:
+        """Why the current segment ends after the answer just recorded, or None while it goes on."""
+        box, qs = self.time_box(st, seg_index), self.segment_questions(seg_index)
+        if st.seg_spent_s >= box:
+            return "time box"
+        if st.pending_follow_up:  # a probe is owed and there is time for it
+            return None
+        if st.q_pos >= len(qs):
+            return "questions done"
+        if box - st.seg_spent_s < 0.5 * self.bank.get(qs[st.q_pos]).time_box_s:
+            return "time box"  # no room for the next question: the panelist wraps up
+        if st.q_pos >= COVERAGE_AFTER and st.seg_best and min(st.seg_best.values()) >= COVERED_AT:
+            return "covered"
+        return None
+
+    def _close(self, st: PanelState) -> Action:
+        last = self.scenario.segments[st.order[-1] if st.order else -1].panelist  # whoever spoke last
         return Action("close", last, None, "Thank you, that is all from the panel. We will share a decision soon.",
                       "The interview is over. Thank the candidate in one sentence. Do not ask anything.", -1)
 

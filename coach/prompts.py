@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from string import Template
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -33,6 +34,9 @@ class Persona(BaseModel):
     punishes: list[str] = Field(min_length=1)
     hidden_priorities: list[str] = Field(min_length=1)
     criteria_weights: dict[str, float] = Field(default_factory=dict)
+    # the written follow-up per criterion, in this panelist's voice; panel.PROBES where one is missing
+    follow_ups: dict[Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment",
+                             "tension_handling"], str] = Field(default_factory=dict)
 
 
 class Segment(BaseModel):

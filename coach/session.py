@@ -85,16 +85,18 @@ class Interview:
 
     @classmethod
     def start(cls, scenario_id: str, *, backend: ChatBackend, grader: Grader, store: Store, seed: int,
-              model: str = "", **kw: Any) -> Interview:
+              model: str = "", quick: bool = False, **kw: Any) -> Interview:
+        """A new session of a packaged scenario; `quick` scales every time box so it fits in 15 minutes."""
         sc, bank, personas = scenario_parts(scenario_id)
         return cls.start_with(sc, bank, personas, backend=backend, grader=grader, store=store, seed=seed,
-                              model=model, **kw)
+                              model=model, quick=quick, **kw)
 
     @classmethod
     def start_with(cls, sc: Scenario, bank: Bank, personas: dict[str, Persona], *, backend: ChatBackend,
-                   grader: Grader, store: Store, seed: int, model: str = "", **kw: Any) -> Interview:
+                   grader: Grader, store: Store, seed: int, model: str = "", quick: bool = False,
+                   **kw: Any) -> Interview:
         """A scenario built in code (the benchmark's long panel); `start` loads one from the package's prompts."""
-        state = Panel(sc, bank, personas).start(seed)
+        state = Panel(sc, bank, personas).start(seed, quick=quick)
         iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
                  session_id=new_session_id(), seed=seed, state=state, **kw)
         iv._unsaved = (sc.id, seed, model)  # stored with its first question: a kill before it leaves no husk

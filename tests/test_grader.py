@@ -206,3 +206,56 @@ def test_the_grader_loads_without_touching_the_network_or_the_environment(tmp_pa
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "(1, 384) [] None"
+
+
+# (question, key point, an answer that carries the point in its own words): each must count as covered
+COVERED = [
+    ("fp-open-source-community", 1,
+     "When the community argued about dropping the small model, I settled it with numbers: our download data agreed, "
+     "58% of pulls of the previous release were the smallest size. We kept it and published the data in the issue thread."),
+    ("fp-kv-cache-buyer", 1,
+     "Because the window caps the cache, each request uses a fixed slice of GPU memory, so we fit more concurrent "
+     "requests per GPU and the cost per request falls. For the buyer that means cheaper long documents."),
+    ("fp-speed-pushback", 0,
+     "Before I answer sales I want to know what the customer actually timed: which prompts, on what GPUs, and whether "
+     "they measured the first token or the whole response."),
+    ("pm-broken-finetune", 0,
+     "A loss that falls and then blows up to NaN after a couple of hundred steps looks like the gradients exploding, "
+     "most likely because the learning rate starts at its peak with no warm-up phase."),
+    ("pm-edge-updates", 0,
+     "We would only send the difference between the old and new weights, split into chunks, and the download picks up "
+     "where it stopped when the device goes offline."),
+    ("pm-context-vram", 0,
+     "The memory for keys and values scales with every token of context, so going to 32k multiplies the cache per "
+     "request several times over compared with 4k."),
+    ("dd-quant-vs-distill", 1,
+     "Distillation is different: you train a new, smaller network to copy the outputs of the big one, so the student "
+     "learns to behave like the teacher."),
+    ("tpm-fp8-gradients", 0,
+     "With only eight bits the representable range is narrow, so tiny gradient values round down to zero and very "
+     "large ones saturate."),
+    ("tpm-batch-vs-checkpoint", 1,
+     "If the cluster fails about once a day and we checkpoint every four hours, on average we lose two hours of work "
+     "per failure, half the interval."),
+    ("lc-data-inconsistency", 0,
+     "Something does not add up: the segment tagged as high growth has had falling API volume for three months, and I "
+     "would flag that before building anything on the label."),
+    ("pm-canary-release", 0,
+     "On Monday we go live for a small canary set of customers, and the research team keeps running its evaluation in "
+     "parallel before everyone else gets it."),
+    ("dd-latency-tier-justify", 0,
+     "A median barely moving tells me little; I would look at p99 latency and throughput under load before talking "
+     "about any tier."),
+]
+
+
+@pytest.mark.parametrize(("qid", "k", "answer"), COVERED, ids=[f"{q}-{k}" for q, k, _ in COVERED])
+def test_a_point_said_in_other_words_counts_as_covered(grader, qid, k, answer):
+    banks = load_all()
+    b, q = next((b, q) for b in banks.values() for q in b.questions if q.id == qid)
+    g = grader.grade(b, q, answer)
+    assert q.key_points[k].text not in g.missed, (g.missed, g.improvement)
+    others = [kp.text for i, kp in enumerate(q.key_points) if i != k]
+    assert any(t in g.missed for t in others)  # one point said is not every point said
+    # the follow-up probes, and the tip names, the same missing point
+    assert g.missed[0] in g.improvement or "Drop" in g.improvement

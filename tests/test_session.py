@@ -41,6 +41,15 @@ def test_a_whole_session_on_the_real_models(backend, grader, tmp_path):
     assert store.session(iv.session_id)["status"] == "finished"
     d = iv.debrief()
     assert d.decision in ("Offer", "No offer") and {v.panelist for v in d.verdicts} == {"researcher", "gtm", "pm"}
+    # a final panel fills its time: over 20 minutes of answers, three questions or more from each panelist,
+    # and every contradiction after the colleague it contradicts has spoken
+    assert sum(t["spent_s"] for t in turns if t["spent_s"]) >= 20 * 60
+    for who in ("researcher", "gtm", "pm"):
+        assert sum(k in ("ask", "contradict") and p == who for k, p, _ in path) >= 3, who
+    against = {t.question: t.against for t in iv.scenario.tension_pairs}
+    for j, (kind, _, qid) in enumerate(path):
+        if kind == "contradict":
+            assert against[qid] in {p for _, p, _ in path[:j]}
 
 
 def test_an_injected_answer_changes_neither_flow_nor_score(backend, grader, tmp_path):

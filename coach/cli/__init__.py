@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--scenario", default="pmm_final_panel",
                      help="pmm_final_panel, pmm_deep_dive, pmm_live_case, pm_loop or tpm_onsite")
     reh.add_argument("--coach", action="store_true", help="coach mode: show each answer's score right away")
+    reh.add_argument("--short", action="store_true",
+                     help="a quick round: every time box scaled so the whole panel fits in 15 minutes")
     reh.set_defaults(func=cmd_rehearse)
 
     ses = sub.add_parser("sessions", help="list, show, resume or export rehearsal sessions")

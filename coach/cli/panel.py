@@ -136,7 +136,7 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
     scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
-                         model=ref.name, cache_dir=settings.kv_cache_dir)
+                         model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir)
     print(f"session {iv.session_id}", file=sys.stderr)
     return _run(iv, args.coach)
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -73,8 +74,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             return streaming(handler, panel.chatbot, panel.chat_state, panel.send)
 
         send_outs = [*panel.outputs, panel.send]
-        panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode, panel.iv,
-                                                    panel.armed], send_outs, api_name="start")
+        panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode,
+                                                    panel.quick, panel.iv, panel.armed], send_outs, api_name="start")
         answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode],
                      [*panel.outputs, panel.answer_box, *debrief.outputs, panel.send])
         panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
@@ -103,8 +104,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             button.click(guard(handler), inputs, models.status, api_name=name).then(guard(models.refresh), None, pickers)
         bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
                             api_name="bench")
-        settings_in = [panel.scenario, panel.seed, panel.coach_mode]
-        for control in (panel.scenario, panel.seed, panel.coach_mode):
+        settings_in: list[Any] = [panel.scenario, panel.seed, panel.coach_mode, panel.quick]
+        for control in settings_in:
             control.change(guard(panel.remember), settings_in, panel.saved, api_visibility="private", queue=False,
                            show_progress="hidden")
         demo.load(guard(panel.restore), panel.saved, settings_in, api_visibility="private")

@@ -30,8 +30,10 @@ class PanelTab:
                 self.model = gr.Dropdown(model_choices(catalog), value=ctx.models.ref.name, label="Model",
                                          elem_id="model", allow_custom_value=True, scale=2)
                 self.seed = gr.Number(value=ctx.settings.seed, precision=0, label="Seed", elem_id="seed")
-                self.coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
-                                              elem_id="coach-mode")
+                with gr.Column(min_width=200):
+                    self.coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
+                                                  elem_id="coach-mode")
+                    self.quick = gr.Checkbox(False, label="Quick round (15 minutes)", elem_id="quick")
             self.start_btn = gr.Button("Start the panel", variant="primary", elem_id="start")
             self.chatbot = gr.Chatbot(elem_id="panel-chat", height=460, buttons=["copy"], label="The panel",
                                       show_label=False)
@@ -62,8 +64,8 @@ class PanelTab:
 
     # ---------------------------------------------------------------- handlers
 
-    def remember(self, title: str, seed: float | None, coach_mode: bool) -> dict[str, Any]:
-        return {"scenario": title, "seed": seed, "coach": bool(coach_mode)}
+    def remember(self, title: str, seed: float | None, coach_mode: bool, quick: bool = False) -> dict[str, Any]:
+        return {"scenario": title, "seed": seed, "coach": bool(coach_mode), "quick": bool(quick)}
 
     def restore(self, saved: dict[str, Any] | None) -> dict[Any, Any]:
         """The settings this browser used last (a reload or a new tab keeps them)."""
@@ -71,10 +73,11 @@ class PanelTab:
         # every output is named (an empty dict would read as one value): unchanged where nothing was saved
         return {self.scenario: saved["scenario"] if saved.get("scenario") in self.titles else gr.update(),
                 self.seed: saved["seed"] if isinstance(saved.get("seed"), (int, float)) else gr.update(),
-                self.coach_mode: bool(saved["coach"]) if "coach" in saved else gr.update()}
+                self.coach_mode: bool(saved["coach"]) if "coach" in saved else gr.update(),
+                self.quick: bool(saved["quick"]) if "quick" in saved else gr.update()}
 
-    def start(self, title: str, model: str, seed: float | None, coach_mode: bool, live: Interview | None = None,
-              armed: bool = False) -> Iterator[dict[Any, Any]]:
+    def start(self, title: str, model: str, seed: float | None, coach_mode: bool, quick: bool = False,
+              live: Interview | None = None, armed: bool = False) -> Iterator[dict[Any, Any]]:
         """A new panel. While this tab has a session in progress, the first press only asks to press again
         (the session in progress is saved and stays in History); the second starts the new one."""
         ctx = self.ctx
@@ -90,7 +93,7 @@ class PanelTab:
             iv = Interview.start(self.titles.get(title, "pmm_final_panel"), backend=ctx.models.backend,
                                  grader=ctx.grader, store=ctx.store,
                                  seed=int(seed) if seed is not None else ctx.settings.seed, model=ctx.models.ref.name,
-                                 cache_dir=ctx.settings.kv_cache_dir)
+                                 quick=bool(quick), cache_dir=ctx.settings.kv_cache_dir)
             iv.begin()  # every persona card, in the background
         except CoachError as exc:
             yield self._update([], None, f"**Could not start:** {exc}")
