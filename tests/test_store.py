@@ -45,7 +45,7 @@ def test_kill_dash_nine_loses_at_most_the_turn_in_flight_and_resume_finishes(tmp
     listed = subprocess.run([COACH, "sessions", "list"], env=env, capture_output=True, text=True, timeout=60)
     sid = listed.stdout.splitlines()[1].split()[0]
     assert " active " in listed.stdout
-    answers = "".join(f"{STRONG}\n\n" for _ in range(12))
+    answers = "".join(f"{STRONG}\n\n" for _ in range(30))
     r = subprocess.run([COACH, "sessions", "resume", sid], env=env, input=answers, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -211,7 +211,7 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
         expect(page.locator("#timer")).to_contain_text("Segment time", timeout=60_000)  # the question is out
         expect(bubbles.first).to_contain_text(" · ")
         expect(page.locator("#send")).to_be_enabled(timeout=60_000)
-        for i in range(12):  # answer until the panel closes (two answers at least)
+        for i in range(30):  # answer until the panel closes (two answers at least)
             page.locator("#answer textarea").fill(GOOD)
             page.locator("#send").click()
             expect(page.locator("#panel-chat .message.user")).to_have_count(i + 1, timeout=90_000)
@@ -317,7 +317,7 @@ def test_a_whole_session_runs_with_no_network_at_all(tmp_path):
     if not shutil.which("unshare") or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
         pytest.skip("this machine cannot create a network namespace")
     env = {**os.environ, "COACH_HOME": str(tmp_path / "home")}
-    answers = "".join(f"{GOOD}\n\n" for _ in range(12))
+    answers = "".join(f"{GOOD}\n\n" for _ in range(30))
     r = subprocess.run(["unshare", "-n", COACH, "--seed", "2", "rehearse", "--scenario", "pmm_deep_dive"],
                        input=answers, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
