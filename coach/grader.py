@@ -10,10 +10,11 @@ earn nothing. Same answer, same score: everything here is deterministic.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,40 @@ class Grade:
 @dataclass
 class _QuestionVectors:
     question: np.ndarray
-    good: np.ndarray
+    good: np.ndarray  # the good exemplars, then the reference answer where the rubric has one
     bad: np.ndarray
     key_points: np.ndarray
     red_flags: np.ndarray
+    wrong: np.ndarray  # every key point's false versions, in order
+    wrong_of: list[int]  # the key point each false version belongs to
+    good_sents: np.ndarray  # the good exemplars and the reference, sentence by sentence
+    bad_sents: np.ndarray  # the bad exemplars, sentence by sentence
+    bad_sent_text: list[str]
+    good_sent_of: list[int]  # the exemplar each good sentence comes from
+    bad_sent_of: list[int]
+
+
+SIM_LO, SIM_HI = 0.35, 0.75  # default similarity to the nearest good exemplar of a bad and of a good answer
+SHRINK_SIM = 0.5  # how far the per-question positions are pulled towards those defaults
+PRIOR_N = 6.0  # the rubric blend alone counts as this many exemplars' worth of evidence
+# Cached calibrations are keyed by this file's own bytes: any change to the scoring recomputes them.
+CAL_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    lo: float  # where a held-out bad exemplar sits: similarity to its nearest good one (shrunk)
+    hi: float  # where a held-out good exemplar sits
+    alpha: float  # the rubric blend's share of each criterion; the rest is similarity to the good answers
+
+    def similarity_score(self, sim: float) -> float:
+        """Similarity to the nearest good answer on 1-5: a held-out bad lands near 1.5, a good near 4.5."""
+        return float(min(5.0, max(1.0, 1.5 + 3.0 * (sim - self.lo) / (self.hi - self.lo))))
+
+
+def goods(q: Question) -> list[str]:
+    """What the answer is compared with as good: the exemplars and the reference answer."""
+    return [*q.good, q.reference] if q.reference else list(q.good)
 
 
 def split_sentences(text: str, max_words: int = 40) -> list[str]:
@@ -122,6 +153,32 @@ def split_sentences(text: str, max_words: int = 40) -> list[str]:
         for i in range(0, len(words), max_words):
             out.append(" ".join(words[i:i + max_words]))
     return out[:60]
+
+
+CLAUSE = re.compile(r",\s+(?:and|but|so|because|while|which)\s+|;\s+|\s+because\s+|\s+so that\s+", re.I)
+FALSE_CAP = 1.3  # a confident wrong claim: every criterion at most this, whatever else the answer says
+FALSE_NEAR = 0.70  # how close a claim must sit to a false version (or a bad exemplar's sentence) to count
+FALSE_MARGIN = 0.10  # ... and how much closer than to anything true (a key point, a good sentence)
+BAD_MARGIN = 0.15  # a bad exemplar's sentence is not always false, only weak: it needs a wider margin
+
+
+def claims(sentences: list[str]) -> list[str]:
+    """The sentences, and the clauses of those that join several claims ("X, and Y", "X because Y"): a false
+    clause inside a long sentence is heard on its own, as a panel would."""
+    out = list(sentences)
+    for s in sentences:
+        parts = [p.strip() for p in CLAUSE.split(s) if len(p.split()) >= 4]
+        if len(parts) > 1:
+            out += parts
+    return out
+
+
+@dataclass
+class FalseClaim:
+    said: str  # the answer's sentence or clause
+    like: str  # the false version or bad exemplar sentence it is close to
+    point: int  # the key point it contradicts
+    margin: float
 
 
 def _gaps(q: Question, weights: dict[str, float], coverage: np.ndarray) -> list[tuple[float, str, float]]:
@@ -180,6 +237,7 @@ class Grader:
         self.embedder = embedder or MiniLMEmbedder()
         self.cache_dir = cache_dir  # None: exemplar vectors are kept in memory only
         self._mem: dict[str, _QuestionVectors] = {}
+        self._cal: dict[str, Calibration] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Grader:
@@ -188,9 +246,18 @@ class Grader:
 
     # -------------------------------------------------------------- exemplar vectors
 
+    def _key(self, q: Question) -> str:
+        texts = [q.text, *goods(q), *q.bad, *(k.text for k in q.key_points), *q.red_flags,
+                 *(w for k in q.key_points for w in k.wrong)]
+        return hashlib.sha256("\x1f".join([self.embedder.name, *texts]).encode()).hexdigest()[:24]
+
     def _vectors(self, q: Question) -> _QuestionVectors:
-        texts = [q.text, *q.good, *q.bad, *(k.text for k in q.key_points), *q.red_flags]
-        key = hashlib.sha256("\x1f".join([self.embedder.name, *texts]).encode()).hexdigest()[:24]
+        wrong = [(i, w) for i, k in enumerate(q.key_points) for w in k.wrong]
+        good_sents = [x for t in goods(q) for x in split_sentences(t)]
+        bad_sents = [x for t in q.bad for x in split_sentences(t)]
+        texts = [q.text, *goods(q), *q.bad, *(k.text for k in q.key_points), *q.red_flags, *(w for _, w in wrong),
+                 *good_sents, *bad_sents]
+        key = self._key(q)
         if key in self._mem:
             return self._mem[key]
         path = self.cache_dir / f"{key}.npy" if self.cache_dir is not None else None
@@ -212,20 +279,112 @@ class Grader:
                     os.replace(tmp, path)
                 except OSError as exc:  # a full or read-only disk: the cache is only a speed-up
                     log.info("exemplar vectors not cached: %s", exc)
-        i = 1
-        ng, nb, nk = len(q.good), len(q.bad), len(q.key_points)
-        qv = _QuestionVectors(vecs[0], vecs[i:i + ng], vecs[i + ng:i + ng + nb], vecs[i + ng + nb:i + ng + nb + nk],
-                              vecs[i + ng + nb + nk:])
+        cuts = np.cumsum([1, len(goods(q)), len(q.bad), len(q.key_points), len(q.red_flags), len(wrong),
+                          len(good_sents)])
+        parts = np.split(vecs, cuts)
+        qv = _QuestionVectors(vecs[0], parts[1], parts[2], parts[3], parts[4], parts[5], [i for i, _ in wrong],
+                              parts[6], parts[7], bad_sents,
+                              [i for i, t in enumerate(goods(q)) for _ in split_sentences(t)],
+                              [i for i, t in enumerate(q.bad) for _ in split_sentences(t)])
         self._mem[key] = qv
         return qv
 
+    def held_out(self, q: Question, kind: str, i: int) -> Question:
+        """`q` with its `kind` ("good" or "bad") exemplar `i` left out, its vectors sliced from `q`'s (nothing
+        is embedded again): how calibration, grader-eval and rubric check grade an exemplar held out."""
+        items = getattr(q, kind)
+        held = q.model_copy(update={kind: [*items[:i], *items[i + 1:]]})
+        key = self._key(held)
+        if key not in self._mem:
+            qv = self._vectors(q)
+            if kind == "good":
+                keep = [j for j, e in enumerate(qv.good_sent_of) if e != i]
+                self._mem[key] = replace(qv, good=np.delete(qv.good, i, axis=0), good_sents=qv.good_sents[keep],
+                                         good_sent_of=[e - (e > i) for e in (qv.good_sent_of[j] for j in keep)])
+            else:
+                keep = [j for j, e in enumerate(qv.bad_sent_of) if e != i]
+                self._mem[key] = replace(qv, bad=np.delete(qv.bad, i, axis=0), bad_sents=qv.bad_sents[keep],
+                                         bad_sent_text=[qv.bad_sent_text[j] for j in keep],
+                                         bad_sent_of=[e - (e > i) for e in (qv.bad_sent_of[j] for j in keep)])
+        return held
+
+    def exemplar_vectors(self, q: Question) -> tuple[np.ndarray, np.ndarray]:
+        """The good (with the reference, last) and bad exemplars' unit vectors, one row each."""
+        qv = self._vectors(q)
+        return qv.good, qv.bad
+
+    def max_good_cosine(self, q: Question, answer: str) -> float:
+        """The baseline every grader must beat: the answer's highest cosine to a good exemplar or the reference."""
+        text = clean_answer(answer)[0].strip()
+        if not text:
+            return 0.0
+        return float((self._vectors(q).good @ self.embedder.embed([text])[0]).max())
+
     def warm(self, bank: Bank) -> None:
+        """Embed every question's exemplars and calibrate it, so no answer waits for either."""
         for q in bank.questions:
-            self._vectors(q)
+            self.calibration(bank, q)
 
     # -------------------------------------------------------------- grading
 
     def grade(self, bank: Bank, q: Question, answer: str) -> Grade:
+        """The answer's grade, calibrated to this question's exemplars (see `calibration`)."""
+        return self._grade(bank, q, answer, calibrate=True)
+
+    def calibration(self, bank: Bank, q: Question) -> Calibration:
+        """How this question's own exemplars say to weigh the rubric blend against plain similarity to the
+        good answers. Each exemplar is graded with itself left out (the rubric blend, and its similarity to
+        the remaining good ones mapped onto 1-5 by where held-out goods and bads sit); the mix that best
+        separates held-out goods from bads is kept, shrunk towards the rubric blend alone (there are few
+        exemplars). Cached by the question's content, so the same answer always gets the same score."""
+        qv = self._vectors(q)
+        weights = json.dumps(sorted(bank.weights_for(q).items()))
+        key = hashlib.sha256(f"{CAL_VERSION}\x1f{self._key(q)}\x1f{weights}".encode()).hexdigest()[:24]
+        if key in self._cal:
+            return self._cal[key]
+        path = self.cache_dir / f"{key}.cal.json" if self.cache_dir is not None else None
+        if path is not None and path.exists():
+            try:
+                self._cal[key] = Calibration(**json.loads(path.read_text()))
+                return self._cal[key]
+            except (OSError, ValueError, TypeError):
+                pass  # a torn cache file: recompute
+        ng = len(q.good)
+        gg = qv.good @ qv.good.T
+        np.fill_diagonal(gg, -1.0)
+        loo_good = [float(gg[i].max()) for i in range(ng)]  # the reference (if any) is never held out
+        loo_bad = [float((qv.bad[i] @ qv.good.T).max()) for i in range(len(q.bad))]
+        lo = SHRINK_SIM * SIM_LO + (1 - SHRINK_SIM) * float(np.mean(loo_bad))
+        hi = SHRINK_SIM * SIM_HI + (1 - SHRINK_SIM) * float(np.mean(loo_good))
+        if hi - lo < 0.05:
+            lo, hi = SIM_LO, SIM_HI
+        cal = Calibration(lo, hi, 1.0)
+        rubric, sim, is_good = [], [], []
+        for kind, items, loo in (("good", q.good, loo_good), ("bad", q.bad, loo_bad)):
+            for i, text in enumerate(items):
+                rubric.append(self._grade(bank, self.held_out(q, kind, i), text, calibrate=False).total)
+                sim.append(cal.similarity_score(loo[i]))
+                is_good.append(kind == "good")
+        r, sm, yes = np.array(rubric), np.array(sim), np.array(is_good)
+        best, best_sep = 1.0, -np.inf
+        for a in np.linspace(0, 1, 11):
+            c = a * r + (1 - a) * sm
+            sep = (c[yes].mean() - c[~yes].mean()) / (np.sqrt((c[yes].var() + c[~yes].var()) / 2) + 0.3)
+            if sep > best_sep + 1e-9:
+                best, best_sep = float(a), float(sep)
+        n = len(yes)
+        cal = Calibration(lo, hi, round((n * best + PRIOR_N) / (n + PRIOR_N), 3))  # shrunk towards 1
+        self._cal[key] = cal
+        if path is not None:
+            try:
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(asdict(cal)))
+                os.replace(tmp, path)
+            except OSError as exc:  # a full or read-only disk: the cache is only a speed-up
+                log.info("calibration not cached: %s", exc)
+        return cal
+
+    def _grade(self, bank: Bank, q: Question, answer: str, *, calibrate: bool) -> Grade:
         weights = bank.weights_for(q)
         notes: list[str] = []
         text, note = clean_answer(answer)
@@ -256,8 +415,9 @@ class Grader:
             notes.append("empty answer" if not (answer or "").strip() else "nothing left to grade")
             return self._floor(q, weights, qv, delivery, notes, body)
 
-        vecs = self.embedder.embed([body, *sentences])
-        a, s = vecs[0], vecs[1:]
+        units = claims(sentences)
+        vecs = self.embedder.embed([body, *units])
+        a, s, u = vecs[0], vecs[1:1 + len(sentences)], vecs[1:]
         sim_good, sim_bad = qv.good @ a, qv.bad @ a
         g = float(np.mean(np.sort(sim_good)[-2:]))
         b = float(np.mean(np.sort(sim_bad)[-2:]))
@@ -292,14 +452,16 @@ class Grader:
         exemplar = 0.6 * contrast + 0.4 * closeness
         focus = 1.0 - 0.6 * off_share
         damp = 1.0
-        if len(words) >= 6 and (stop_share < 0.18 or _joined_list(content)):
+        if len(words) >= 6 and ((stop_share < 0.18 and (len(sentences) == 1 or stop_share < 0.10))
+                                or _joined_list(content)):
             damp = 0.25
             notes.append("reads as a list of keywords, not an answer: it earns little")
         length = _ramp(len(words), 8, 45)  # a one-liner cannot carry an argument
 
         def cov(criterion: str) -> float:
+            """The criterion's own key points; where it has none, the exemplars speak for it."""
             idx = [i for i, k in enumerate(q.key_points) if k.criterion == criterion]
-            return float(coverage[idx].mean()) if idx else float(coverage.mean())
+            return float(coverage[idx].mean()) if idx else exemplar
 
         flag_pen = 0.22 * len(flags)
         filler_pen = min(0.3, (delivery.fillers + 0.5 * delivery.hedges) / max(1, len(words)) * 8)
@@ -312,32 +474,71 @@ class Grader:
         }
         scores = {c: round(1 + 4 * min(1.0, max(0.0, raw[c] * focus * damp * (0.35 + 0.65 * length) / FULL_MARKS)), 2)
                   for c in weights}
+        if calibrate:  # the mix this question's exemplars chose (1.0: the rubric blend alone)
+            cal = self.calibration(bank, q)
+            gmax = float(sim_good.max())
+            sim_score = cal.similarity_score(gmax)
+            scores = {c: round(cal.alpha * v + (1 - cal.alpha) * sim_score, 2) for c, v in scores.items()}
+            feats.update(similarity_score=round(sim_score, 2), alpha=cal.alpha)
         if UNSURE.search(body):
-            for c in ("technical_accuracy", "tension_handling"):
-                if c in scores:
-                    scores[c] = min(scores[c], UNSURE_CAP)
-            notes.append("admits a gap: honest, and it caps technical accuracy until the gap is closed")
+            for c in scores:  # the gap is the answer's, not one criterion's
+                scores[c] = min(scores[c], UNSURE_CAP)
+            notes.append(f"admits a gap: honest, and it caps every criterion at {UNSURE_CAP} until the gap is closed")
         if delivery.spoken_s > 2 * q.time_box_s:  # the panel stops listening: length cannot buy a score
             for c in scores:
                 scores[c] = min(scores[c], OVER_TIME_CAP)
             notes.append(f"about {delivery.spoken_s} s spoken against a {q.time_box_s} s time box: over twice "
                          f"the box caps every criterion at {OVER_TIME_CAP}")
+        false = self._false_claim(q, qv, units, u)
+        if false is not None:  # right words, false claim: the vocabulary earns nothing
+            for c in scores:
+                scores[c] = min(scores[c], FALSE_CAP)
+            notes.append(f"states something false: \"{false.said}\" is close to \"{false.like}\", which the "
+                         f"rubric holds wrong; every criterion is capped at {FALSE_CAP}")
+            feats["false_claim"] = round(false.margin, 4)
         total = round(float(sum(weights[c] * scores[c] for c in weights)), 2)
         missed = [text for _, text, c in _gaps(q, weights, coverage) if c < 0.5]  # the costliest gap first
+        if false is not None:  # the point it got wrong comes first: the follow-up and the tip name it
+            point = q.key_points[false.point].text
+            missed = [point, *(m for m in missed if m != point)]
         lean = (s @ qv.good.T).max(axis=1) - (s @ qv.bad.T).max(axis=1)
+        improvement = (f"Correct this claim: \"{false.said}\". What holds: {missed[0]}" if false is not None
+                       else self._improvement(q, weights, coverage, flags, len(words), delivery))
         return Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
-                     *self._nearest(q, sim_good, sim_bad), missed,
-                     self._improvement(q, weights, coverage, flags, len(words), delivery), delivery, notes, feats,
-                     strongest=sentences[int(np.argmax(lean))], weakest=sentences[int(np.argmin(lean))])
+                     *self._nearest(q, sim_good, sim_bad), missed, improvement, delivery, notes, feats,
+                     strongest=sentences[int(np.argmax(lean))],
+                     weakest=false.said if false is not None else sentences[int(np.argmin(lean))])
+
+    @staticmethod
+    def _false_claim(q: Question, qv: _QuestionVectors, units: list[str], u: np.ndarray) -> FalseClaim | None:
+        """The answer's sentence or clause that sits nearest a false version of a key point (or a bad
+        exemplar's sentence) and clearly nearer it than to anything true the rubric says, if any."""
+        if not len(u):
+            return None
+        truth = np.vstack([qv.key_points @ u.T, qv.good_sents @ u.T]).max(axis=0)
+        best: FalseClaim | None = None
+        wrong = [w for k in q.key_points for w in k.wrong]
+        for sims, texts, margin, src in ((qv.wrong @ u.T, wrong, FALSE_MARGIN, "wrong"),
+                                         (qv.bad_sents @ u.T, qv.bad_sent_text, BAD_MARGIN, "bad")):
+            if not len(texts):
+                continue
+            for j in range(len(units)):
+                i = int(np.argmax(sims[:, j]))
+                near, over = float(sims[i, j]), float(sims[i, j] - truth[j]) - margin
+                if (near >= FALSE_NEAR and over >= 0 and len(units[j].split()) >= 6
+                        and (best is None or over > best.margin)):
+                    point = qv.wrong_of[i] if src == "wrong" else int(np.argmax(qv.key_points @ u[j]))
+                    best = FalseClaim(units[j], texts[i], point, over)
+        return best
 
     def _nearest(self, q: Question, sim_good: np.ndarray, sim_bad: np.ndarray
                  ) -> tuple[tuple[str, float], tuple[str, float]]:
         ig, ib = int(np.argmax(sim_good)), int(np.argmax(sim_bad))
-        return (q.good[ig], round(float(sim_good[ig]), 4)), (q.bad[ib], round(float(sim_bad[ib]), 4))
+        return (goods(q)[ig], round(float(sim_good[ig]), 4)), (q.bad[ib], round(float(sim_bad[ib]), 4))
 
     def _floor(self, q: Question, weights: dict[str, float], qv: _QuestionVectors, delivery: Delivery,
                notes: list[str], body: str, feats: dict[str, float] | None = None) -> Grade:
-        sims_g = qv.good @ self.embedder.embed([body])[0] if body else np.zeros(len(q.good))
+        sims_g = qv.good @ self.embedder.embed([body])[0] if body else np.zeros(len(qv.good))
         sims_b = qv.bad @ self.embedder.embed([body])[0] if body else np.zeros(len(q.bad))
         return Grade(q.id, {c: 1.0 for c in weights}, {c: round(w, 4) for c, w in weights.items()}, 1.0,
                      *self._nearest(q, sims_g, sims_b), [k.text for k in q.key_points],

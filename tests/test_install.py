@@ -62,7 +62,7 @@ def test_the_wheel_carries_its_data_and_runs_outside_the_repo(installed: Path, t
 
     ev = _run(installed, ["grader-eval"], tmp_path)
     assert ev.returncode == 0, ev.stderr
-    assert "rho" in ev.stdout and "(55 labelled answers" in ev.stdout, ev.stdout
+    assert "rho" in ev.stdout and "(176 labelled answers" in ev.stdout, ev.stdout
 
     models = _run(installed, ["models", "list"], tmp_path)
     assert models.returncode == 0 and "mistral-7b-instruct-v0.3:Q4_K_M" in models.stdout, models.stderr

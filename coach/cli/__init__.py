@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coach import __version__
-from coach.cli.grading import cmd_debrief, cmd_grade, cmd_grader_eval
+from coach.cli.grading import cmd_debrief, cmd_grade, cmd_grader_eval, cmd_rubric_check
 from coach.cli.manage import (
     cmd_bench,
     cmd_doctor,
@@ -97,8 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     deb.add_argument("--format", choices=["md", "json", "html"])
     deb.set_defaults(func=cmd_debrief)
 
+    rub = sub.add_parser("rubric", help="check a rubric of your own before you trust the grader on it")
+    rsub = rub.add_subparsers(dest="rubric_command", required=True)
+    rc = rsub.add_parser("check", help="too few or too similar exemplars, good and bad the grader cannot separate "
+                                       "held out, criteria without key points: what to add")
+    rc.add_argument("file", type=Path, help="a rubric YAML file (see coach/data/rubrics/)")
+    rc.set_defaults(func=cmd_rubric_check)
+
     ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")
-    ev.add_argument("--labelled", type=Path, help="labelled YAML (default: the built-in set, coach/data/labelled.yaml)")
+    ev.add_argument("--labelled", type=Path,
+                    help="one labelled YAML of your own, graded against the built-in rubrics (default: both built-in sets)")
     ev.set_defaults(func=cmd_grader_eval)
 
     models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")

@@ -132,13 +132,28 @@ def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Both labelled sets side by side with the max-cosine baseline (or one set of the user's own)."""
     import time
 
-    from coach.evaluate import LABELLED, evaluate, report
+    from coach.evaluate import EvalSet, evaluate_sets, report_sets
     from coach.grader import Grader
 
     t0 = time.perf_counter()
-    result = evaluate(Grader.from_settings(settings), args.labelled or LABELLED)
-    print(report(result))
-    print(f"\n({len(result['rows'])} labelled answers, {time.perf_counter() - t0:.1f} s)")
+    sets = [EvalSet.builtin(args.labelled)] if args.labelled else [EvalSet.builtin(), EvalSet.technical()]
+    results = evaluate_sets(Grader.from_settings(settings), sets)
+    print(report_sets(results))
+    n = sum(len(r["rows"]) for r in results.values())
+    print(f"\n({n} labelled answers, {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def cmd_rubric_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when the grader can be trusted on every question, 1 when a problem is listed."""
+    from coach.grader import Grader
+    from coach.rubric_check import check_bank, render
+    from coach.rubrics import load_bank
+
+    bank = load_bank(args.file)  # a malformed rubric: one line naming the file, question and field
+    checks = check_bank(Grader.from_settings(settings), bank)
+    print(render(str(args.file), bank, checks))
+    return 1 if any(c.problems for c in checks) else 0
