@@ -4,7 +4,10 @@ Not a raw cosine. Per criterion we combine: how much closer the answer sits to t
 to the bad ones, soft coverage of that criterion's key points (matched sentence by sentence, so a long
 answer earns nothing for its length), specificity (numbers, mechanisms), red flags, an off-topic floor,
 and delivery. Keyword stuffing, rambling, repeating the question and instructions aimed at the grader
-earn nothing. Same answer, same score: everything here is deterministic.
+earn nothing. Each question's own exemplars then decide how much plain similarity to its good answers
+counts beside that blend, and a claim near what the rubric holds false caps the answer (`exemplars.py`);
+what is read in the answer itself lives in `answer.py`. Same answer, same score: everything here is
+deterministic.
 """
 
 from __future__ import annotations
@@ -14,58 +17,29 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from coach import answer as said  # the patterns the grader reads in an answer
+from coach.answer import Delivery, claims, clean_answer, joined_list, split_sentences
 from coach.config import Settings
 from coach.embedder import Embedder, MiniLMEmbedder
+from coach.exemplars import FALSE_CAP, Calibration, QuestionVectors, find_false_claim, fit, goods, positions, without
 from coach.rubrics import LABELS, Bank, Question
+
+__all__ = ["Calibration", "Delivery", "Grade", "Grader", "clean_answer", "goods", "split_sentences"]
 
 log = logging.getLogger("coach.grader")
 
-MAX_WORDS = 800  # what a spoken answer can hold; the rest is not read (and is flagged)
-MAX_CHARS = 20_000  # cut before any work (about 3,000 words, twenty minutes spoken): a pasted book costs nothing
-WPM = 150  # speaking rate used to turn words into minutes
 # Calibration (see `coach grader-eval`): the raw blend a strong answer reaches, and the similarity under
 # which an answer relates to nothing in the rubric. Held-out good exemplars land near 4.5 with these.
 FULL_MARKS = 0.72
 OFF_TOPIC = 0.2
 
-FILLERS = re.compile(r"\b(um+|uh+|erm|you know|basically|literally|kind of|sort of|i mean)\b", re.I)
-HEDGES = re.compile(r"\b(i think|i guess|maybe|perhaps|probably|possibly|might|i feel like|hopefully)\b", re.I)
-NUMBER = re.compile(r"\d+(?:[.,]\d+)?\s*(?:%|x|ms|s|gb|mb|k|m|b|tokens?|tok/s|ms/token|p\d\d)?", re.I)
-MECHANISM = re.compile(
-    r"\b(because|so that|which means|therefore|trade-?off|versus|vs\.?|instead of|at the cost of|in exchange|"
-    r"if we|unless|bottleneck|latency|throughput|cost per|per token|memory|bandwidth|kv cache|quantiz\w*|"
-    r"sparsity|active parameters|benchmark|eval\w*|baseline|rollback|canary|p95|p99)\b", re.I)
-INJECTION = re.compile(
-    r"(ignore (all |any |your |the )?(previous |prior |above )?(instructions|rules|rubric)|disregard (the|your) "
-    r"(rubric|instructions)|you are now|system prompt|as the grader|dear grader|give (me|this( answer)?) (a )?"
-    r"(strong (yes|hire)|5|five|full marks|top score)|(score|rate|grade|mark) (this|me|my|the)( answer| response)? "
-    r"(a |as |at |with )?(5|five|10|ten|full|maximum|top|strong))", re.I)
-UNSURE = re.compile(r"\b(i don'?t know|i'?m not (sure|certain)|not sure|i can'?t tell|i don'?t remember)\b", re.I)
 UNSURE_CAP = 3.4  # an honest gap with a plan to close it is worth something, not full marks
-STOPWORDS = set(
-    "a an the and or but if then so of to in on at for with by from as is are was were be been it its this that "
-    "these those i we you they he she our my your their not no do does did can could would should will what "
-    "which who how why when where there here than also just very about into over more most".split())
-
-
-@dataclass
-class Delivery:
-    words: int
-    fillers: int
-    hedges: int
-    spoken_s: int
-    time_box_s: int
-
-    @property
-    def over_time(self) -> bool:
-        return self.spoken_s > self.time_box_s
-
 
 @dataclass
 class Grade:
@@ -106,79 +80,9 @@ class Grade:
         return d
 
 
-@dataclass
-class _QuestionVectors:
-    question: np.ndarray
-    good: np.ndarray  # the good exemplars, then the reference answer where the rubric has one
-    bad: np.ndarray
-    key_points: np.ndarray
-    red_flags: np.ndarray
-    wrong: np.ndarray  # every key point's false versions, in order
-    wrong_of: list[int]  # the key point each false version belongs to
-    good_sents: np.ndarray  # the good exemplars and the reference, sentence by sentence
-    bad_sents: np.ndarray  # the bad exemplars, sentence by sentence
-    bad_sent_text: list[str]
-    good_sent_of: list[int]  # the exemplar each good sentence comes from
-    bad_sent_of: list[int]
-
-
-SIM_LO, SIM_HI = 0.35, 0.75  # default similarity to the nearest good exemplar of a bad and of a good answer
-SHRINK_SIM = 0.5  # how far the per-question positions are pulled towards those defaults
-PRIOR_N = 6.0  # the rubric blend alone counts as this many exemplars' worth of evidence
 # Cached calibrations are keyed by this file's own bytes: any change to the scoring recomputes them.
 CAL_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
-
-@dataclass(frozen=True)
-class Calibration:
-    lo: float  # where a held-out bad exemplar sits: similarity to its nearest good one (shrunk)
-    hi: float  # where a held-out good exemplar sits
-    alpha: float  # the rubric blend's share of each criterion; the rest is similarity to the good answers
-
-    def similarity_score(self, sim: float) -> float:
-        """Similarity to the nearest good answer on 1-5: a held-out bad lands near 1.5, a good near 4.5."""
-        return float(min(5.0, max(1.0, 1.5 + 3.0 * (sim - self.lo) / (self.hi - self.lo))))
-
-
-def goods(q: Question) -> list[str]:
-    """What the answer is compared with as good: the exemplars and the reference answer."""
-    return [*q.good, q.reference] if q.reference else list(q.good)
-
-
-def split_sentences(text: str, max_words: int = 40) -> list[str]:
-    parts = [p.strip() for p in re.split(r"(?<=[.!?;])\s+|\n+", text) if p.strip()]
-    out: list[str] = []
-    for p in parts:
-        words = p.split()
-        for i in range(0, len(words), max_words):
-            out.append(" ".join(words[i:i + max_words]))
-    return out[:60]
-
-
-CLAUSE = re.compile(r",\s+(?:and|but|so|because|while|which)\s+|;\s+|\s+because\s+|\s+so that\s+", re.I)
-FALSE_CAP = 1.3  # a confident wrong claim: every criterion at most this, whatever else the answer says
-FALSE_NEAR = 0.70  # how close a claim must sit to a false version (or a bad exemplar's sentence) to count
-FALSE_MARGIN = 0.10  # ... and how much closer than to anything true (a key point, a good sentence)
-BAD_MARGIN = 0.15  # a bad exemplar's sentence is not always false, only weak: it needs a wider margin
-
-
-def claims(sentences: list[str]) -> list[str]:
-    """The sentences, and the clauses of those that join several claims ("X, and Y", "X because Y"): a false
-    clause inside a long sentence is heard on its own, as a panel would."""
-    out = list(sentences)
-    for s in sentences:
-        parts = [p.strip() for p in CLAUSE.split(s) if len(p.split()) >= 4]
-        if len(parts) > 1:
-            out += parts
-    return out
-
-
-@dataclass
-class FalseClaim:
-    said: str  # the answer's sentence or clause
-    like: str  # the false version or bad exemplar sentence it is close to
-    point: int  # the key point it contradicts
-    margin: float
 
 
 def _gaps(q: Question, weights: dict[str, float], coverage: np.ndarray) -> list[tuple[float, str, float]]:
@@ -197,38 +101,6 @@ def _ramp(x: float, lo: float, hi: float) -> float:
 OVER_TIME_CAP = 2.5
 
 
-def _joined_list(content: list[str]) -> bool:
-    """Keywords strung together with one repeated joiner ("latency and the throughput and the batching
-    and the ..."): the stopword share of a sentence, with none of its variety. Prose uses many different
-    function words between its content words; a padded list repeats one run of them."""
-    runs: list[str] = []
-    cur: list[str] = []
-    for w in content:
-        if w in STOPWORDS:
-            cur.append(w)
-        elif cur:
-            runs.append(" ".join(cur))
-            cur = []
-    if len(runs) < 4:
-        return False
-    top = max(runs.count(r) for r in set(runs))
-    return top / len(runs) >= 0.6 and len({w for w in content if w in STOPWORDS}) <= 3
-
-
-def clean_answer(answer: object) -> tuple[str, str | None]:
-    """An answer as text the grader and the store can hold: characters that cannot be encoded (a lone
-    surrogate from a broken paste) and NULs replaced, and cut at MAX_CHARS. Returns (text, what was done)."""
-    text = answer if isinstance(answer, str) else ""
-    notes = []
-    fixed = text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", " ")
-    if fixed != text:
-        notes.append("unreadable characters were replaced")
-    if len(fixed) > MAX_CHARS:
-        cut = fixed.rfind(" ", 0, MAX_CHARS)
-        fixed = fixed[:cut if cut > MAX_CHARS // 2 else MAX_CHARS]
-        notes.append(f"cut at {MAX_CHARS:,} characters of {len(text):,}")
-    return fixed, "; ".join(notes) or None
-
 
 class Grader:
     """Grades answers for any bank. Exemplar vectors are cached on disk by content hash."""
@@ -236,7 +108,7 @@ class Grader:
     def __init__(self, embedder: Embedder | None = None, cache_dir: Path | None = None) -> None:
         self.embedder = embedder or MiniLMEmbedder()
         self.cache_dir = cache_dir  # None: exemplar vectors are kept in memory only
-        self._mem: dict[str, _QuestionVectors] = {}
+        self._mem: dict[str, QuestionVectors] = {}
         self._cal: dict[str, Calibration] = {}
 
     @classmethod
@@ -251,7 +123,7 @@ class Grader:
                  *(w for k in q.key_points for w in k.wrong)]
         return hashlib.sha256("\x1f".join([self.embedder.name, *texts]).encode()).hexdigest()[:24]
 
-    def _vectors(self, q: Question) -> _QuestionVectors:
+    def _vectors(self, q: Question) -> QuestionVectors:
         wrong = [(i, w) for i, k in enumerate(q.key_points) for w in k.wrong]
         good_sents = [x for t in goods(q) for x in split_sentences(t)]
         bad_sents = [x for t in q.bad for x in split_sentences(t)]
@@ -282,7 +154,7 @@ class Grader:
         cuts = np.cumsum([1, len(goods(q)), len(q.bad), len(q.key_points), len(q.red_flags), len(wrong),
                           len(good_sents)])
         parts = np.split(vecs, cuts)
-        qv = _QuestionVectors(vecs[0], parts[1], parts[2], parts[3], parts[4], parts[5], [i for i, _ in wrong],
+        qv = QuestionVectors(vecs[0], parts[1], parts[2], parts[3], parts[4], parts[5], [i for i, _ in wrong],
                               parts[6], parts[7], bad_sents,
                               [i for i, t in enumerate(goods(q)) for _ in split_sentences(t)],
                               [i for i, t in enumerate(q.bad) for _ in split_sentences(t)])
@@ -296,16 +168,7 @@ class Grader:
         held = q.model_copy(update={kind: [*items[:i], *items[i + 1:]]})
         key = self._key(held)
         if key not in self._mem:
-            qv = self._vectors(q)
-            if kind == "good":
-                keep = [j for j, e in enumerate(qv.good_sent_of) if e != i]
-                self._mem[key] = replace(qv, good=np.delete(qv.good, i, axis=0), good_sents=qv.good_sents[keep],
-                                         good_sent_of=[e - (e > i) for e in (qv.good_sent_of[j] for j in keep)])
-            else:
-                keep = [j for j, e in enumerate(qv.bad_sent_of) if e != i]
-                self._mem[key] = replace(qv, bad=np.delete(qv.bad, i, axis=0), bad_sents=qv.bad_sents[keep],
-                                         bad_sent_text=[qv.bad_sent_text[j] for j in keep],
-                                         bad_sent_of=[e - (e > i) for e in (qv.bad_sent_of[j] for j in keep)])
+            self._mem[key] = without(self._vectors(q), kind, i)
         return held
 
     def exemplar_vectors(self, q: Question) -> tuple[np.ndarray, np.ndarray]:
@@ -349,31 +212,10 @@ class Grader:
                 return self._cal[key]
             except (OSError, ValueError, TypeError):
                 pass  # a torn cache file: recompute
-        ng = len(q.good)
-        gg = qv.good @ qv.good.T
-        np.fill_diagonal(gg, -1.0)
-        loo_good = [float(gg[i].max()) for i in range(ng)]  # the reference (if any) is never held out
-        loo_bad = [float((qv.bad[i] @ qv.good.T).max()) for i in range(len(q.bad))]
-        lo = SHRINK_SIM * SIM_LO + (1 - SHRINK_SIM) * float(np.mean(loo_bad))
-        hi = SHRINK_SIM * SIM_HI + (1 - SHRINK_SIM) * float(np.mean(loo_good))
-        if hi - lo < 0.05:
-            lo, hi = SIM_LO, SIM_HI
-        cal = Calibration(lo, hi, 1.0)
-        rubric, sim, is_good = [], [], []
-        for kind, items, loo in (("good", q.good, loo_good), ("bad", q.bad, loo_bad)):
-            for i, text in enumerate(items):
-                rubric.append(self._grade(bank, self.held_out(q, kind, i), text, calibrate=False).total)
-                sim.append(cal.similarity_score(loo[i]))
-                is_good.append(kind == "good")
-        r, sm, yes = np.array(rubric), np.array(sim), np.array(is_good)
-        best, best_sep = 1.0, -np.inf
-        for a in np.linspace(0, 1, 11):
-            c = a * r + (1 - a) * sm
-            sep = (c[yes].mean() - c[~yes].mean()) / (np.sqrt((c[yes].var() + c[~yes].var()) / 2) + 0.3)
-            if sep > best_sep + 1e-9:
-                best, best_sep = float(a), float(sep)
-        n = len(yes)
-        cal = Calibration(lo, hi, round((n * best + PRIOR_N) / (n + PRIOR_N), 3))  # shrunk towards 1
+        loo_good, loo_bad, placed = positions(qv, len(q.good))
+        rubric = [self._grade(bank, self.held_out(q, kind, i), text, calibrate=False).total
+                  for kind, items in (("good", q.good), ("bad", q.bad)) for i, text in enumerate(items)]
+        cal = fit(placed, rubric, [placed.similarity_score(s) for s in (*loo_good, *loo_bad)], len(q.good))
         self._cal[key] = cal
         if path is not None:
             try:
@@ -394,20 +236,20 @@ class Grader:
         # Sentences addressed to the grader are dropped before anything is measured, delivery included,
         # so an injected answer scores exactly what the same answer without the injection scores.
         parts = [p for p in re.split(r"(?<=[.!?;])\s+|\n+", text) if p.strip()]
-        clean = [p for p in parts if not INJECTION.search(p)]
+        clean = [p for p in parts if not said.INJECTION.search(p)]
         if len(clean) < len(parts):
             notes.append("instructions addressed to the grader were ignored and earn nothing")
             text = " ".join(clean)
         words_all = text.split()
         n_words = len(words_all)
-        if isinstance(answer, str) and len(answer) > MAX_CHARS:  # cut: count the whole (cheaply), for delivery
+        if isinstance(answer, str) and len(answer) > said.MAX_CHARS:  # cut: count the whole (cheaply), for delivery
             n_words = len(answer.split()) if len(answer) <= 2_000_000 else round(n_words * len(answer) / max(1, len(text)))
-        delivery = Delivery(n_words, len(FILLERS.findall(text)), len(HEDGES.findall(text)),
-                            round(n_words / WPM * 60), q.time_box_s)
+        delivery = Delivery(n_words, len(said.FILLERS.findall(text)), len(said.HEDGES.findall(text)),
+                            round(n_words / said.WPM * 60), q.time_box_s)
         qv = self._vectors(q)
-        if len(words_all) > MAX_WORDS:
-            text = " ".join(words_all[:MAX_WORDS])
-            notes.append(f"only the first {MAX_WORDS} words were graded; an interview answer is far shorter")
+        if len(words_all) > said.MAX_WORDS:
+            text = " ".join(words_all[:said.MAX_WORDS])
+            notes.append(f"only the first {said.MAX_WORDS} words were graded; an interview answer is far shorter")
         sentences = split_sentences(text)
         body = " ".join(sentences)
         words = body.split()
@@ -429,8 +271,8 @@ class Grader:
         relevant = (anchors @ s.T).max(axis=0)
         off_share = float(np.mean(relevant < 0.25))
         content = [w for w in re.findall(r"[a-z']+", body.lower())]
-        stop_share = sum(w in STOPWORDS for w in content) / max(1, len(content))
-        n_spec = len(NUMBER.findall(body)) + len(MECHANISM.findall(body))
+        stop_share = sum(w in said.STOPWORDS for w in content) / max(1, len(content))
+        n_spec = len(said.NUMBER.findall(body)) + len(said.MECHANISM.findall(body))
         spec = min(1.0, n_spec / 5.0)
         flags = [f for f, v in zip(q.red_flags, qv.red_flags, strict=True)
                  if f.lower() in body.lower() or (len(s) and float((s @ v).max()) >= 0.75)]
@@ -453,7 +295,7 @@ class Grader:
         focus = 1.0 - 0.6 * off_share
         damp = 1.0
         if len(words) >= 6 and ((stop_share < 0.18 and (len(sentences) == 1 or stop_share < 0.10))
-                                or _joined_list(content)):
+                                or joined_list(content)):
             damp = 0.25
             notes.append("reads as a list of keywords, not an answer: it earns little")
         length = _ramp(len(words), 8, 45)  # a one-liner cannot carry an argument
@@ -477,10 +319,12 @@ class Grader:
         if calibrate:  # the mix this question's exemplars chose (1.0: the rubric blend alone)
             cal = self.calibration(bank, q)
             gmax = float(sim_good.max())
-            sim_score = cal.similarity_score(gmax)
+            # similarity earns only what the blend's own modifiers allow: a keyword list, a one-liner or a
+            # ramble is no better for sitting near a good answer
+            sim_score = 1 + (cal.similarity_score(gmax) - 1) * focus * damp * (0.35 + 0.65 * length)
             scores = {c: round(cal.alpha * v + (1 - cal.alpha) * sim_score, 2) for c, v in scores.items()}
             feats.update(similarity_score=round(sim_score, 2), alpha=cal.alpha)
-        if UNSURE.search(body):
+        if said.UNSURE.search(body):
             for c in scores:  # the gap is the answer's, not one criterion's
                 scores[c] = min(scores[c], UNSURE_CAP)
             notes.append(f"admits a gap: honest, and it caps every criterion at {UNSURE_CAP} until the gap is closed")
@@ -489,7 +333,7 @@ class Grader:
                 scores[c] = min(scores[c], OVER_TIME_CAP)
             notes.append(f"about {delivery.spoken_s} s spoken against a {q.time_box_s} s time box: over twice "
                          f"the box caps every criterion at {OVER_TIME_CAP}")
-        false = self._false_claim(q, qv, units, u)
+        false = find_false_claim(q, qv, units, u)
         if false is not None:  # right words, false claim: the vocabulary earns nothing
             for c in scores:
                 scores[c] = min(scores[c], FALSE_CAP)
@@ -509,34 +353,12 @@ class Grader:
                      strongest=sentences[int(np.argmax(lean))],
                      weakest=false.said if false is not None else sentences[int(np.argmin(lean))])
 
-    @staticmethod
-    def _false_claim(q: Question, qv: _QuestionVectors, units: list[str], u: np.ndarray) -> FalseClaim | None:
-        """The answer's sentence or clause that sits nearest a false version of a key point (or a bad
-        exemplar's sentence) and clearly nearer it than to anything true the rubric says, if any."""
-        if not len(u):
-            return None
-        truth = np.vstack([qv.key_points @ u.T, qv.good_sents @ u.T]).max(axis=0)
-        best: FalseClaim | None = None
-        wrong = [w for k in q.key_points for w in k.wrong]
-        for sims, texts, margin, src in ((qv.wrong @ u.T, wrong, FALSE_MARGIN, "wrong"),
-                                         (qv.bad_sents @ u.T, qv.bad_sent_text, BAD_MARGIN, "bad")):
-            if not len(texts):
-                continue
-            for j in range(len(units)):
-                i = int(np.argmax(sims[:, j]))
-                near, over = float(sims[i, j]), float(sims[i, j] - truth[j]) - margin
-                if (near >= FALSE_NEAR and over >= 0 and len(units[j].split()) >= 6
-                        and (best is None or over > best.margin)):
-                    point = qv.wrong_of[i] if src == "wrong" else int(np.argmax(qv.key_points @ u[j]))
-                    best = FalseClaim(units[j], texts[i], point, over)
-        return best
-
     def _nearest(self, q: Question, sim_good: np.ndarray, sim_bad: np.ndarray
                  ) -> tuple[tuple[str, float], tuple[str, float]]:
         ig, ib = int(np.argmax(sim_good)), int(np.argmax(sim_bad))
         return (goods(q)[ig], round(float(sim_good[ig]), 4)), (q.bad[ib], round(float(sim_bad[ib]), 4))
 
-    def _floor(self, q: Question, weights: dict[str, float], qv: _QuestionVectors, delivery: Delivery,
+    def _floor(self, q: Question, weights: dict[str, float], qv: QuestionVectors, delivery: Delivery,
                notes: list[str], body: str, feats: dict[str, float] | None = None) -> Grade:
         sims_g = qv.good @ self.embedder.embed([body])[0] if body else np.zeros(len(qv.good))
         sims_b = qv.bad @ self.embedder.embed([body])[0] if body else np.zeros(len(q.bad))
