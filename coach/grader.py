@@ -80,9 +80,9 @@ class Grade:
         return d
 
 
-# Cached calibrations are keyed by this file's own bytes: any change to the scoring recomputes them.
-CAL_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-
+# Cached calibrations are keyed by the scoring code's own bytes: any change to it recomputes them.
+CAL_VERSION = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
+                                      for f in ("grader.py", "answer.py", "exemplars.py"))).hexdigest()[:12]
 
 
 def _gaps(q: Question, weights: dict[str, float], coverage: np.ndarray) -> list[tuple[float, str, float]]:
