@@ -100,13 +100,7 @@ def leave_one_exemplar_out(grader: Grader, banks: dict[str, Bank]) -> dict[str, 
     good_scores, bad_scores, pairs_won, pairs = [], [], 0, 0
     for bank in banks.values():
         for q in bank.questions:
-            g_s: list[float] = []
-            b_s: list[float] = []
-            for kind in ("good", "bad"):
-                items = getattr(q, kind)
-                for i, text in enumerate(items):
-                    held = grader.held_out(q, kind, i)
-                    (g_s if kind == "good" else b_s).append(grader.grade(bank, held, text).total)
+            g_s, b_s = grader.held_out_totals(bank, q)
             good_scores += g_s
             bad_scores += b_s
             for a in g_s:

@@ -171,6 +171,14 @@ class Grader:
             self._mem[key] = without(self._vectors(q), kind, i)
         return held
 
+    def held_out_totals(self, bank: Bank, q: Question) -> tuple[list[float], list[float]]:
+        """Each good and each bad exemplar graded with itself left out: grader-eval and rubric check."""
+        scores: dict[str, list[float]] = {"good": [], "bad": []}
+        for kind in scores:
+            for i, text in enumerate(getattr(q, kind)):
+                scores[kind].append(self.grade(bank, self.held_out(q, kind, i), text).total)
+        return scores["good"], scores["bad"]
+
     def exemplar_vectors(self, q: Question) -> tuple[np.ndarray, np.ndarray]:
         """The good (with the reference, last) and bad exemplars' unit vectors, one row each."""
         qv = self._vectors(q)

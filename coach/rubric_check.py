@@ -49,12 +49,7 @@ def check_question(grader: Grader, bank: Bank, q: Question) -> QuestionCheck:
     for i, j in zip(*np.nonzero(cross >= CROSS), strict=True):
         out.problems.append(f"good exemplar {i + 1} and bad exemplar {j + 1} are nearly one text to the grader "
                             f"(cosine {cross[i, j]:.2f}): make the bad one wrong or vague where the good one is not")
-    g_s: list[float] = []
-    b_s: list[float] = []
-    for kind, items in (("good", q.good), ("bad", q.bad)):
-        for i, text in enumerate(items):
-            held = grader.held_out(q, kind, i)
-            (g_s if kind == "good" else b_s).append(grader.grade(bank, held, text).total)
+    g_s, b_s = grader.held_out_totals(bank, q)
     out.good_mean, out.bad_mean = float(np.mean(g_s)), float(np.mean(b_s))
     out.pairs = float(np.mean([a > b for a in g_s for b in b_s]))
     if out.good_mean - out.bad_mean < MIN_GAP or out.pairs < MIN_PAIRS:
