@@ -37,9 +37,14 @@ def physical_cores() -> int:
     return max(1, int(n))
 
 
-def _flag(flag: str | None, help: str, scope: str = "global", metavar: str | None = None) -> dict[str, Any]:
-    """A field's CLI flag: `scope` is "global" (before the command) or a command's name; None: no flag."""
-    return {"flag": flag, "help": help, "scope": scope, "metavar": metavar}
+def _flag(flag: str | None, help: str, scope: str | tuple[str, ...] = "global",
+          metavar: str | None = None) -> dict[str, Any]:
+    """A field's CLI flag: `scope` is "global" (before the command), a command's name, or several (the flag
+    is accepted before the command and after each one named); None: no flag."""
+    return {"flag": flag, "help": help, "scope": (scope,) if isinstance(scope, str) else scope, "metavar": metavar}
+
+
+PANEL_COMMANDS = ("global", "ui", "rehearse", "chat", "resume")  # the commands that talk to a model
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,19 @@ class Settings:
     seed: int = field(default=42, metadata=_flag("--seed", "sampling seed (default 42)"))
     grader_threads: int | None = field(default=None, metadata=_flag(
         "--grader-threads", "torch threads for the grader (default: torch's own, all cores)"))
-    host: str = field(default="127.0.0.1", metadata=_flag(None, "address the UI binds to"))
+    backend: str | None = field(default=None, metadata=_flag(
+        "--backend", "an OpenAI-compatible model server (llama.cpp server, vLLM) instead of a local model",
+        scope=PANEL_COMMANDS, metavar="URL"))
+    host: str = field(default="127.0.0.1", metadata=_flag(
+        "--host", "address the UI binds to (default 127.0.0.1; any other needs --users or --auth-header)",
+        scope="ui", metavar="ADDR"))
     port: int = field(default=7860, metadata=_flag("--port", "port (default 7860)", scope="ui"))
+    users_file: Path | None = field(default=None, metadata=_flag(
+        "--users", "sign-in for a shared coach: a users file of hashed passwords (`coach users add`)",
+        scope="ui", metavar="FILE"))
+    auth_header: str | None = field(default=None, metadata=_flag(
+        "--auth-header", "sign-in by a reverse proxy: the request header that carries the signed-in user",
+        scope="ui", metavar="NAME"))
 
     @property
     def models_dir(self) -> Path:
@@ -102,14 +118,29 @@ class Settings:
                 why = f" (this machine has {cores} logical cores)" if name == "n_threads" else ""
                 raise ConfigError(f"{flag} {v} is out of range: use {lo} to {hi}{why}; "
                                   f"set by the flag or COACH_{name.upper()}")
+        if self.backend is not None:
+            server_url(self.backend)  # a typo is said now, not after the grader has loaded
         if self.home.exists() and not self.home.is_dir():
             raise ConfigError(f"COACH_HOME {self.home} is a file, not a folder; point COACH_HOME at a folder")
+
+
+def server_url(url: str) -> str:
+    """A model server's address (`http://host:port`, with or without `/v1`) -> its API root ending in `/v1`."""
+    from urllib.parse import urlsplit
+
+    from coach.errors import ConfigError
+
+    u = url.strip().rstrip("/")
+    parts = urlsplit(u)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--backend {url!r} is not a server address; use http://HOST:PORT (COACH_BACKEND)")
+    return u if u.endswith("/v1") else u + "/v1"
 
 
 AUTO = "auto"
 _META = {f.name: f.metadata for f in fields(Settings)}
 _INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port", "grader_threads"}
-_OPTIONAL = {"model", "n_gpu_layers", "grader_threads"}  # None means "choose for me"
+_OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header"}  # None means "choose for me"
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -122,6 +153,8 @@ def _coerce(name: str, raw: str) -> Any:
             from coach.errors import ConfigError
 
             raise ConfigError(f"COACH_{name.upper()}={raw!r} is not an integer; fix or unset it") from exc
+    if name == "users_file":
+        return Path(raw).expanduser()
     return raw
 
 
@@ -142,14 +175,18 @@ def add_flags(parser: Any, scope: str = "global") -> None:
                                                  + (" or auto" if name == "n_gpu_layers" else "")) from None
 
         parse.__name__ = "auto or an integer" if name == "n_gpu_layers" else "integer"
+        if name == "users_file":
+            return lambda raw: Path(raw).expanduser()
         return parse if name in _INT_FIELDS else str
 
     for f in fields(Settings):
         meta = f.metadata
-        if meta.get("flag") and meta.get("scope") == scope:
+        if meta.get("flag") and scope in meta.get("scope", ()):
             metavar = meta.get("metavar") or ("N" if f.name in _INT_FIELDS else "NAME")
+            # after a command, an absent flag must not overwrite the same flag given before it
+            default = None if scope == "global" else argparse.SUPPRESS
             parser.add_argument(meta["flag"], dest=f.name, type=typed(f.name), metavar=metavar,
-                                help=meta["help"] + f" [COACH_{f.name.upper()}]", default=None)
+                                help=meta["help"] + f" [COACH_{f.name.upper()}]", default=default)
 
 
 def overrides(args: Any) -> dict[str, Any]:

@@ -46,6 +46,14 @@ class Hearing:
         self.gaps: dict[str, list[str]] = {}  # panelist -> the key points it was told it may probe, numbered
         self.record: list[str] = []  # the committee's view of the session, one entry per graded answer
 
+    def snapshot(self) -> tuple:
+        """What a turn changes, to put back when the turn could not be asked (the model server was down)."""
+        return ({k: list(v) for k, v in self.threads.items()}, {k: list(v) for k, v in self.news.items()},
+                dict(self.planned), {k: list(v) for k, v in self.gaps.items()}, list(self.record))
+
+    def restore(self, snap: tuple) -> None:
+        self.threads, self.news, self.planned, self.gaps, self.record = snap
+
     def thread(self, panelist: str) -> list[Message]:
         return self.threads.setdefault(panelist, [{"role": "system",
                                                    "content": persona_card(self.personas[panelist], self.scenario)}])

@@ -61,20 +61,25 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
 
 class History:
     def __init__(self, store: Store, grader: Grader | None = None,
-                 personas: dict[str, Persona] | None = None) -> None:
+                 personas: dict[str, Persona] | None = None, owner: str | None = None) -> None:
         self.store, self.grader = store, grader
         self.personas = personas or load_personas()
+        self.owner = owner  # None: every session (the CLI on its own data); else only this user's
+
+    def scoped(self, owner: str) -> History:
+        """The same history as one user sees it: their sessions only; another's id reads as unknown."""
+        return History(self.store, self.grader, self.personas, owner)
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every stored session, newest first, with its answer count, mean score and the committee's
         decision (by the debrief's rule, so the list and the debrief never disagree)."""
-        rows = self.store.sessions()
+        rows = self.store.sessions(self.owner)
         for r in rows:
             r["decision"] = debrief_for(self.store, r["id"], self.personas).decision if r["answered"] else "No decision"
         return rows
 
     def require(self, session_id: str) -> dict[str, Any]:
-        row = self.store.session(session_id)
+        row = self.store.session(session_id, self.owner)
         if row is None:
             raise CoachError(f"no session {session_id!r}; see `coach sessions list`")
         return row

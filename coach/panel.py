@@ -275,3 +275,23 @@ class Panel:
 def _spoken(st: PanelState) -> set[str]:
     """The panelists who have asked the candidate something so far."""
     return {e["panelist"] for e in st.log}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The current segment's time: seconds used (including the open question's) against its time box."""
+
+    used: int
+    box: int
+    questions_left: int = 0  # written questions of this segment still to come
+
+    @property
+    def warn(self) -> bool:
+        return self.box > 0 and self.used >= WARN_AT * self.box
+
+    @property
+    def over(self) -> bool:
+        return self.box > 0 and self.used >= self.box
+
+    def __str__(self) -> str:
+        return f"{self.used // 60}:{self.used % 60:02d} of {self.box // 60}:{self.box % 60:02d}"

@@ -13,17 +13,16 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coach.debrief import Debrief
 from coach.engine import ChatBackend, Message
-from coach.errors import CoachError
+from coach.errors import CoachError, ServerUnavailable
 from coach.grader import Grade, Grader, clean_answer
 from coach.hearing import COMMITTEE, SUMMARY_REQUEST, CurrentTurn, Hearing
 from coach.history import Line, debrief_for, transcript
-from coach.panel import WARN_AT, Action, Panel, PanelState
+from coach.panel import Action, Clock, Panel, PanelState  # noqa: F401  (Clock: re-exported)
 from coach.prompts import Persona, Scenario, scenario_parts
 from coach.rubrics import Bank
 from coach.store import Store, new_holder, new_session_id
@@ -33,26 +32,6 @@ from coach.voicing import Voicing, joined, usable_note
 log = logging.getLogger("coach.session")
 
 
-@dataclass(frozen=True)
-class Clock:
-    """The current segment's time: seconds used (including the open question's) against its time box."""
-
-    used: int
-    box: int
-    questions_left: int = 0  # written questions of this segment still to come
-
-    @property
-    def warn(self) -> bool:
-        return self.box > 0 and self.used >= WARN_AT * self.box
-
-    @property
-    def over(self) -> bool:
-        return self.box > 0 and self.used >= self.box
-
-    def __str__(self) -> str:
-        return f"{self.used // 60}:{self.used % 60:02d} of {self.box // 60}:{self.box % 60:02d}"
-
-
 class Interview:
     """One rehearsal, and the only thing the UI and the CLI drive: who speaks next, the clock, the
     question, the answer and its grade, type-ahead while the candidate types, the transcript, resume and
@@ -60,8 +39,10 @@ class Interview:
 
     def __init__(self, *, backend: ChatBackend, grader: Grader, store: Store, scenario: Scenario, bank: Bank,
                  personas: dict[str, Persona], session_id: str, seed: int, state: PanelState,
-                 max_tokens: int = 90, cache_dir: Path | None = None, holder: str | None = None) -> None:
+                 max_tokens: int = 90, cache_dir: Path | None = None, holder: str | None = None,
+                 owner: str = "") -> None:
         self.backend, self.grader, self.store = backend, grader, store
+        self.owner = owner  # the signed-in user it belongs to ("" without sign-in)
         self.holder = holder or new_holder()  # this window's lease on the session (one writer at a time)
         self._unsaved: tuple[str, int, str] | None = None  # (scenario, seed, model) until the first question
         self.scenario, self.bank, self.personas = scenario, bank, personas
@@ -104,15 +85,17 @@ class Interview:
 
     @classmethod
     def resume(cls, session_id: str, *, backend: ChatBackend, grader: Grader, store: Store, take_over: bool = False,
-               **kw: Any) -> Interview:
+               owner: str | None = None, **kw: Any) -> Interview:
         """Go on with a stored session. Refused while another live window holds it, unless `take_over`
-        (that window's next write then fails loudly instead of overwriting)."""
-        row = store.session(session_id)
+        (that window's next write then fails loudly instead of overwriting). With `owner`, only one of
+        theirs: another user's session reads as unknown."""
+        row = store.session(session_id, owner)
         if row is None:
             raise CoachError(f"no session {session_id!r}; see `coach sessions list`")
         sc, bank, personas = scenario_parts(row["scenario"])
         iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
-                 session_id=session_id, seed=row["seed"], state=PanelState.from_dict(row["state"]), **kw)
+                 session_id=session_id, seed=row["seed"], state=PanelState.from_dict(row["state"]),
+                 owner=row["owner"], **kw)
         if row["status"] != "finished":
             store.acquire(session_id, iv.holder, take_over=take_over)
         turns = store.turns(session_id)
@@ -198,6 +181,7 @@ class Interview:
             self.asked_at = self.asked_at or time.time()
             return
         action = self._panel.next_action(self.state)
+        before = self.hearing.snapshot()
         messages = self.hearing.messages(action, self.state)
         warm = getattr(self.backend, "warm", None)
         if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
@@ -222,6 +206,9 @@ class Interview:
                 yield piece
             t = getattr(self.backend, "timings", None)
             timings = t.as_dict() if t is not None else None
+        except ServerUnavailable:  # nothing of this turn is kept: asking again starts it afresh
+            self.hearing.restore(before)
+            raise
         except CoachError as exc:  # e.g. the context is full: the written question still works
             reason = f"engine: {exc}"
         ok, why = voice.verdict() if reason is None else (False, reason)
@@ -236,7 +223,7 @@ class Interview:
         if self._unsaved is not None:
             scenario, seed, model = self._unsaved
             self.store.create_session(scenario, seed, model, self.state.to_dict(), holder=self.holder,
-                                      session_id=self.session_id)
+                                      session_id=self.session_id, owner=self.owner)
             self._unsaved = None
         self.store.save_question(self.session_id, idx, kind=action.kind, panelist=action.panelist,
                                  question_id=action.question_id, canonical=action.canonical, spoken=text,

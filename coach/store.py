@@ -48,6 +48,10 @@ MIGRATIONS: list[tuple[str, str]] = [
             session_id TEXT PRIMARY KEY REFERENCES sessions(id), holder TEXT NOT NULL, pid INTEGER NOT NULL,
             host TEXT NOT NULL, since REAL NOT NULL, seen REAL NOT NULL);
     """),
+    ("004_session_owner", """
+        ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+        CREATE INDEX sessions_by_owner ON sessions(owner, created);
+    """),
 ]
 
 HOST = socket.gethostname()
@@ -158,13 +162,15 @@ class Store:
     # ---------------------------------------------------------------- sessions
 
     def create_session(self, scenario: str, seed: int, model: str, state: dict[str, Any],
-                       holder: str | None = None, session_id: str | None = None) -> str:
-        """A new session, leased to `holder` (when given) in the same transaction."""
+                       holder: str | None = None, session_id: str | None = None, owner: str = "") -> str:
+        """A new session of `owner` ("" on a coach without sign-in), leased to `holder` (when given) in the
+        same transaction."""
         sid = session_id or new_session_id()
         now = time.time()
         with self.tx() as db:
-            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
-                       (sid, scenario, seed, model, json.dumps(state), now, now))
+            db.execute("INSERT INTO sessions (id, scenario, seed, model, status, state, created, updated, owner)"
+                       " VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+                       (sid, scenario, seed, model, json.dumps(state), now, now, owner))
             if holder is not None:
                 db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?)", (sid, holder, os.getpid(), HOST, now, now))
         return sid
@@ -206,22 +212,29 @@ class Store:
                               "Go on in the window that holds it")
         db.execute("UPDATE leases SET seen = ? WHERE session_id = ?", (time.time(), sid))
 
-    def session(self, sid: str) -> dict[str, Any] | None:
+    def session(self, sid: str, owner: str | None = None) -> dict[str, Any] | None:
+        """One session; with `owner`, only if it is theirs (another user's reads as none)."""
         with self._lock:
             row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (sid,)).fetchone()
         if row is None:
             return None
         d = dict(row)
+        d.setdefault("owner", "")  # a database opened read-only before its owner migration
+        if owner is not None and d["owner"] != owner:
+            return None
         d["state"] = json.loads(d["state"])
         return d
 
-    def sessions(self) -> list[dict[str, Any]]:
+    def sessions(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Every session, newest first; with `owner`, only theirs."""
+        where, args = ("WHERE s.owner = ?", (owner,)) if owner is not None else ("", ())
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id AND t.answer IS NOT NULL"
                 " AND t.kind != 'close') AS answered,"
                 " (SELECT AVG(json_extract(t.grade, '$.total')) FROM turns t WHERE t.session_id = s.id"
-                "  AND t.grade IS NOT NULL) AS mean_total FROM sessions s ORDER BY s.created DESC").fetchall()
+                f"  AND t.grade IS NOT NULL) AS mean_total FROM sessions s {where} ORDER BY s.created DESC",
+                args).fetchall()
         return [{k: r[k] for k in r.keys() if k != "state"} for r in rows]
 
     # ---------------------------------------------------------------- turns

@@ -21,6 +21,7 @@ from coach.cli.manage import (
     cmd_models_quantize,
     cmd_models_rm,
     cmd_ui,
+    cmd_users,
 )
 from coach.cli.panel import cmd_chat, cmd_rehearse, cmd_sessions
 from coach.config import Settings, add_flags, overrides
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=200)
     chat.add_argument("--temperature", type=float, default=0.7)
     chat.set_defaults(func=cmd_chat)
+    add_flags(chat, "chat")
 
     reh = sub.add_parser("rehearse", help="the panel in the terminal; Ctrl-C saves, resume later")
     reh.add_argument("--scenario", default="pmm_final_panel",
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--short", action="store_true",
                      help="a quick round: every time box scaled so the whole panel fits in 15 minutes")
     reh.set_defaults(func=cmd_rehearse)
+    add_flags(reh, "rehearse")
 
     ses = sub.add_parser("sessions", help="list, show, resume or export rehearsal sessions")
     ssub = ses.add_subparsers(dest="sessions_command", required=True)
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("id")
         sp.set_defaults(func=cmd_sessions)
         if name == "resume":
+            add_flags(sp, "resume")
             sp.add_argument("--coach", action="store_true")
             sp.add_argument("--take-over", action="store_true",
                             help="go on even if another window has the session open (its next write fails)")
@@ -108,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--labelled", type=Path,
                     help="one labelled YAML of your own, graded against the built-in rubrics (default: both built-in sets)")
     ev.set_defaults(func=cmd_grader_eval)
+
+    users = sub.add_parser("users", help="who may sign in to a shared coach (`coach ui --users FILE`)")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    for name, what in (("add", "add a user or change their password (read from the terminal or stdin)"),
+                       ("rm", "remove a user"), ("list", "the users in the file")):
+        up = usub.add_parser(name, help=what)
+        up.add_argument("file", type=Path, help="the users file (created by `add`)")
+        if name != "list":
+            up.add_argument("name")
+        if name == "add":
+            up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        up.set_defaults(func=cmd_users)
 
     models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")
     msub = models.add_subparsers(dest="models_command", required=True)

@@ -114,8 +114,10 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     import socket
 
+    from coach.auth import launch_auth
     from coach.errors import ConfigError
 
+    launch_auth(settings)  # an exposed coach without sign-in is refused before anything loads
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # before minutes of model loading
         if os.name != "nt":  # as the server will: a port left in TIME_WAIT by a UI just closed is free
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -127,4 +129,40 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from coach.ui import launch
 
     launch(settings)
+    return 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    """`coach users add|rm|list FILE [NAME]`: the users file a shared coach signs people in with."""
+    import getpass
+
+    from coach.auth import check_name, hash_password, read_users, write_users
+    from coach.errors import ConfigError
+
+    path: Path = args.file
+    users = read_users(path) if path.exists() or args.users_command != "add" else {}
+    if args.users_command == "list":
+        for name in sorted(users):
+            print(name)
+        return 0
+    name = check_name(args.name)
+    if args.users_command == "rm":
+        if name not in users:
+            raise ConfigError(f"no user {name!r} in {path}; `coach users list {path}` shows who is")
+        del users[name]
+        write_users(path, users)
+        print(f"removed {name} from {path}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("the two passwords differ; nothing was changed")
+    if len(password) < 8:
+        raise ConfigError("use a password of 8 characters or more; nothing was changed")
+    existed = name in users
+    users[name] = hash_password(password)
+    write_users(path, users)
+    print(f"{'updated' if existed else 'added'} {name} in {path} (start with: coach ui --host 0.0.0.0 --users {path})")
     return 0

@@ -11,12 +11,11 @@ from coach.config import Settings
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """A plain terminal chat with the loaded model: the engine end to end."""
-    from coach.loader import load_backend
-    from coach.models import resolve
+    from coach.loader import describe, load_backend, target
 
-    ref = resolve(settings.model, settings)
-    print(f"model: {ref.describe()}", file=sys.stderr)
+    ref = target(settings)
     be = load_backend(settings, ref)
+    print(f"model: {describe(ref, be)}", file=sys.stderr)
     messages = [{"role": "system", "content": args.system}]
     prompts = [args.prompt] if args.prompt else None
     while True:
@@ -47,14 +46,14 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def _interview_parts(settings: Settings) -> tuple:
     from coach.grader import Grader
-    from coach.loader import load_backend
-    from coach.models import resolve
+    from coach.loader import describe, load_backend, target
     from coach.store import Store
 
     store = Store.open_default(settings.home)  # an unusable data folder is said before the model loads
-    ref = resolve(settings.model, settings)
-    print(f"model: {ref.describe()}", file=sys.stderr)
-    return ref, load_backend(settings, ref), Grader.from_settings(settings), store
+    ref = target(settings)
+    be = load_backend(settings, ref)
+    print(f"model: {describe(ref, be)}", file=sys.stderr)
+    return ref, be, Grader.from_settings(settings), store
 
 
 def _read_answer(on_line=None) -> str:

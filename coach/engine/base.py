@@ -25,6 +25,8 @@ class TurnTimings:
     total_s: float  # wall clock: call -> last chunk
     finish_reason: str
     wait_s: float = 0.0  # waiting for a background prefill batch to end
+    cache_reported: bool = True  # False: a model server that does not say what it reused (cached_tokens is 0)
+    remote: bool = False  # measured by a model server (its own counts) rather than this process
 
     @property
     def gen_tokens_per_s(self) -> float:

@@ -46,6 +46,7 @@ class BenchTab:
     def run(self, names: list[str], ladder_src: str, rungs: list[str], reps: float,
             progress: gr.Progress = gr.Progress(track_tqdm=True)) -> dict[Any, Any]:  # noqa: B008
         settings = self.ctx.settings
+        self.ctx.refuse_if_shared("The benchmark")
         try:
             files = [resolve(n, settings) for n in names or []]
             if ladder_src:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from coach.auth import owner_of
 from coach.config import Settings
 from coach.errors import CoachError, log_crash
 from coach.grader import Grader
@@ -42,6 +44,23 @@ class Ctx:
 
     def banner(self) -> str:
         return f"**Model running:** {self.models.describe()}"
+
+    @property
+    def shared(self) -> bool:
+        """Signed-in users share this coach: each sees only their own sessions, and nobody changes models."""
+        return bool(self.settings.users_file or self.settings.auth_header)
+
+    def history_of(self, request: Any) -> History:
+        return self.history.scoped(owner_of(request))
+
+    def export_dir(self, owner: str) -> Path:
+        """Where this user's report files are written: a folder per user, named by a hash, not the name."""
+        return self.exports / (hashlib.sha256(owner.encode()).hexdigest()[:16] if owner else "local")
+
+    def refuse_if_shared(self, what: str) -> None:
+        if self.shared:
+            raise CoachError(f"{what} is for whoever runs this shared coach (`coach models`, `coach bench` on "
+                             "the server); it is off for signed-in users")
 
 
 def panelist_message(p: Persona, text: str) -> dict[str, Any]:

@@ -29,8 +29,8 @@ class DebriefTab:
     def outputs(self) -> list[Any]:
         return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html, self.details]
 
-    def show(self, d: Debrief, session_id: str) -> dict[Any, Any]:
-        """Every part of the tab for one session's debrief (its files are written to the export folder)."""
-        files = debrief_files(d, self.ctx.exports / session_id, self.ctx.colours)
+    def show(self, d: Debrief, session_id: str, owner: str = "") -> dict[Any, Any]:
+        """Every part of the tab for one session's debrief (its files are written to its user's export folder)."""
+        files = debrief_files(d, self.ctx.export_dir(owner) / session_id, self.ctx.colours)
         return {self.md: debrief_markdown(d), self.plot: str(files["png"]), self.dl_md: str(files["md"]),
                 self.dl_json: str(files["json"]), self.dl_html: str(files["html"]), self.details: debrief_details(d)}

@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from coach.auth import launch_auth
 from coach.config import Settings
 from coach.engine import LlamaBackend
 from coach.grader import Grader
@@ -33,6 +34,7 @@ from coach.ui.panel_tab import PanelTab
 
 # System fonts only: the default theme would fetch web fonts from a CDN.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+CONCURRENCY = 32  # handlers at once: the local model's lock (or the model server's queue) orders the turns
 CSS = """
 #model-banner {font-size: .92em}
 #timer.warn {color: #b3261e; font-weight: 600}
@@ -114,11 +116,16 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     return demo
 
 
-def launch(settings: Settings, demo: gr.Blocks | None = None) -> None:
+def launch(settings: Settings, demo: gr.Blocks | None = None, *, block: bool = True) -> gr.Blocks:
+    """Serve the page: on 127.0.0.1 with no sign-in, or beyond it only with sign-in (`coach.auth`)."""
+    auth = launch_auth(settings)  # refused before the page is built when the coach would be exposed
     t0 = time.perf_counter()
     demo = demo or build_demo(settings)
-    print(f"coach: open http://{settings.host}:{settings.port} (built in {time.perf_counter() - t0:.1f} s)", flush=True)
-    demo.queue(default_concurrency_limit=4).launch(
+    print(f"coach: open http://{settings.host}:{settings.port} (built in {time.perf_counter() - t0:.1f} s"
+          + (", sign-in required)" if auth else ")"), flush=True)
+    # one queue worker per candidate typing at once; each waits only for the model, which takes turns
+    demo.queue(default_concurrency_limit=CONCURRENCY).launch(
         server_name=settings.host, server_port=settings.port, share=False, inbrowser=False, theme=THEME, css=CSS,
-        footer_links=[], show_error=True,
+        footer_links=[], show_error=True, prevent_thread_lock=not block, **auth,
     )
+    return demo

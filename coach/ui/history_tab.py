@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from coach.auth import owner_of
 from coach.errors import CoachError
 from coach.ui.common import Ctx
 from coach.ui.debrief_tab import DebriefTab
@@ -35,30 +36,33 @@ class HistoryTab:
             self.retry_md = gr.Markdown("", elem_id="retry-result")
         self.tabs: Any = None  # the page's tabs (set by build_demo): showing a debrief opens its tab
 
-    def sessions(self) -> dict[Any, Any]:
-        rows = self.ctx.history.sessions()
+    def sessions(self, request: gr.Request | None = None) -> dict[Any, Any]:
+        rows = self.ctx.history_of(request).sessions()
         scored = [r for r in rows if r["mean_total"] is not None]
-        trend = trend_chart(scored, self.ctx.exports / f"trend-{time.time_ns()}.png") if scored else None
+        out = self.ctx.export_dir(owner_of(request))
+        out.mkdir(parents=True, exist_ok=True)
+        trend = trend_chart(scored, out / f"trend-{time.time_ns()}.png") if scored else None
         return {self.table: pd.DataFrame(session_rows(rows), columns=SESSION_COLUMNS),
                 self.pick: gr.update(choices=[r["id"] for r in rows]), self.trend: str(trend) if trend else None}
 
-    def questions(self, sid: str) -> Any:
+    def questions(self, sid: str, request: gr.Request | None = None) -> Any:
         if not sid:
             return gr.update(choices=[])
-        return gr.update(choices=[(f"{idx}: {text[:70]}", idx) for idx, text in self.ctx.history.graded_questions(sid)],
-                         value=None)
+        graded = self.ctx.history_of(request).graded_questions(sid)
+        return gr.update(choices=[(f"{idx}: {text[:70]}", idx) for idx, text in graded], value=None)
 
-    def show_debrief(self, sid: str) -> dict[Any, Any]:
+    def show_debrief(self, sid: str, request: gr.Request | None = None) -> dict[Any, Any]:
         """The session's debrief, in the Debrief tab, which opens."""
         if not sid:
             return {self.debrief.md: "Pick a session first.", self.tabs: gr.update(selected="debrief")}
-        return {**self.debrief.show(self.ctx.history.debrief(sid), sid), self.tabs: gr.update(selected="debrief")}
+        return {**self.debrief.show(self.ctx.history_of(request).debrief(sid), sid, owner_of(request)),
+                self.tabs: gr.update(selected="debrief")}
 
-    def retry(self, sid: str, idx: int | None, text: str) -> str:
+    def retry(self, sid: str, idx: int | None, text: str, request: gr.Request | None = None) -> str:
         if not sid or idx is None:
             return "Pick a session and one of its questions."
         try:
-            r = self.ctx.history.retry(sid, int(idx), text)
+            r = self.ctx.history_of(request).retry(sid, int(idx), text)
         except CoachError as exc:
             return f"**Could not grade it:** {exc}"
         return (f"**Before {r.before:.2f} → now {r.grade.total:.2f}** ({r.change})\n\n{r.grade.summary()}\n\n"

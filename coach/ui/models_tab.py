@@ -55,12 +55,14 @@ class ModelsTab:
         return out
 
     def do_pull(self, name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:  # noqa: B008
+        self.ctx.refuse_if_shared("Pulling a model")
         try:
             return f"Ready: `{pull(name.strip(), self.ctx.settings)}`"
         except CoachError as exc:
             return f"**Pull failed:** {exc}"
 
     def do_add(self, path: str, name: str) -> str:
+        self.ctx.refuse_if_shared("Adding a model")
         try:
             ref = add(path.strip(), self.ctx.settings, name=name.strip() or None)
             return f"Registered **{ref.name}** ({ref.quant})"
@@ -68,6 +70,7 @@ class ModelsTab:
             return f"**Could not add:** {exc}"
 
     def do_quantize(self, src: str, qtype: str, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+        self.ctx.refuse_if_shared("Quantizing a model")
         try:
             progress(0.1, desc=f"quantizing to {qtype}")
             ref = quantize(src, qtype, self.ctx.settings)

@@ -9,7 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-from coach.errors import CoachError
+from coach.auth import owner_of
+from coach.errors import CoachError, ServerUnavailable
 from coach.models import ModelRow
 from coach.session import Interview
 from coach.ui.common import Ctx, chat_of, panelist_message
@@ -27,8 +28,9 @@ class PanelTab:
             with gr.Row():
                 self.scenario = gr.Dropdown(list(self.titles), value=ctx.scenarios["pmm_final_panel"].title,
                                             label="Scenario", elem_id="scenario")
+                fixed = ctx.shared or ctx.models.remote  # one model for everyone: chosen by whoever runs it
                 self.model = gr.Dropdown(model_choices(catalog), value=ctx.models.ref.name, label="Model",
-                                         elem_id="model", allow_custom_value=True, scale=2)
+                                         elem_id="model", allow_custom_value=True, scale=2, interactive=not fixed)
                 self.seed = gr.Number(value=ctx.settings.seed, precision=0, label="Seed", elem_id="seed")
                 with gr.Column(min_width=200):
                     self.coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
@@ -77,7 +79,8 @@ class PanelTab:
                 self.quick: bool(saved["quick"]) if "quick" in saved else gr.update()}
 
     def start(self, title: str, model: str, seed: float | None, coach_mode: bool, quick: bool = False,
-              live: Interview | None = None, armed: bool = False) -> Iterator[dict[Any, Any]]:
+              live: Interview | None = None, armed: bool = False,
+              request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
         """A new panel. While this tab has a session in progress, the first press only asks to press again
         (the session in progress is saved and stays in History); the second starts the new one."""
         ctx = self.ctx
@@ -89,16 +92,20 @@ class PanelTab:
             live.stop_background()
             live.release()  # the old session stays resumable from History
         try:
-            ctx.models.use(model)
+            if not ctx.shared:  # a signed-in user never swaps the model under everyone else
+                ctx.models.use(model)
             iv = Interview.start(self.titles.get(title, "pmm_final_panel"), backend=ctx.models.backend,
                                  grader=ctx.grader, store=ctx.store,
                                  seed=int(seed) if seed is not None else ctx.settings.seed, model=ctx.models.ref.name,
-                                 quick=bool(quick), cache_dir=ctx.settings.kv_cache_dir)
+                                 quick=bool(quick), cache_dir=ctx.settings.kv_cache_dir, owner=owner_of(request))
             iv.begin()  # every persona card, in the background
         except CoachError as exc:
             yield self._update([], None, f"**Could not start:** {exc}")
             return
-        yield from self._ask(iv, [], "")
+        try:
+            yield from self._ask(iv, [], "")
+        except ServerUnavailable as exc:  # nothing was stored: Start again once the server is back
+            yield self._update([], None, f"**Could not start:** {exc}")
 
     def _ask(self, iv: Interview, chat: list[dict], coach: str) -> Generator[dict[Any, Any], None, list[dict]]:
         """Stream the next panelist's words into the transcript; returns the transcript with them."""
@@ -128,6 +135,9 @@ class PanelTab:
         return f"Segment time **{clock}**{note} · {left}"
 
     def answer(self, text: str, chat: list[dict], iv: Interview | None, coach_mode: bool) -> Iterator[dict[Any, Any]]:
+        if iv is not None and iv.current is None and not iv.done and iv.turn_count:
+            yield from self._ask_again(iv, chat)  # the last question never arrived (the model server dropped it)
+            return
         if iv is None or iv.current is None:
             yield self._update(chat, iv, "Start a panel first.")
             return
@@ -149,16 +159,29 @@ class PanelTab:
         try:
             chat = yield from self._ask(iv, chat, coach)
         except CoachError as exc:  # the answer is already saved; say why the panel stopped
-            yield self._update(chat, iv, f"**The panel could not go on:** {exc} (your answers are saved: History → "
-                                         "Resume)", coach)
+            yield self._update(chat, iv, self._stopped(exc), coach)
             return
         if iv.done:
             yield from self._finished(iv, chat, coach)
 
+    @staticmethod
+    def _stopped(exc: CoachError) -> str:
+        again = " Press **Send answer** to ask again," if isinstance(exc, ServerUnavailable) else ""
+        return f"**The panel could not go on:** {exc}.{again} Your answers are saved (History → Resume)."
+
+    def _ask_again(self, iv: Interview, chat: list[dict]) -> Iterator[dict[Any, Any]]:
+        try:
+            chat = yield from self._ask(iv, chat, "")
+        except CoachError as exc:
+            yield self._update(chat, iv, self._stopped(exc))
+            return
+        if iv.done:
+            yield from self._finished(iv, chat, "")
+
     def _finished(self, iv: Interview, chat: list[dict], coach: str) -> Iterator[dict[Any, Any]]:
         """The grader's debrief at once, then the chair's summary above it as it streams."""
         done = "The panel has finished — see the **Debrief** tab."
-        shown = self.debrief.show(iv.debrief(), iv.session_id)
+        shown = self.debrief.show(iv.debrief(), iv.session_id, iv.owner)
         yield {**self._update(chat, iv, done, coach), **shown}
         note, md = "", shown[self.debrief.md]
         try:
@@ -172,7 +195,8 @@ class PanelTab:
             yield {**self._update(chat, iv, done, coach), **shown,
                    self.debrief.md: f"### The committee chair\n\n{note.strip()}\n\n{md}"}
 
-    def resume(self, sid: str, chat: list[dict], take_over: bool) -> Iterator[dict[Any, Any]]:
+    def resume(self, sid: str, chat: list[dict], take_over: bool,
+               request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
         tabs = self.tabs
         ctx = self.ctx
         if not sid:
@@ -180,7 +204,7 @@ class PanelTab:
             return
         try:
             iv = Interview.resume(sid, backend=ctx.models.backend, grader=ctx.grader, store=ctx.store,
-                                  take_over=bool(take_over))
+                                  take_over=bool(take_over), owner=owner_of(request))
         except CoachError as exc:  # said where the user is (History) and in the panel's status line
             gr.Warning(f"Could not resume: {exc}", duration=None)
             yield self._update(chat, None, f"**Could not resume:** {exc}")
@@ -188,8 +212,11 @@ class PanelTab:
         history = chat_of(iv.transcript(), ctx.personas)
         if iv.done:  # nothing to go on with: open its debrief
             yield {**self._update(history, iv, "That session is finished: its debrief is in the **Debrief** tab."),
-                   **self.debrief.show(iv.debrief(), iv.session_id), tabs: gr.update(selected="debrief")}
+                   **self.debrief.show(iv.debrief(), iv.session_id, iv.owner), tabs: gr.update(selected="debrief")}
             return
-        for out in self._ask(iv, history, ""):
-            yield {**out, tabs: gr.update(selected="panel")}
+        try:
+            for out in self._ask(iv, history, ""):
+                yield {**out, tabs: gr.update(selected="panel")}
+        except CoachError as exc:
+            yield {**self._update(history, iv, self._stopped(exc)), tabs: gr.update(selected="panel")}
 
