@@ -20,6 +20,7 @@ from coach.cli.manage import (
     cmd_models_pull,
     cmd_models_quantize,
     cmd_models_rm,
+    cmd_serve_model,
     cmd_ui,
     cmd_users,
 )
@@ -112,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--labelled", type=Path,
                     help="one labelled YAML of your own, graded against the built-in rubrics (default: both built-in sets)")
     ev.set_defaults(func=cmd_grader_eval)
+
+    srv = sub.add_parser("serve-model", help="serve --model to a cohort: llama.cpp's llama-server if installed, "
+                                             "else llama-cpp-python's server (then: coach ui --backend URL)")
+    srv.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1; 0.0.0.0 for other machines)")
+    srv.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    srv.add_argument("--slots", type=int, default=16,
+                     help="speakers resident at once (llama-server: one slot each; 4 per candidate typing at once)")
+    srv.add_argument("--kind", choices=["llama-server", "llama-cpp-python"], help="default: llama-server if found")
+    srv.set_defaults(func=cmd_serve_model)
 
     users = sub.add_parser("users", help="who may sign in to a shared coach (`coach ui --users FILE`)")
     usub = users.add_subparsers(dest="users_command", required=True)

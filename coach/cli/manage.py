@@ -166,3 +166,23 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     write_users(path, users)
     print(f"{'updated' if existed else 'added'} {name} in {path} (start with: coach ui --host 0.0.0.0 --users {path})")
     return 0
+
+
+def cmd_serve_model(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the model in the foreground until Ctrl-C; the coach servers connect with --backend."""
+    import subprocess
+
+    from coach.engine.serve import server_command
+    from coach.models import resolve
+
+    ref = resolve(settings.model, settings)
+    gpu = -1 if settings.n_gpu_layers is None else settings.n_gpu_layers
+    cmd = server_command(ref.path, host=args.host, port=args.port, n_ctx=settings.n_ctx, slots=max(1, args.slots),
+                         gpu_layers=gpu, threads=settings.n_threads, kind=args.kind)
+    where = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"coach: serving {ref.describe()} with {cmd.kind}; connect a coach with: "
+          f"coach ui --backend http://{where}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        return subprocess.run(cmd.argv).returncode
+    except KeyboardInterrupt:
+        return 130
