@@ -62,12 +62,6 @@ class ServerUnavailable(CoachError):
     exit_code = 10
 
 
-class AccessDenied(CoachError):
-    """A signed-in user asked for a session that is not theirs (said as "no such session")."""
-
-    exit_code = 11
-
-
 def log_crash(exc: BaseException) -> str:
     """Append `exc`'s full trace to the crash log (COACH_HOME/logs/crash.log, else the temp folder) and
     return where it went, so the user sees one line and a maintainer gets the whole story."""

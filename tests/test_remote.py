@@ -219,8 +219,9 @@ def test_llama_server_pins_each_speaker_to_a_slot_and_reports_its_cache(embedded
         iv, path = scripted(be, grader, store, 3, [STRONG, WEAK])
         timed = [t["timings"] for t in store.turns(iv.session_id) if t["timings"]]
         timed = [json.loads(t) if isinstance(t, str) else t for t in timed]
-        assert all(t["cache_reported"] for t in timed)
-        later = timed[3:]  # every panelist has spoken once: each later turn reuses its own prefix
+        # every turn reports what the server reused, also one the wording checks ended early (timings per token)
+        assert len(timed) >= 9 and all(t["cache_reported"] for t in timed), timed
+        later = timed[3:]  # every panelist has spoken: each later turn reuses its own prefix
         reuse = sum(t["cached_tokens"] for t in later) / sum(t["prompt_tokens"] for t in later)
         print(f"llama-server: {reuse:.0%} of later prompt tokens came from the cache")
         assert reuse > 0.5

@@ -158,8 +158,12 @@ class RemoteBackend:
         if seed is not None:
             body["seed"] = seed
         slot = self._slot_for(speaker)
+        # the server's tally on every chunk, so a turn the wording checks end early still reports its cache
+        if self.kind == "vLLM":
+            body["stream_options"]["continuous_usage_stats"] = True
         if self.kind == "llama.cpp":
             body["cache_prompt"] = True
+            body["timings_per_token"] = True
             if slot is not None:
                 body["id_slot"] = slot
         t0 = time.perf_counter()
