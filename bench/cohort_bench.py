@@ -55,9 +55,10 @@ def text_of(message: dict) -> str:
 
 
 class Candidate(threading.Thread):
-    def __init__(self, url: str, tag: str, turns: int, wpm: float, delay: float) -> None:
+    def __init__(self, url: str, tag: str, turns: int, wpm: float, delay: float, drafts: bool = True) -> None:
         super().__init__(daemon=True)
         self.url, self.tag, self.turns, self.wpm, self.delay = url, tag, turns, wpm, delay
+        self.drafts = drafts  # send the answer so far while typing (type-ahead on the model server)
         self.waits: list[float] = []  # Send (or Start) -> first word of the next panelist
         self.errors: list[str] = []
         self.sent = 0
@@ -91,8 +92,12 @@ class Candidate(threading.Thread):
             if w is not None:
                 self.waits.append(w)
             answer = ANSWER.format(tag=self.tag)
+            words = answer.split()
             for _ in range(self.turns):
-                time.sleep(len(answer.split()) / self.wpm * 60)  # typing
+                for i in range(5, len(words) + 5, 5):  # typing, five words at a time, as the browser sends drafts
+                    time.sleep(min(5, len(words) - i + 5) / self.wpm * 60)
+                    if self.drafts:
+                        c.predict(" ".join(words[:i]), api_name="/draft")
                 self.sent += 1
                 w = self._stream(c, answer, False, api="/answer")
                 if w is None:
@@ -134,7 +139,8 @@ def one_cohort(n: int, args: argparse.Namespace, model_url: str, model_log: Path
             time.sleep(0.2)
     time.sleep(args.warm_s)  # the page is up at once; the grader loads and calibrates in the background
     log_start = model_log.stat().st_size
-    cands = [Candidate(url, f"c{n}x{i:02d}", args.turns, args.wpm, i * args.stagger) for i in range(n)]
+    cands = [Candidate(url, f"c{n}x{i:02d}", args.turns, args.wpm, i * args.stagger, not args.no_drafts)
+             for i in range(n)]
     t0 = time.perf_counter()
     for c in cands:
         c.start()
@@ -183,7 +189,8 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=3, help="answers per candidate")
     ap.add_argument("--wpm", type=float, default=40.0, help="typing pace, words a minute")
     ap.add_argument("--stagger", type=float, default=2.0, help="seconds between candidates' starts")
-    ap.add_argument("--slots", type=int, default=16, help="model server slots (llama-server)")
+    ap.add_argument("--slots", type=int, default=64, help="model server slots (llama-server; 4 per candidate)")
+    ap.add_argument("--no-drafts", action="store_true", help="send each answer only whole: no type-ahead")
     ap.add_argument("--kind", choices=["llama-server", "llama-cpp-python"], help="default: llama-server if found")
     ap.add_argument("--threads", type=int, help="model server threads")
     ap.add_argument("--warm-s", type=float, default=25.0, help="wait after the coach server is up (grader warm-up)")

@@ -57,6 +57,7 @@ class Interview:
         self.closed = False  # the panel said goodbye; nothing more to ask
         self._typing: TypeAhead | None = None
         self._warming: tuple[threading.Thread, threading.Event] | None = None
+        self.last_timings: dict[str, Any] | None = None  # the last question's, as stored
 
     @property
     def threads(self) -> dict[str, list[Message]]:
@@ -145,6 +146,16 @@ class Interview:
         """What the candidate saw and said so far (stored turns; the open question is not in it)."""
         return transcript(self.store.turns(self.session_id)) if self._unsaved is None else []
 
+    def turn_stats(self) -> str:
+        """One line on the last question: its first word, and how much of its prompt came from the cache."""
+        t = self.last_timings
+        if not t:
+            return ""
+        where = "the model server's cache" if t.get("remote") else "the cache"
+        reuse = (f"{t['cached_tokens']} of {t['prompt_tokens']} prompt tokens from {where}" if t.get("cache_reported", True)
+                 else "this model server does not report its cache")
+        return f"first word after {t['ttft_s']:.1f} s · {reuse}"
+
     def begin(self) -> None:
         """Start reading every persona card in the background (the first speaker's opening first)."""
         if self._warming is None and self.turn_count == 0:
@@ -228,6 +239,7 @@ class Interview:
         self.store.save_question(self.session_id, idx, kind=action.kind, panelist=action.panelist,
                                  question_id=action.question_id, canonical=action.canonical, spoken=text,
                                  fallback=None if ok else why or "unusable", timings=timings, holder=self.holder)
+        self.last_timings = timings
         self.turn_count += 1
         self.hearing.heard_question(action, text)
         self.current = CurrentTurn(idx, action, text, None if ok else why or "unusable")

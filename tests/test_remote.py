@@ -81,6 +81,7 @@ def test_a_whole_panel_session_through_the_server(model_server, grader, tmp_path
 
     be = RemoteBackend(model_server)
     assert be.kind == "OpenAI-compatible" and be.mode == "first_user"
+    assert not be.reads_ahead and be.prefill("x", [{"role": "user", "content": "hi"}]) == 0  # one sequence only
     store = Store(tmp_path / "s.db")
     iv, path = scripted(be, grader, store, 11, [STRONG, WEAK])
     turns = store.turns(iv.session_id)
@@ -225,3 +226,21 @@ def test_llama_server_pins_each_speaker_to_a_slot_and_reports_its_cache(embedded
         reuse = sum(t["cached_tokens"] for t in later) / sum(t["prompt_tokens"] for t in later)
         print(f"llama-server: {reuse:.0%} of later prompt tokens came from the cache")
         assert reuse > 0.5
+
+
+@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (README: Serve a cohort)")
+def test_llama_server_reads_the_answer_ahead_so_send_reads_only_the_rest(embedded, tmp_path):
+    from coach.engine.remote import RemoteBackend
+
+    card = {"role": "system", "content": "You are Dr. Lin, a senior researcher on an interview panel. " * 8}
+    draft = "I would reproduce what the customer measured first: the hardware, the prompt lengths, " * 3
+    with start_server(embedded.path, tmp_path, kind="llama-server") as srv:
+        be = RemoteBackend(srv.url)
+        assert be.reads_ahead
+        n = be.prefill("s/researcher", [card, {"role": "user", "content": draft}])
+        assert n > 100  # the card and the answer so far, read while typing
+        assert be.prefill("s/researcher", [card, {"role": "user", "content": draft}]) == 0  # nothing new
+        final = [card, {"role": "user", "content": draft + "and then fix any overclaim.\n\nYour turn: ask."}]
+        list(be.stream("s/researcher", final, max_tokens=8, temperature=0))
+        t = be.timings
+        assert t is not None and t.cache_reported and t.prompt_eval_tokens < 40 < t.cached_tokens, t

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -87,6 +88,7 @@ def test_api_panel_history_retry_and_resume(server: str):
                                             api_name="/start")
     assert len(chat) == 1 and "·" in text_of(chat[0]) and "?" in text_of(chat[0])
     assert "SmolLM2 135M" in banner and "coach models pull mistral" in banner
+    assert re.search(r"first word after [\d.]+ s · \d+ of \d+ prompt tokens from the cache", status), status
     out = c.predict(GOOD, True, api_name="/answer")
     chat = out[0]
     assert [m["role"] for m in chat] == ["assistant", "user", "assistant"]

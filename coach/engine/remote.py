@@ -54,6 +54,7 @@ class RemoteBackend:
         self._local = threading.local()  # each thread's last turn: tabs stream at once and never read another's
         self._lock = threading.Lock()
         self._slots: OrderedDict[str, int] = OrderedDict()  # speaker -> llama.cpp slot, least recent first
+        self._read: OrderedDict[str, int] = OrderedDict()  # speaker -> the prompt last read ahead (a hash)
         models = self._get("/models")
         ids = [m.get("id") for m in (models or {}).get("data", []) if isinstance(m, dict)]
         if not ids:
@@ -131,7 +132,8 @@ class RemoteBackend:
             used = set(self._slots.values())
             free = next((i for i in range(self.n_slots) if i not in used), None)
             if free is None:
-                _, free = self._slots.popitem(last=False)
+                gone, free = self._slots.popitem(last=False)
+                self._read.pop(gone, None)  # its slot is someone else's now: nothing it read is kept
             self._slots[speaker] = free
             return free
 
@@ -208,6 +210,53 @@ class RemoteBackend:
             raise self._fail(exc, f"streaming a turn (after {words} words)") from None
         finally:
             self.timings = _timings(speaker, t0, first, n_chunks, finish or "interrupted", usage, server)
+
+    # ---------------------------------------------------------------- ahead of the turn
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Servers that keep many prompts cheaply (llama.cpp's slots, vLLM's prefix cache) read ahead;
+        llama-cpp-python's server holds one sequence and would only trade one cached prompt for another."""
+        return self.kind in ("llama.cpp", "vLLM") and not self.closed
+
+    def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
+                cancel: threading.Event | None = None) -> int:
+        """While the candidate types: have the server read `speaker`'s next prompt as known now (one
+        request, one token generated), so the turn at Send only reads what is new. Returns the prompt
+        tokens the server evaluated (0 when this exact text was read already, or on any failure: reading
+        ahead is only ever an optimisation)."""
+        import httpx
+
+        if not self.reads_ahead or (cancel is not None and cancel.is_set()):
+            return 0
+        sent = self.messages(messages)
+        key = hash(json.dumps(sent, sort_keys=True))
+        with self._lock:
+            if self._read.get(speaker) == key:
+                return 0
+        body: dict[str, Any] = {"model": self.model, "messages": sent, "max_tokens": 1, "temperature": 0.0}
+        if self.kind == "llama.cpp":
+            body.update(cache_prompt=True, id_slot=self._slot_for(speaker))
+        try:
+            r = self._client.post(self.url + "/chat/completions", json=body)
+            data = r.json() if r.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return 0
+        if not data:
+            return 0
+        with self._lock:
+            self._read[speaker] = key
+            self._read.move_to_end(speaker)
+            while len(self._read) > 4096:
+                self._read.popitem(last=False)
+        t, usage = data.get("timings") or {}, data.get("usage") or {}
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        return max(1, int(t.get("prompt_n") or 0) if t else int(usage.get("prompt_tokens") or 0) - cached)
+
+    def warm(self, speaker: str, messages: list[Message], cache_dir: Any = None, *, holdback: int = 1,
+             whole: bool = False, cancel: threading.Event | None = None) -> int:
+        """At a session's start: the server reads each persona card (and the first speaker's opening)."""
+        return self.prefill(speaker, messages, cancel=cancel)
 
     def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
         return "".join(self.stream(speaker, messages, **sampling))

@@ -82,7 +82,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                      [*panel.outputs, panel.answer_box, *debrief.outputs, panel.send])
         panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
         panel.answer_box.submit(stream(panel.answer), *answer_io, api_visibility="private")
-        panel.answer_box.change(guard(panel.draft), [panel.answer_box, panel.iv], None, api_visibility="private",
+        # public, so a script typing an answer (bench/cohort_bench.py) drives type-ahead as a browser does
+        panel.answer_box.change(guard(panel.draft), [panel.answer_box, panel.iv], None, api_name="draft",
                                 show_progress="hidden", trigger_mode="always_last", queue=False)
         gr.Timer(1.0).tick(guard(panel.tick), panel.iv, panel.clock, api_visibility="private", show_progress="hidden")
 

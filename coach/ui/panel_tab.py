@@ -118,7 +118,8 @@ class PanelTab:
             yield self._update(chat, iv, coach=coach)
         chat[-1] = panelist_message(speaker, iv.current.text if iv.current else text.strip())
         iv.draft("")  # the next speakers start reading while the candidate types
-        yield self._update(chat, iv, coach=coach)
+        stats = iv.turn_stats()
+        yield self._update(chat, iv, f"<small>{stats}</small>" if stats else "", coach=coach)
         return chat
 
     def draft(self, text: str, iv: Interview | None) -> None:
