@@ -179,7 +179,8 @@ def one_cohort(n: int, args: argparse.Namespace, model_url: str, model_log: Path
             "ttfw_p50": pct(waits, 0.5), "ttfw_p95": pct(waits, 0.95), "turns_per_min": stored / (wall / 60),
             "reuse": reuse, "reuse_src": reuse_src, "errors": sum(len(c.errors) for c in cands),
             "error_lines": sorted({e for c in cands for e in c.errors})[:3], "crosstalk": crosstalk, "wall_s": wall,
-            "owners_ok": {r["owner"] for r in sessions} == tags}
+            "owners_ok": {r["owner"] for r in sessions} == tags,
+            "start_waits": [round(c.waits[0], 2) for c in cands if c.waits][:16]}
 
 
 def main() -> int:

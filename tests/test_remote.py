@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,7 +206,8 @@ def test_two_threads_streaming_at_once_each_read_their_own_timings(model_server)
     assert got["s5"].generated_tokens <= 5 and got["s17"].generated_tokens <= 17  # type: ignore[attr-defined]
 
 
-LLAMA_SERVER = os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-server")
+LLAMA_SERVER = os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-server") or \
+    Path(sys.executable).with_name("llama-server").exists()
 
 
 @pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (README: Serve a cohort)")

@@ -39,7 +39,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print()
         t = be.timings
         if t is not None:
-            print(f"[{t.prompt_tokens} prompt tokens, {t.cached_tokens} cached, ttft {t.ttft_s:.2f}s, "
+            cache = f"{t.cached_tokens} cached" if t.cache_reported else "cache not reported by the server"
+            print(f"[{t.prompt_tokens} prompt tokens, {cache}, ttft {t.ttft_s:.2f}s, "
                   f"{t.gen_tokens_per_s:.1f} tok/s]", file=sys.stderr)
         messages.append({"role": "assistant", "content": "".join(reply)})
 

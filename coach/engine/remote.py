@@ -255,8 +255,10 @@ class RemoteBackend:
 
     def warm(self, speaker: str, messages: list[Message], cache_dir: Any = None, *, holdback: int = 1,
              whole: bool = False, cancel: threading.Event | None = None) -> int:
-        """At a session's start: the server reads each persona card (and the first speaker's opening)."""
-        return self.prefill(speaker, messages, cancel=cancel)
+        """At a session's start: the server reads each persona card. The first speaker's whole opening
+        (`whole`) is left to the opening question's own request, which follows at once: read twice, it
+        would only make the first question wait behind its own copy."""
+        return 0 if whole else self.prefill(speaker, messages, cancel=cancel)
 
     def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
         return "".join(self.stream(speaker, messages, **sampling))

@@ -32,7 +32,9 @@ def server_command(gguf: Path, *, host: str = "127.0.0.1", port: int = 8080, n_c
                    slots: int = 4, gpu_layers: int = -1, threads: int | None = None,
                    kind: str | None = None) -> ServerCommand:
     """The command line that serves `gguf` with `slots` resident prompts of `n_ctx` tokens each."""
-    binary = os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-server")
+    beside = Path(sys.executable).with_name("llama-server")  # where scripts/build_llama_server.sh puts it
+    binary = os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-server") or \
+        (str(beside) if beside.exists() else None)
     if kind == "llama-server" and not binary:
         raise ConfigError("llama-server is not on PATH; build llama.cpp (README: Serve a cohort) or set "
                           "COACH_LLAMA_SERVER to its path")
