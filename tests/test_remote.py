@@ -132,9 +132,11 @@ def test_a_silent_server_times_out_in_one_line(tmp_path):
     from coach.errors import ServerUnavailable
 
     hang = threading.Event()
+    keys: list[str | None] = []
 
     class Silent(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
+            keys.append(self.headers.get("Authorization"))
             body = json.dumps({"data": [{"id": "silent"}]}).encode() if self.path == "/v1/models" else b"{}"
             self.send_response(200 if self.path == "/v1/models" else 404)
             self.send_header("Content-Length", str(len(body)))
@@ -150,7 +152,8 @@ def test_a_silent_server_times_out_in_one_line(tmp_path):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Silent)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        be = RemoteBackend(f"http://127.0.0.1:{srv.server_port}", timeout_s=1)
+        be = RemoteBackend(f"http://127.0.0.1:{srv.server_port}", timeout_s=1, api_key="k-123")
+        assert keys and set(keys) == {"Bearer k-123"}  # a server started with --api-key
         with pytest.raises(ServerUnavailable, match="sent nothing for 1 s"):
             list(be.stream("x", [{"role": "user", "content": "hello"}]))
         assert be.timings is not None and be.timings.finish_reason == "interrupted"

@@ -106,6 +106,8 @@ class RemoteBackend:
         try:
             r = self._client.get((self.url if path == "/models" else self.root) + path, timeout=CONNECT_S * 2)
         except httpx.HTTPError as exc:
+            if optional:
+                return None
             raise self._fail(exc, f"answering GET {path}") from None
         if r.status_code != 200:
             if optional:
