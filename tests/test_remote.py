@@ -249,3 +249,55 @@ def test_llama_server_reads_the_answer_ahead_so_send_reads_only_the_rest(embedde
         list(be.stream("s/researcher", final, max_tokens=8, temperature=0))
         t = be.timings
         assert t is not None and t.cache_reported and t.prompt_eval_tokens < 40 < t.cached_tokens, t
+
+
+def _mistral_fixture(tmp: Path, fmt: str) -> Path:
+    from coach.shapes import Shape, write_shape
+    from tests.test_formats import FIXTURES, TINY
+
+    return write_shape(tmp / f"{fmt}.gguf", Shape(**TINY, tokenizer=FIXTURES[fmt]), "F16", chat_format=fmt)  # type: ignore[arg-type]
+
+
+THREAD = [{"role": "system", "content": "You are Dr. Lin, a senior researcher on the panel. Ask one hard question."},
+          {"role": "user", "content": "The candidate has just walked in. Your turn: ask."}]
+
+
+@pytest.mark.parametrize("fmt", ["mistral-strict", "mistral-v3", "mistral-v3-tekken", "mistral-v7"])
+def test_mistral_formats_through_llama_cpp_python_server(fmt, tmp_path):
+    """Mistral's real templates on the server side: the strict one refuses a system role, v0.3 and Nemo move
+    it; the layout sent keeps every turn a prefix of the next, so no template raises and the thread grows."""
+    from coach.engine.remote import RemoteBackend
+
+    with start_server(_mistral_fixture(tmp_path, fmt), tmp_path) as srv:
+        be = RemoteBackend(srv.url)
+        thread = list(THREAD)
+        for turn in range(3):
+            text = "".join(be.stream("researcher", thread, max_tokens=6, temperature=0))
+            assert be.timings is not None and be.timings.finish_reason in ("stop", "length"), (fmt, turn)
+            thread += [{"role": "assistant", "content": text or "..."},
+                       {"role": "user", "content": f"Answer {turn}: I would measure first. Your turn: follow up."}]
+    log = (tmp_path / "llama-cpp-python.log").read_text(errors="replace")
+    hits = [int(n) for n in __import__("re").findall(r"(\d+) prefix-match hit", log)]
+    assert len(hits) >= 2 and hits[-1] > hits[0] > 20, (fmt, hits)  # each turn reuses the one before it
+
+
+@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (README: Serve a cohort)")
+@pytest.mark.parametrize("fmt", ["mistral-strict", "mistral-v3", "mistral-v7"])
+def test_mistral_formats_through_llama_server_keep_the_cache(fmt, tmp_path):
+    from coach.engine.remote import RemoteBackend
+    from tests.test_formats import EXPECTED_LAYOUT
+
+    with start_server(_mistral_fixture(tmp_path, fmt), tmp_path, kind="llama-server") as srv:
+        be = RemoteBackend(srv.url)
+        assert be.mode == EXPECTED_LAYOUT[fmt]  # probed from the template llama-server serves (/props)
+        thread = list(THREAD)
+        seen = []  # (prompt tokens, cached tokens) per turn
+        for turn in range(3):
+            text = "".join(be.stream("researcher", thread, max_tokens=6, temperature=0))
+            t = be.timings
+            assert t is not None and t.cache_reported
+            seen.append((t.prompt_tokens, t.cached_tokens))
+            thread += [{"role": "assistant", "content": text or "..."},
+                       {"role": "user", "content": f"Answer {turn}: I would measure first. Your turn: follow up."}]
+        # every later turn finds the whole earlier prompt in the cache: the thread only grew at its end
+        assert all(cached >= prev - 1 for (prev, _), (_, cached) in zip(seen, seen[1:], strict=False)), (fmt, seen)
