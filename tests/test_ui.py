@@ -340,6 +340,7 @@ def test_start_over_a_session_in_progress_asks_first_and_keeps_it(server: str):
     assert "A session is in progress" in warned[1] and chat
     assert warned[0] == {"__type__": "update"}  # the transcript is left as it is: nothing replaced yet
     fresh = c.predict("PM loop", "smollm2-135m-instruct:Q4_1", 5, False, api_name="/start")
-    assert len(fresh[0]) == 1 and not fresh[1]  # the second press starts a new panel
+    assert len(fresh[0]) == 1 and "in progress" not in fresh[1]  # the second press starts a new panel
+    assert fresh[1].startswith("<small>first word after")  # the status line is the new question's timing
     rows = c.predict(api_name="/sessions")[0]["data"]
     assert sum(r[1] == "pm_loop" and r[3] == 1 for r in rows) >= 1  # the first one is kept, with its answer
