@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import COACH, free_port
 from tests.test_remote import start_server
-from tests.test_ui import GOOD
+from tests.test_ui import GOOD, launch_ui
 
 USERS = {"alice": "alice-password-1", "bob": "bob-password-22"}
 
@@ -31,23 +31,7 @@ def add_users(path: Path) -> None:
 
 
 def launch(args: list[str], home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "COACH_HOME": str(home)}
-    with log.open("w") as out:
-        proc = subprocess.Popen([COACH, "ui", "--port", str(port), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(480):
-        try:
-            urllib.request.urlopen(url + "gradio_api/info", timeout=1)
-            return proc, url
-        except urllib.error.HTTPError:  # 401: up, and asking for sign-in
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"coach ui exited: {log.read_text()[-3000:]}")
-            time.sleep(0.25)
-    proc.kill()
-    pytest.fail("coach ui did not answer within 2 minutes")
+    return launch_ui({**os.environ, "COACH_HOME": str(home)}, log, *args, wait_s=120)
 
 
 @pytest.fixture(scope="module")

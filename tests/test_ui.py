@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,24 +31,27 @@ GOOD = ("I would reproduce what the customer measured: hardware, prompt lengths,
         "the buyer's own workload, where our numbers hold.")
 
 
-def launch_ui(env: dict[str, str], log: Path, **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `coach ui` on a free port and wait until the page answers. Its output goes to `log`, a file:
-    a pipe nobody reads would fill and block the server."""
+def launch_ui(env: dict[str, str], log: Path, *args: str, wait_s: float = 60,
+              **popen: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `coach ui ARGS` on a free port and wait until the page answers (a 401 from a coach with
+    sign-in counts). Its output goes to `log`, a file: a pipe nobody reads would fill and block the server."""
     port = free_port()
     with log.open("w") as out:
-        proc = subprocess.Popen([COACH, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                **popen)
+        proc = subprocess.Popen([COACH, "ui", "--port", str(port), *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, **popen)
     url = f"http://127.0.0.1:{port}/"
-    for _ in range(240):
+    for _ in range(int(wait_s * 4)):
         try:
             urllib.request.urlopen(url, timeout=1)
+            return proc, url
+        except urllib.error.HTTPError:  # up, and asking for sign-in
             return proc, url
         except OSError:
             if proc.poll() is not None:
                 pytest.fail(f"coach ui exited: {log.read_text()[-3000:]}")
             time.sleep(0.25)
     proc.kill()
-    pytest.fail("coach ui did not answer within 60 s")
+    pytest.fail(f"coach ui did not answer within {wait_s:.0f} s")
 
 
 @pytest.fixture(scope="module")

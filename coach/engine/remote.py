@@ -125,6 +125,16 @@ class RemoteBackend:
                                     "JSON; is it an OpenAI-compatible model server?") from None
         return data if isinstance(data, dict) else None
 
+    def _body(self, speaker: str, sent: list[Message], **fields: Any) -> dict[str, Any]:
+        """A chat request for `speaker`; on llama.cpp, on its own slot with the prompt cache on."""
+        body: dict[str, Any] = {"model": self.model, "messages": sent, **fields}
+        if self.kind == "llama.cpp":
+            body["cache_prompt"] = True
+            slot = self._slot_for(speaker)
+            if slot is not None:
+                body["id_slot"] = slot
+        return body
+
     def _slot_for(self, speaker: str) -> int | None:
         """This speaker's llama.cpp slot: its own while it is among the `n_slots` most recent speakers."""
         if not self.n_slots:
@@ -156,22 +166,17 @@ class RemoteBackend:
 
         if self.closed:
             raise CoachError("this model server connection was closed; resume the session")
-        body: dict[str, Any] = {"model": self.model, "messages": self.messages(messages), "stream": True,
-                                "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
-                                "stream_options": {"include_usage": True}}
+        body = self._body(speaker, self.messages(messages), stream=True, max_tokens=max_tokens,
+                          temperature=temperature, top_p=top_p, stream_options={"include_usage": True})
         if stop:
             body["stop"] = stop[:4]  # the OpenAI API takes at most four
         if seed is not None:
             body["seed"] = seed
-        slot = self._slot_for(speaker)
         # the server's tally on every chunk, so a turn the wording checks end early still reports its cache
         if self.kind == "vLLM":
             body["stream_options"]["continuous_usage_stats"] = True
         if self.kind == "llama.cpp":
-            body["cache_prompt"] = True
             body["timings_per_token"] = True
-            if slot is not None:
-                body["id_slot"] = slot
         t0 = time.perf_counter()
         first: float | None = None
         n_chunks, finish = 0, ""
@@ -238,15 +243,13 @@ class RemoteBackend:
         with self._lock:
             if self._read.get(speaker) == key:
                 return 0
-        body: dict[str, Any] = {"model": self.model, "messages": sent, "max_tokens": 1, "temperature": 0.0}
-        if self.kind == "llama.cpp":
-            body.update(cache_prompt=True, id_slot=self._slot_for(speaker))
         # Measured on a 2-core server with 16 candidates typing: unbounded read-ahead filled every batch
         # with drafts and the turns waited behind them. Skipped now is read at Send (or by the next draft).
         if not self._ahead.acquire(blocking=False):
             return 0
         try:
-            r = self._client.post(self.url + "/chat/completions", json=body)
+            r = self._client.post(self.url + "/chat/completions",
+                                  json=self._body(speaker, sent, max_tokens=1, temperature=0.0))
             data = r.json() if r.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
             return 0
@@ -259,9 +262,8 @@ class RemoteBackend:
             self._read.move_to_end(speaker)
             while len(self._read) > 4096:
                 self._read.popitem(last=False)
-        t, usage = data.get("timings") or {}, data.get("usage") or {}
-        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        return max(1, int(t.get("prompt_n") or 0) if t else int(usage.get("prompt_tokens") or 0) - cached)
+        _, _, evaluated, _ = _prompt_counts(data.get("usage") or {}, data.get("timings") or {})
+        return max(1, evaluated)
 
     def warm(self, speaker: str, messages: list[Message], cache_dir: Any = None, *, holdback: int = 1,
              whole: bool = False, cancel: threading.Event | None = None) -> int:
@@ -283,23 +285,14 @@ def probe_mode(template: str, props: dict[str, Any]) -> str:
     try:
         return Layout(template, bos=str(props.get("bos_token") or ""), eos=str(props.get("eos_token") or ""),
                       specials={}, tokenize_text=lambda _: [], dummy_prefix=False, bos_id=None).mode
-    except CoachError:
-        return "first_user"
-    except Exception:  # a template our sandbox cannot render: the layout every template keeps stable
+    except Exception:  # no stable layout, or a template our sandbox cannot render: the one every template keeps
         return "first_user"
 
 
 def _timings(speaker: str, t0: float, first: float | None, n_chunks: int, finish: str, usage: dict[str, Any],
              server: dict[str, Any]) -> TurnTimings:
     now = time.perf_counter()
-    details = usage.get("prompt_tokens_details") or {}
-    if server:  # llama.cpp: cache_n reused, prompt_n evaluated
-        cached, evaluated = int(server.get("cache_n") or 0), int(server.get("prompt_n") or 0)
-        prompt, reported = cached + evaluated, "cache_n" in server
-    else:
-        prompt = int(usage.get("prompt_tokens") or 0)
-        cached = int(details.get("cached_tokens") or 0)
-        evaluated, reported = prompt - cached, "cached_tokens" in details
+    prompt, cached, evaluated, reported = _prompt_counts(usage, server)
     return TurnTimings(
         speaker=speaker, prompt_tokens=prompt, cached_tokens=cached, prompt_eval_tokens=max(0, evaluated),
         prompt_eval_ms=float(server.get("prompt_ms") or 0.0),
@@ -307,6 +300,18 @@ def _timings(speaker: str, t0: float, first: float | None, n_chunks: int, finish
         eval_ms=float(server.get("predicted_ms") or 0.0), restore_ms=0.0,
         ttft_s=(first or now) - t0, total_s=now - t0, finish_reason=finish, cache_reported=reported,
         remote=True)
+
+
+def _prompt_counts(usage: dict[str, Any], server: dict[str, Any]) -> tuple[int, int, int, bool]:
+    """(prompt tokens, reused from the cache, evaluated, whether the server said what it reused): from
+    llama.cpp's `timings` when present, else the OpenAI usage block (vLLM's cached-token details)."""
+    if server:  # llama.cpp: cache_n reused, prompt_n evaluated
+        cached, evaluated = int(server.get("cache_n") or 0), int(server.get("prompt_n") or 0)
+        return cached + evaluated, cached, evaluated, "cache_n" in server
+    details = usage.get("prompt_tokens_details") or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    cached = int(details.get("cached_tokens") or 0)
+    return prompt, cached, prompt - cached, "cached_tokens" in details
 
 
 def _reason(exc: Exception) -> str:
