@@ -79,9 +79,15 @@ class Debrief:
         out = []
         for i, t in enumerate(self.turns, 1):
             d = t.grade.delivery
-            delivery = (f"{d.words} words, about {d.spoken_s // 60}:{d.spoken_s % 60:02d} spoken of a "
-                        f"{d.time_box_s // 60}:{d.time_box_s % 60:02d} box" + (" (over time)" if d.over_time else "")
-                        + f", {d.fillers} filler(s), {d.hedges} hedge(s)")
+            if t.grade.voice:  # spoken: measured from the recording, not estimated from the words
+                from coach.voice.delivery import VoiceDelivery
+
+                v = VoiceDelivery.from_dict(t.grade.voice)
+                delivery = f"spoken (heard by {v.recognizer}): {v.summary()}"
+            else:
+                delivery = (f"typed, estimated: {d.words} words, about {d.spoken_s // 60}:{d.spoken_s % 60:02d} "
+                            f"spoken of a {d.time_box_s // 60}:{d.time_box_s % 60:02d} box"
+                            + (" (over time)" if d.over_time else "") + f", {d.fillers} filler(s), {d.hedges} hedge(s)")
             out.append({"n": i, "panelist": t.panelist, "question": t.question, "answer": t.answer,
                         "score": t.grade.total, "criteria": t.grade.criteria, "delivery": delivery,
                         "improvement": t.grade.improvement})

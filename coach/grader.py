@@ -56,6 +56,7 @@ class Grade:
     features: dict[str, float] = field(default_factory=dict)
     strongest: str = ""  # the answer's sentence closest to the good exemplars (evidence for)
     weakest: str = ""  # the sentence closest to the bad ones, or furthest from the rubric (evidence against)
+    voice: dict[str, Any] | None = None  # delivery measured from the recording (`voice.delivery`), if spoken
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Grade:
@@ -65,7 +66,7 @@ class Grade:
                    (d["nearest_good"]["text"], d["nearest_good"]["similarity"]),
                    (d["nearest_bad"]["text"], d["nearest_bad"]["similarity"]), d["missed"], d["improvement"],
                    Delivery(**dl), d.get("notes", []), d.get("features", {}), d.get("strongest", ""),
-                   d.get("weakest", ""))
+                   d.get("weakest", ""), d.get("voice"))
 
     def summary(self) -> str:
         """The total and each criterion in words: the one line the UI, the CLI and a retry all show."""
@@ -198,9 +199,10 @@ class Grader:
 
     # -------------------------------------------------------------- grading
 
-    def grade(self, bank: Bank, q: Question, answer: str) -> Grade:
-        """The answer's grade, calibrated to this question's exemplars (see `calibration`)."""
-        return self._grade(bank, q, answer, calibrate=True)
+    def grade(self, bank: Bank, q: Question, answer: str, spoken_s: float | None = None) -> Grade:
+        """The answer's grade, calibrated to this question's exemplars (see `calibration`). `spoken_s`: the
+        time it took to say, measured from a recording; else estimated from its words."""
+        return self._grade(bank, q, answer, calibrate=True, spoken_s=spoken_s)
 
     def calibration(self, bank: Bank, q: Question) -> Calibration:
         """How this question's own exemplars say to weigh the rubric blend against plain similarity to the
@@ -234,7 +236,7 @@ class Grader:
                 log.info("calibration not cached: %s", exc)
         return cal
 
-    def _grade(self, bank: Bank, q: Question, answer: str, *, calibrate: bool) -> Grade:
+    def _grade(self, bank: Bank, q: Question, answer: str, *, calibrate: bool, spoken_s: float | None = None) -> Grade:
         weights = bank.weights_for(q)
         notes: list[str] = []
         text, note = clean_answer(answer)
@@ -253,7 +255,7 @@ class Grader:
         if isinstance(answer, str) and len(answer) > said.MAX_CHARS:  # cut: count the whole (cheaply), for delivery
             n_words = len(answer.split()) if len(answer) <= 2_000_000 else round(n_words * len(answer) / max(1, len(text)))
         delivery = Delivery(n_words, len(said.FILLERS.findall(text)), len(said.HEDGES.findall(text)),
-                            round(n_words / said.WPM * 60), q.time_box_s)
+                            round(n_words / said.WPM * 60) if spoken_s is None else round(spoken_s), q.time_box_s)
         qv = self._vectors(q)
         if len(words_all) > said.MAX_WORDS:
             text = " ".join(words_all[:said.MAX_WORDS])

@@ -20,6 +20,16 @@ from coach.rubrics import Bank, load_all
 PROMPTS_DIR = DATA_DIR / "prompts"
 
 
+class Speech(BaseModel):
+    """How a panelist sounds when the panel is spoken (`coach.voice.speak.VoiceSpec`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    espeak: str = "en-us"  # an espeak-ng voice, with +variant
+    pitch: int = Field(default=50, ge=0, le=99)
+    rate: int = Field(default=165, ge=80, le=450)  # words a minute
+    piper: str | None = None  # a piper voice from the voice catalog, used once pulled
+
+
 class Persona(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
@@ -35,6 +45,7 @@ class Persona(BaseModel):
     hidden_priorities: list[str] = Field(min_length=1)
     criteria_weights: dict[str, float] = Field(default_factory=dict)
     # the written follow-up per criterion, in this panelist's voice; panel.PROBES where one is missing
+    speech: Speech = Speech()
     follow_ups: dict[Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment",
                              "tension_handling"], str] = Field(default_factory=dict)
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coach.debrief import Debrief
 from coach.engine import ChatBackend, Message
@@ -27,7 +27,11 @@ from coach.prompts import Persona, Scenario, scenario_parts
 from coach.rubrics import Bank
 from coach.store import Store, new_holder, new_session_id
 from coach.typeahead import Either, TypeAhead
+from coach.views import timing_line
 from coach.voicing import Voicing, joined, usable_note
+
+if TYPE_CHECKING:
+    from coach.voice.delivery import VoiceDelivery
 
 log = logging.getLogger("coach.session")
 
@@ -48,12 +52,11 @@ class Interview:
         self.scenario, self.bank, self.personas = scenario, bank, personas
         self._panel = Panel(scenario, bank, personas)  # what happens next; the front ends ask through methods
         self.hearing = Hearing(scenario, bank, personas)
-        self.session_id, self.seed, self.state = session_id, seed, state
-        self.max_tokens = max_tokens
+        self.session_id, self.seed, self.state, self.max_tokens = session_id, seed, state, max_tokens
         self.cache_dir = cache_dir  # on-disk prefix cache (evaluated persona cards); None = off
         self.current: CurrentTurn | None = None
         self.asked_at: float | None = None  # when the open question was finished (the clock runs from it)
-        self.turn_count = 0
+        self.turn_count = 0  # questions asked
         self.closed = False  # the panel said goodbye; nothing more to ask
         self._typing: TypeAhead | None = None
         self._warming: tuple[threading.Thread, threading.Event] | None = None
@@ -148,13 +151,7 @@ class Interview:
 
     def turn_stats(self) -> str:
         """One line on the last question: its first word, and how much of its prompt came from the cache."""
-        t = self.last_timings
-        if not t:
-            return ""
-        where = "the model server's cache" if t.get("remote") else "the cache"
-        reuse = (f"{t['cached_tokens']} of {t['prompt_tokens']} prompt tokens from {where}" if t.get("cache_reported", True)
-                 else "this model server does not report its cache")
-        return f"first word after {t['ttft_s']:.1f} s · {reuse}"
+        return timing_line(self.last_timings)
 
     def begin(self) -> None:
         """Start reading every persona card in the background (the first speaker's opening first)."""
@@ -326,8 +323,9 @@ class Interview:
 
     # ---------------------------------------------------------------- the candidate's turn
 
-    def answer(self, text: str, spent_s: float | None = None) -> Grade | None:
-        """Grade and store the answer to the open question (`spent_s`: by default, since it was asked)."""
+    def answer(self, text: str, spent_s: float | None = None, voice: VoiceDelivery | None = None) -> Grade | None:
+        """Grade and store the answer to the open question (`spent_s`: by default, since it was asked;
+        `voice`: its delivery measured from a recording, for a spoken answer)."""
         if self.current is None:
             raise CoachError("there is no open question; call ask() first")
         if self._typing is not None:  # the turn reads what is left; nothing evaluates the old draft behind it
@@ -338,7 +336,9 @@ class Interview:
         cur = self.current
         grade: Grade | None = None
         if cur.action.kind != "close" and cur.action.question_id:
-            grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), text)
+            grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), text,
+                                      spoken_s=voice.spoken_s if voice else None)
+            grade.voice = voice.as_dict() if voice else None
         text, _ = clean_answer(text)  # what is stored is what was graded (the grade's notes say what changed)
         self._panel.record(self.state, cur.action, grade, text, spent_s)
         status = "finished" if cur.action.kind == "close" else "active"

@@ -254,3 +254,13 @@ def model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:
 
 BENCH_COLUMNS = ["quant", "gen_tps", "top1", "kl", "size_mb", "pp_tps", "ttft_open_ms", "ttft_follow_ms", "peak_rss_mb",
                  "bandwidth_share", "status", "name", "error"]  # what a user compares first on the left
+
+
+def timing_line(t: dict[str, Any] | None) -> str:
+    """One line on a question's timings: its first word, and how much of its prompt came from the cache."""
+    if not t:
+        return ""
+    where = "the model server's cache" if t.get("remote") else "the cache"
+    reuse = (f"{t['cached_tokens']} of {t['prompt_tokens']} prompt tokens from {where}" if t.get("cache_reported", True)
+             else "this model server does not report its cache")
+    return f"first word after {t['ttft_s']:.1f} s · {reuse}"

@@ -1,0 +1,155 @@
+"""The voice models `coach voice pull` fetches (whisper.cpp recognizers, piper voices), where they live
+(COACH_HOME/voice/NAME/), and which recognizer and synthesizer run. Pulls go through the same resumable,
+checksummed download as the GGUF models."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from coach.config import Settings
+from coach.errors import ConfigError, DownloadError, ModelNotFound
+
+CATALOG = Path(__file__).resolve().parent.parent / "data" / "voices.yaml"
+# best first: the recognizer used when several are pulled and none is chosen
+PREFERENCE = ("whisper-small.en", "whisper-base.en", "whisper-small", "whisper-base", "whisper-tiny.en",
+              "whisper-tiny")
+EMBEDDED = "pocketsphinx"
+
+
+class VoiceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: str
+    size: int
+    sha256: str | None = None
+    sha1: str | None = None
+
+
+class VoiceModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    title: str
+    repo: str
+    revision: str
+    licence: str
+    languages: str
+    ram_mb: int
+    files: list[VoiceFile]
+
+
+class VoiceCatalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recognizers: list[VoiceModel]
+    voices: list[VoiceModel]
+
+    def get(self, name: str) -> tuple[Literal["recognizer", "voice"], VoiceModel] | None:
+        for kind, items in (("recognizer", self.recognizers), ("voice", self.voices)):
+            for m in items:
+                if m.name == name:
+                    return kind, m  # type: ignore[return-value]
+        return None
+
+    def names(self) -> list[str]:
+        return [m.name for m in (*self.recognizers, *self.voices)]
+
+
+def load(path: Path | None = None) -> VoiceCatalog:
+    path = path or CATALOG
+    try:
+        return VoiceCatalog.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise ConfigError(f"voice catalog {path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"voice catalog {path} cannot be read: {str(exc).splitlines()[0]}") from None
+
+
+def folder(settings: Settings, name: str) -> Path:
+    return settings.home / "voice" / name
+
+
+def installed(settings: Settings, name: str) -> Path | None:
+    """The main file (the model) of a pulled voice model, when every one of its files is there."""
+    found = load().get(name)
+    if found is None:
+        return None
+    paths = [folder(settings, name) / Path(f.filename).name for f in found[1].files]
+    return paths[0] if all(p.is_file() for p in paths) else None
+
+
+def pull(name: str, settings: Settings, *, progress: bool = True) -> Path:
+    """Download every file of a catalog voice model: resumable, checked (sha256 from the hub, and the SHA-1
+    whisper.cpp publishes), moved into place only when whole."""
+    from coach import download
+
+    cat = load()
+    found = cat.get(name)
+    if found is None:
+        raise ModelNotFound(f"unknown voice model {name!r}; valid names: {', '.join(cat.names())}")
+    kind, m = found
+    dest_dir = folder(settings, name)
+    for f in m.files:
+        dest = dest_dir / Path(f.filename).name
+        if dest.is_file():
+            continue
+        download.fetch(repo=m.repo, revision=m.revision, filename=f.filename, size=f.size, sha256=f.sha256,
+                       dest=dest, staging=settings.home / "downloads", progress=progress)
+        if f.sha1 and _sha1(dest) != f.sha1:
+            dest.unlink()
+            raise DownloadError(f"{dest.name} does not match the SHA-1 whisper.cpp publishes ({f.sha1[:12]}…); the "
+                                "file was deleted, run the same command to download it again")
+        if kind == "recognizer":
+            from coach.voice.listen import check_whisper_file
+
+            try:
+                check_whisper_file(dest)
+            except Exception:
+                dest.unlink(missing_ok=True)
+                raise
+    path = installed(settings, name)
+    assert path is not None
+    return path
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()  # noqa: S324 - the published pin is SHA-1; sha256 is checked too
+    with path.open("rb") as f:
+        while block := f.read(8 * 2**20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove(name: str, settings: Settings) -> list[Path]:
+    d = folder(settings, name)
+    gone = sorted(p for p in d.glob("*") if p.is_file()) if d.is_dir() else []
+    for p in gone:
+        p.unlink()
+    if d.is_dir():
+        d.rmdir()
+    return gone
+
+
+def recognizer_choice(settings: Settings, wanted: str | None = None) -> tuple[str, Path | None]:
+    """(registry kind, model file) of the recognizer to run: the one asked for, else the best pulled
+    whisper model, else the embedded PocketSphinx."""
+    wanted = wanted or "auto"
+    if wanted == EMBEDDED:
+        return EMBEDDED, None
+    if wanted != "auto":
+        cat = load()
+        if cat.get(wanted) is None or cat.get(wanted)[0] != "recognizer":  # type: ignore[index]
+            names = [m.name for m in cat.recognizers]
+            raise ModelNotFound(f"unknown recognizer {wanted!r}; choose {EMBEDDED} or one of: {', '.join(names)}")
+        path = installed(settings, wanted)
+        if path is None:
+            raise ModelNotFound(f"{wanted} is not pulled yet: coach voice pull {wanted}")
+        return "whisper", path
+    for name in PREFERENCE:
+        path = installed(settings, name)
+        if path is not None:
+            return "whisper", path
+    return EMBEDDED, None
