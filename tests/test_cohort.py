@@ -112,7 +112,7 @@ def test_each_user_sees_only_their_own_sessions(cohort):
 
     url, _ = cohort
     alice, bob = client(url, "alice"), client(url, "bob")
-    chat, status, coach, banner = alice.predict("PMM final panel", "", 3, True, api_name="/start")
+    chat, status, coach, banner = alice.predict("PMM final panel", "", 3, True, api_name="/start")[:4]
     assert "on the OpenAI-compatible server at http://127.0.0.1:" in banner and chat
     assert "first word after" in status and "this model server does not report its cache" in status
     out = alice.predict(GOOD, True, api_name="/answer")

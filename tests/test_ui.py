@@ -89,7 +89,7 @@ def test_api_panel_history_retry_and_resume(server: str):
 
     c = Client(server, verbose=False)
     chat, status, coach, banner = c.predict("PMM final panel", "smollm2-135m-instruct:Q4_1", 3, True,
-                                            api_name="/start")
+                                            api_name="/start")[:4]
     assert len(chat) == 1 and "·" in text_of(chat[0]) and "?" in text_of(chat[0])
     assert "SmolLM2 135M" in banner and "coach models pull mistral" in banner
     assert re.search(r"first word after [\d.]+ s · \d+ of \d+ prompt tokens from the cache", status), status
@@ -164,7 +164,7 @@ def test_api_models_pull_quantize_and_bench(server: str):
     c = Client(server, verbose=False)
     assert c.predict("tiny:F32", api_name="/models_pull").startswith("Ready: `")  # from the local fake hub
     # that file is a valid GGUF container but no model: starting on it fails clearly and keeps the loaded model
-    chat, status, _, banner = c.predict("PMM final panel", "tiny:F32", 3, False, api_name="/start")
+    chat, status, _, banner = c.predict("PMM final panel", "tiny:F32", 3, False, api_name="/start")[:4]
     assert chat == [] and status.startswith("**Could not start:**") and "SmolLM2 135M" in banner
     failed = c.predict("nope:Q4", api_name="/models_pull")
     assert failed.startswith("**Pull failed:**") and "tiny:F32" in failed

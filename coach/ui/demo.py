@@ -31,6 +31,7 @@ from coach.ui.debrief_tab import DebriefTab
 from coach.ui.history_tab import HistoryTab
 from coach.ui.models_tab import ModelsTab
 from coach.ui.panel_tab import PanelTab
+from coach.ui.voice_box import HUSH_JS, PLAYER_JS
 
 # System fonts only: the default theme would fetch web fonts from a CDN.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -76,21 +77,31 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             return streaming(handler, panel.chatbot, panel.chat_state, panel.send)
 
         send_outs = [*panel.outputs, panel.send]
+        voice = panel.voice
         panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode,
-                                                    panel.quick, panel.iv, panel.armed], send_outs, api_name="start")
-        answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode],
-                     [*panel.outputs, panel.answer_box, *debrief.outputs, panel.send])
+                                                    panel.quick, panel.iv, panel.armed, voice.speak], send_outs,
+                              api_name="start")
+        answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode, voice.heard, voice.speak],
+                     [*panel.outputs, panel.answer_box, voice.heard_md, *debrief.outputs, panel.send])
         panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
         panel.answer_box.submit(stream(panel.answer), *answer_io, api_visibility="private")
         # public, so a script typing an answer (bench/cohort_bench.py) drives type-ahead as a browser does
         panel.answer_box.change(guard(panel.draft), [panel.answer_box, panel.iv], None, api_name="draft",
                                 show_progress="hidden", trigger_mode="always_last", queue=False)
+        # a recording (stopped, or a file dropped in) becomes the editable text of the answer
+        heard_io = ([voice.audio_in, voice.keep, panel.iv], [panel.answer_box, voice.heard, voice.heard_md, voice.audio_in])
+        voice.audio_in.stop_recording(guard(voice.transcribe), *heard_io, api_name="transcribe_recording",
+                                      api_visibility="private")
+        voice.audio_in.upload(guard(voice.transcribe), *heard_io, api_name="transcribe")
+        voice.audio_in.start_recording(None, None, None, js=HUSH_JS)  # the candidate speaks: the panel stops
+        voice.speech.change(None, voice.speech, None, js=PLAYER_JS)
+        voice.speak.change(None, None, None, js=HUSH_JS)
         gr.Timer(1.0).tick(guard(panel.tick), panel.iv, panel.clock, api_visibility="private", show_progress="hidden")
 
         history_outs = [history.table, history.pick, history.trend]
         history.refresh.click(guard(history.sessions), None, history_outs, api_name="sessions")
         history.pick.change(guard(history.questions), history.pick, history.pick_turn, api_visibility="private")
-        history.resume_btn.click(stream(panel.resume), [history.pick, panel.chat_state, history.take_over],
+        history.resume_btn.click(stream(panel.resume), [history.pick, panel.chat_state, history.take_over, voice.speak],
                                  [*panel.outputs, tabs, *debrief.outputs, panel.send], api_name="resume")
         history.show_btn.click(guard(history.show_debrief), history.pick, [*debrief.outputs, tabs],
                                api_name="session_debrief")

@@ -4,6 +4,7 @@ shows each grade. Each browser tab keeps its own `Interview` in a State; the Int
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from coach.models import ModelRow
 from coach.session import Interview
 from coach.ui.common import Ctx, chat_of, panelist_message
 from coach.ui.debrief_tab import DebriefTab
+from coach.ui.voice_box import VoiceBox
 from coach.views import model_choices
 
 log = logging.getLogger("coach.ui")
@@ -44,6 +46,8 @@ class PanelTab:
             self.status = gr.Markdown("", elem_id="status")
             self.answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
             self.send = gr.Button("Send answer", elem_id="send")
+            self.voice = VoiceBox(ctx)
+            self.voice.ctx_answer = self.answer_box
             # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
             self.iv = gr.State(None)
             self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
@@ -58,7 +62,8 @@ class PanelTab:
     @property
     def outputs(self) -> list[Any]:
         """What every panel update may change (the API's positional outputs, in this order)."""
-        return [self.chatbot, self.chat_state, self.iv, self.status, self.coach_md, self.banner, self.armed]
+        return [self.chatbot, self.chat_state, self.iv, self.status, self.coach_md, self.banner, self.armed,
+                self.voice.speech, self.voice.heard]
 
     def _update(self, chat: list[dict], iv: Interview | None, status: str = "", coach: str = "") -> dict[Any, Any]:
         return {self.chatbot: chat, self.iv: iv, self.status: status, self.coach_md: coach,
@@ -79,7 +84,7 @@ class PanelTab:
                 self.quick: bool(saved["quick"]) if "quick" in saved else gr.update()}
 
     def start(self, title: str, model: str, seed: float | None, coach_mode: bool, quick: bool = False,
-              live: Interview | None = None, armed: bool = False,
+              live: Interview | None = None, armed: bool = False, speak: bool = False,
               request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
         """A new panel. While this tab has a session in progress, the first press only asks to press again
         (the session in progress is saved and stays in History); the second starts the new one."""
@@ -103,19 +108,25 @@ class PanelTab:
             yield self._update([], None, f"**Could not start:** {exc}")
             return
         try:
-            yield from self._ask(iv, [], "")
+            yield from self._ask(iv, [], "", speak)
         except ServerUnavailable as exc:  # nothing was stored: Start again once the server is back
             yield self._update([], None, f"**Could not start:** {exc}")
 
-    def _ask(self, iv: Interview, chat: list[dict], coach: str) -> Generator[dict[Any, Any], None, list[dict]]:
-        """Stream the next panelist's words into the transcript; returns the transcript with them."""
+    def _ask(self, iv: Interview, chat: list[dict], coach: str,
+             speak: bool = False) -> Generator[dict[Any, Any], None, list[dict]]:
+        """Stream the next panelist's words into the transcript (and, with `speak`, their voice, sentence by
+        sentence); returns the transcript with them."""
         speaker = iv.next_speaker()
         chat = [*chat, panelist_message(speaker, "")]
         text = ""
-        for chunk in iv.ask():
+        chunks: Iterator[tuple[str, str | None]] = (
+            self.voice.spoken(speaker, iv.ask(), f"{iv.session_id}/{uuid.uuid4().hex[:8]}",
+                              lambda: iv.current.text if iv.current else None)
+            if speak else ((c, None) for c in iv.ask()))
+        for chunk, clips in chunks:
             text += chunk
             chat[-1] = panelist_message(speaker, text)
-            yield self._update(chat, iv, coach=coach)
+            yield {**self._update(chat, iv, coach=coach), **({self.voice.speech: clips} if clips else {})}
         chat[-1] = panelist_message(speaker, iv.current.text if iv.current else text.strip())
         iv.draft("")  # the next speakers start reading while the candidate types
         stats = iv.turn_stats()
@@ -135,9 +146,12 @@ class PanelTab:
                                                                               f"{clock.questions_left} more questions")
         return f"Segment time **{clock}**{note} · {left}"
 
-    def answer(self, text: str, chat: list[dict], iv: Interview | None, coach_mode: bool) -> Iterator[dict[Any, Any]]:
+    def answer(self, text: str, chat: list[dict], iv: Interview | None, coach_mode: bool,
+               heard: dict | None = None, speak: bool = False) -> Iterator[dict[Any, Any]]:
+        """Grade and store the answer, then ask the next question. `heard`: the transcript of the recording
+        the answer came from (its delivery is then measured from the voice)."""
         if iv is not None and iv.current is None and not iv.done and iv.turn_count:
-            yield from self._ask_again(iv, chat)  # the last question never arrived (the model server dropped it)
+            yield from self._ask_again(iv, chat, speak)  # the last question never arrived (the server dropped it)
             return
         if iv is None or iv.current is None:
             yield self._update(chat, iv, "Start a panel first.")
@@ -146,7 +160,8 @@ class PanelTab:
             yield self._update(chat, iv, "Type an answer first (an empty answer scores 1).")
             return
         try:
-            grade = iv.answer(text)
+            voice = self.voice.delivery_of(text, heard, iv)
+            grade = iv.answer(text, voice=voice)
         except CoachError as exc:  # e.g. another tab took the session over: the answer stays in the box
             yield self._update(chat, iv, f"**Not saved:** {exc}")
             return
@@ -154,11 +169,13 @@ class PanelTab:
         coach = ""
         if coach_mode and grade is not None:
             coach = (f"**Score {grade.summary()}**\n\n**Next time:** {grade.improvement}\n\n"
+                     f"**Delivery** {self._delivery(grade, voice)}\n\n"
                      f"**Closest strong answer** ({grade.nearest_good[1]:.2f}): {grade.nearest_good[0]}"
                      + "".join(f"\n\n*Note: {n}*" for n in grade.notes))
-        yield {**self._update(chat, iv, coach=coach), self.answer_box: ""}
+        yield {**self._update(chat, iv, coach=coach), self.answer_box: "", self.voice.heard: None,
+               self.voice.heard_md: ""}
         try:
-            chat = yield from self._ask(iv, chat, coach)
+            chat = yield from self._ask(iv, chat, coach, speak)
         except CoachError as exc:  # the answer is already saved; say why the panel stopped
             yield self._update(chat, iv, self._stopped(exc), coach)
             return
@@ -166,13 +183,22 @@ class PanelTab:
             yield from self._finished(iv, chat, coach)
 
     @staticmethod
+    def _delivery(grade: Any, voice: Any) -> str:
+        if voice is not None:
+            tip = voice.advice()
+            return f"(from your voice, heard by {voice.recognizer}): {voice.summary()}" + (f". {tip}" if tip else "")
+        d = grade.delivery
+        return (f"(typed, estimated at 150 words a minute): {d.words} words, about {d.spoken_s} s of a "
+                f"{d.time_box_s} s time box")
+
+    @staticmethod
     def _stopped(exc: CoachError) -> str:
         again = " Press **Send answer** to ask again," if isinstance(exc, ServerUnavailable) else ""
         return f"**The panel could not go on:** {exc}.{again} Your answers are saved (History → Resume)."
 
-    def _ask_again(self, iv: Interview, chat: list[dict]) -> Iterator[dict[Any, Any]]:
+    def _ask_again(self, iv: Interview, chat: list[dict], speak: bool = False) -> Iterator[dict[Any, Any]]:
         try:
-            chat = yield from self._ask(iv, chat, "")
+            chat = yield from self._ask(iv, chat, "", speak)
         except CoachError as exc:
             yield self._update(chat, iv, self._stopped(exc))
             return
@@ -196,7 +222,7 @@ class PanelTab:
             yield {**self._update(chat, iv, done, coach), **shown,
                    self.debrief.md: f"### The committee chair\n\n{note.strip()}\n\n{md}"}
 
-    def resume(self, sid: str, chat: list[dict], take_over: bool,
+    def resume(self, sid: str, chat: list[dict], take_over: bool, speak: bool = False,
                request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
         tabs = self.tabs
         ctx = self.ctx
@@ -216,7 +242,7 @@ class PanelTab:
                    **self.debrief.show(iv.debrief(), iv.session_id, iv.owner), tabs: gr.update(selected="debrief")}
             return
         try:
-            for out in self._ask(iv, history, ""):
+            for out in self._ask(iv, history, "", speak):
                 yield {**out, tabs: gr.update(selected="panel")}
         except CoachError as exc:
             yield {**self._update(history, iv, self._stopped(exc)), tabs: gr.update(selected="panel")}
