@@ -70,6 +70,9 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata=_flag(
         "--host", "address the UI binds to (default 127.0.0.1; any other needs --users or --auth-header)",
         scope="ui", metavar="ADDR"))
+    recognizer: str | None = field(default=None, metadata=_flag(
+        "--recognizer", "what hears spoken answers: pocketsphinx (embedded) or a pulled whisper model "
+        "(default: the best pulled, else pocketsphinx)", scope=("ui", "rehearse", "voice"), metavar="NAME"))
     port: int = field(default=7860, metadata=_flag("--port", "port (default 7860)", scope="ui"))
     users_file: Path | None = field(default=None, metadata=_flag(
         "--users", "sign-in for a shared coach: a users file of hashed passwords (`coach users add`)",

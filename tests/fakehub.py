@@ -18,6 +18,7 @@ class FakeHub(http.server.ThreadingHTTPServer):
         self.mode = "ok"  # ok | drop_once | corrupt
         self.requests: list[tuple[str, str | None]] = []
         self.paths: list[str] = []
+        self.route = f"/{REPO_ID}/resolve/{REV}/{FILE}"  # the one file it serves
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -27,7 +28,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _known(self) -> bool:
-        if self.path != f"/{REPO_ID}/resolve/{REV}/{FILE}":
+        if self.path != self.server.route:
             self.send_error(404)
             return False
         return True

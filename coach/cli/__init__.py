@@ -25,6 +25,7 @@ from coach.cli.manage import (
     cmd_users,
 )
 from coach.cli.panel import cmd_chat, cmd_rehearse, cmd_sessions
+from coach.cli.voice import cmd_voice
 from coach.config import Settings, add_flags, overrides
 from coach.errors import CoachError
 
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--coach", action="store_true", help="coach mode: show each answer's score right away")
     reh.add_argument("--short", action="store_true",
                      help="a quick round: every time box scaled so the whole panel fits in 15 minutes")
+    reh.add_argument("--voice", action="store_true",
+                     help="a spoken panel: questions played aloud, answers recorded (or a WAV path) and transcribed here")
+    reh.add_argument("--keep-recordings", action="store_true",
+                     help="keep each recorded answer in the data folder (default: deleted once transcribed)")
     reh.set_defaults(func=cmd_rehearse)
     add_flags(reh, "rehearse")
 
@@ -135,6 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
             up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         up.set_defaults(func=cmd_users)
 
+    voice = sub.add_parser("voice", help="speech models: list, pull or rm whisper.cpp and piper models; "
+                           "transcribe a WAV; say a line in a panelist's voice")
+    add_flags(voice, "voice")
+    vsub = voice.add_subparsers(dest="voice_command", required=True)
+    vsub.add_parser("list", help="the recognizers and voices, and which run").set_defaults(func=cmd_voice)
+    vp = vsub.add_parser("pull", help="download a voice model from the hub (resumable, verified)")
+    vp.add_argument("name")
+    vp.add_argument("--quiet", action="store_true", help="no progress bar")
+    vp.set_defaults(func=cmd_voice)
+    vr = vsub.add_parser("rm", help="delete a pulled voice model")
+    vr.add_argument("name")
+    vr.set_defaults(func=cmd_voice)
+    vt = vsub.add_parser("transcribe", help="a WAV as text, with its delivery (pace, pauses, fillers)")
+    vt.add_argument("file", type=Path)
+    vt.add_argument("--time-box", type=int, default=0, help="seconds the answer had (default: none)")
+    vt.set_defaults(func=cmd_voice)
+    vs = vsub.add_parser("say", help="a line in a panelist's voice, as a WAV")
+    vs.add_argument("panelist", help="researcher, gtm or pm")
+    vs.add_argument("text")
+    vs.add_argument("--out", type=Path, default=Path("say.wav"))
+    vs.set_defaults(func=cmd_voice)
+
     models = sub.add_parser("models", help="list, pull, add, quantize or remove GGUF models")
     msub = models.add_subparsers(dest="models_command", required=True)
     msub.add_parser("list", help="every catalog entry and registered file").set_defaults(func=cmd_models_list)
@@ -163,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # huggingface_hub, which reads these once.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     # The UI stays online-capable for its explicit "Pull" button; nothing else in it asks the hub.
-    if getattr(args, "models_command", None) != "pull" and args.command != "ui":
+    pulling = "pull" in (getattr(args, "models_command", None), getattr(args, "voice_command", None))
+    if not pulling and args.command != "ui":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # A byte that is not UTF-8 typed or piped in becomes U+FFFD instead of ending the session.
     if hasattr(sys.stdin, "reconfigure"):

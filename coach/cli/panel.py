@@ -77,16 +77,27 @@ def _read_answer(on_line=None) -> str:
     return "\n".join(lines)
 
 
-def _run(iv, coach_mode: bool) -> int:
+def _run(iv, coach_mode: bool, voice=None, keep: bool = False) -> int:  # noqa: ANN001
     print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
     print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
+    try:
+        return _loop(iv, coach_mode, voice, keep)
+    finally:
+        if voice is not None:
+            voice.close()
+
+
+def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
     iv.begin()  # every persona card, from the on-disk cache when this model has read it before
     try:
         while not iv.done:
             p = iv.next_speaker()
             print(f"\n{p.name} · {p.role}", flush=True)
-            for chunk in iv.ask():  # only wording that passed its checks is shown; nothing is taken back
-                print(chunk, end="", flush=True)
+            if voice is not None:  # printed, and spoken sentence by sentence as it is written
+                voice.ask(iv, p, iv.ask())
+            else:
+                for chunk in iv.ask():  # only wording that passed its checks is shown; nothing is taken back
+                    print(chunk, end="", flush=True)
             print(flush=True)
             if iv.current is None:  # the closing line
                 break
@@ -96,10 +107,14 @@ def _run(iv, coach_mode: bool) -> int:
                                                    if clock.warn else "")
                       + f", {clock.questions_left} more question(s) in this segment]", flush=True)
             iv.draft("")  # the next speakers read the answer while it is typed
-            text = _read_answer(iv.draft)
+            spoken = None
+            if voice is not None:
+                text, spoken = voice.answer(iv, keep)
+            else:
+                text = _read_answer(iv.draft)
             if "\ufffd" in text:
                 print("[some typed bytes were not UTF-8; they are kept as \ufffd]", flush=True)
-            grade = iv.answer(text)
+            grade = iv.answer(text, voice=spoken)
             if coach_mode and grade is not None:
                 print(f"[score {grade.summary()}]\n[next time: {grade.improvement}]", flush=True)
                 for note in grade.notes:
@@ -138,7 +153,15 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
                          model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir)
     print(f"session {iv.session_id}", file=sys.stderr)
-    return _run(iv, args.coach)
+    return _run(iv, args.coach, _voice(args, settings), bool(getattr(args, "keep_recordings", False)))
+
+
+def _voice(args: argparse.Namespace, settings: Settings):  # noqa: ANN202
+    if not getattr(args, "voice", False):
+        return None
+    from coach.cli.voice import Terminal
+
+    return Terminal(settings)
 
 
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,7 +24,7 @@ from coach.ui.common import Ctx
 from coach.voice.audio import to_wav
 from coach.voice.delivery import VoiceDelivery
 from coach.voice.listen import Transcript
-from coach.voice.service import Voice, still_spoken
+from coach.voice.service import Voice, still_spoken, time_box_of
 
 log = logging.getLogger("coach.ui")
 
@@ -100,11 +100,7 @@ class VoiceBox:
 
     ctx_answer: Any = None  # the Panel tab's answer box, set by the tab
 
-    @staticmethod
-    def time_box(iv: Interview | None) -> int:
-        if iv is None or iv.current is None or not iv.current.action.question_id:
-            return 0
-        return iv.bank.get(iv.current.action.question_id).time_box_s
+    time_box = staticmethod(time_box_of)
 
     def delivery_of(self, text: str, heard: dict | None, iv: Interview) -> VoiceDelivery | None:
         """The voice's delivery when the answer being sent is the recording's transcript (edited or not)."""

@@ -5,6 +5,7 @@ checksummed download as the GGUF models."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +59,8 @@ class VoiceCatalog(BaseModel):
 
 
 def load(path: Path | None = None) -> VoiceCatalog:
-    path = path or CATALOG
+    """The voice catalog; `COACH_VOICE_CATALOG` points at another one (tests, private mirrors)."""
+    path = path or Path(os.environ.get("COACH_VOICE_CATALOG") or CATALOG)
     try:
         return VoiceCatalog.model_validate(yaml.safe_load(path.read_text()))
     except ValidationError as exc:

@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 from coach.config import Settings
 from coach.errors import CoachError
@@ -31,6 +32,13 @@ def still_spoken(sent: str, heard: Transcript) -> bool:
     said = re.findall(r"[a-z0-9']+", sent.lower())
     words = set(re.findall(r"[a-z0-9']+", heard.text.lower()))
     return bool(said) and sum(w in words for w in said) >= 0.6 * len(said)
+
+
+def time_box_of(iv: Any) -> int:
+    """The open question's time box in seconds (0 when there is none)."""
+    if iv is None or iv.current is None or not iv.current.action.question_id:
+        return 0
+    return int(iv.bank.get(iv.current.action.question_id).time_box_s)
 
 
 class Voice:

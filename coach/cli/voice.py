@@ -1,0 +1,177 @@
+"""`coach voice` (list, pull, rm, transcribe, say) and the spoken panel at a terminal (`rehearse --voice`):
+answers recorded with the first recorder found (arecord, sox's rec, parecord) or read from a WAV path typed
+at the prompt; questions played with the first player found (paplay, aplay, afplay, play)."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from coach.config import Settings
+from coach.errors import CoachError
+
+RECORDERS = (["arecord", "-q", "-f", "S16_LE", "-r", "16000", "-c", "1"],
+             ["rec", "-q", "-r", "16000", "-c", "1", "-b", "16"],
+             ["parecord", "--channels=1", "--rate=16000", "--file-format=wav"])
+PLAYERS = (["paplay"], ["aplay", "-q"], ["afplay"], ["play", "-q"])
+
+
+def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.voice import catalog
+
+    cmd = args.voice_command
+    if cmd == "list":
+        kind, path = catalog.recognizer_choice(settings, settings.recognizer)
+        print(f"{'NAME':28} {'KIND':10} {'RAM':>6}  {'STATE':9} TITLE")
+        print(f"{catalog.EMBEDDED:28} {'recognizer':10} {'40MB':>6}  {'embedded':9} PocketSphinx US English "
+              "(in its wheel)")
+        cat = catalog.load()
+        for kind_name, items in (("recognizer", cat.recognizers), ("voice", cat.voices)):
+            for m in items:
+                state = "pulled" if catalog.installed(settings, m.name) else "-"
+                print(f"{m.name:28} {kind_name:10} {str(m.ram_mb) + 'MB':>6}  {state:9} {m.title}")
+        print(f"\nhears answers: {path.name if path else 'pocketsphinx'}; speaks: each panelist's piper voice "
+              "when pulled, else espeak-ng" + ("" if shutil.which("espeak-ng") else " (not installed)"))
+        return 0
+    if cmd == "pull":
+        path = catalog.pull(args.name, settings, progress=not args.quiet)
+        print(f"ready: {path}")
+        return 0
+    if cmd == "rm":
+        gone = catalog.remove(args.name, settings)
+        print(f"removed {len(gone)} file(s) of {args.name}" if gone else f"{args.name} is not pulled")
+        return 0 if gone else 2
+    if cmd == "transcribe":
+        from coach.voice.delivery import measure
+        from coach.voice.service import Voice
+
+        heard = Voice(settings, settings.recognizer).hear(args.file)
+        print(heard.text)
+        print(f"[{heard.recognizer}: {heard.audio_s:.1f} s of audio in {heard.elapsed_s:.2f} s, real-time factor "
+              f"{heard.rtf:.2f}]\n[{measure(heard, args.time_box).summary()}]", file=sys.stderr)
+        return 0
+    # say
+    from coach.prompts import load_personas
+    from coach.voice.audio import to_wav
+    from coach.voice.service import Voice, spec_of
+
+    personas = load_personas()
+    if args.panelist not in personas:
+        raise CoachError(f"unknown panelist {args.panelist!r}; choose one of: {', '.join(personas)}")
+    v, p = Voice(settings), personas[args.panelist]
+    samples = v.synth_for(spec_of(p)).say(args.text, spec_of(p))
+    args.out.write_bytes(to_wav(samples))
+    print(f"{args.out}: {len(samples) / 16000:.1f} s, {v.synth_name(p)}")
+    return 0
+
+
+class Terminal:
+    """Voice at a terminal for `rehearse --voice`: plays clips in order on a thread, records on demand."""
+
+    def __init__(self, settings: Settings) -> None:
+        from coach.voice.service import Voice
+
+        self.voice = Voice(settings, settings.recognizer)
+        self.player = next((p for p in PLAYERS if shutil.which(p[0])), None)
+        self.recorder = next((r for r in RECORDERS if shutil.which(r[0])), None)
+        self._clips: queue.Queue[bytes | None] = queue.Queue()
+        self._tmp = Path(tempfile.mkdtemp(prefix="coach-voice-"))
+        threading.Thread(target=self._play, daemon=True).start()
+        print(f"[voice: answers heard by {self.voice.recognizer_name()}; "
+              + (f"questions played with {self.player[0]}" if self.player else
+                 "no audio player found (paplay, aplay, afplay, play): questions are shown, not played")
+              + (f"; Enter records with {self.recorder[0]}]" if self.recorder else
+                 "; no recorder found (arecord, rec, parecord): type a WAV's path to answer aloud]"), flush=True)
+
+    def _play(self) -> None:
+        n = 0
+        while (wav := self._clips.get()) is not None:
+            if self.player is None:
+                continue
+            n += 1
+            f = self._tmp / f"q{n}.wav"
+            f.write_bytes(wav)
+            subprocess.run([*self.player, str(f)], capture_output=True)
+            f.unlink(missing_ok=True)
+
+    def say(self, clip_wav: bytes) -> None:
+        self._clips.put(clip_wav)
+
+    def record(self) -> Path | None:
+        if self.recorder is None:
+            print("[no recorder found: install alsa-utils (arecord) or sox, or type a WAV's path]", flush=True)
+            return None
+        out = self._tmp / "answer.wav"
+        proc = subprocess.Popen([*self.recorder, str(out)], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            input("[recording… press Enter to stop]")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        return out if out.is_file() and out.stat().st_size > 44 else None
+
+    def ask(self, iv, persona, chunks):  # noqa: ANN001, ANN201
+        """Print and speak one question as it streams: each sentence is queued for the player when whole."""
+        from coach.voice.audio import to_wav
+
+        try:
+            speaker = self.voice.speaker(persona)
+        except CoachError as exc:
+            print(f"[not spoken: {exc}]", flush=True)
+            speaker = None
+        for chunk in chunks:
+            print(chunk, end="", flush=True)
+            if speaker is not None:
+                speaker.feed(chunk)
+                for clip in speaker.ready():
+                    self.say(to_wav(clip.samples))
+        if speaker is not None:
+            speaker.close(iv.current.text if iv.current else None)
+            try:
+                for clip in speaker.ready(wait=True):
+                    self.say(to_wav(clip.samples))
+            except CoachError as exc:
+                print(f"\n[speech stopped: {exc}]", flush=True)
+
+    def answer(self, iv, keep: bool):  # noqa: ANN001, ANN201
+        """(text, its voice delivery or None): Enter records, a WAV path is heard, anything else is typed
+        (more lines until an empty one)."""
+        from coach.voice.service import still_spoken, time_box_of
+
+        first = input("you (Enter records, or a WAV's path, or type)> ").strip()
+        path = self.record() if not first else Path(first).expanduser() if Path(first).expanduser().is_file() else None
+        if path is None:
+            return "\n".join([first, *_more_lines()]).strip(), None
+        heard = self.voice.hear(path)
+        if keep:
+            print(f"[kept as {self.voice.keep(path, iv.session_id, iv.current.idx if iv.current else 0)}]")
+        print(f"[heard by {heard.recognizer} in {heard.elapsed_s:.1f} s]\n{heard.text}", flush=True)
+        fix = input("[Enter sends it as heard, or type the corrected answer]> ").strip()
+        text = "\n".join([fix, *_more_lines()]).strip() if fix else heard.text
+        voice = self.voice.delivery(heard, time_box_of(iv)) if still_spoken(text, heard) else None
+        if voice is not None:
+            print(f"[delivery: {voice.summary()}]", flush=True)
+        return text, voice
+
+    def close(self) -> None:
+        self._clips.put(None)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _more_lines() -> list[str]:
+    """Typed lines until an empty one (or the end of input)."""
+    out: list[str] = []
+    while True:
+        try:
+            line = input("… ")
+        except EOFError:
+            return out
+        if not line.strip():
+            return out
+        out.append(line)
