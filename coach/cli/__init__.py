@@ -142,7 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     voice = sub.add_parser("voice", help="speech models: list, pull or rm whisper.cpp and piper models; "
                            "transcribe a WAV; say a line in a panelist's voice")
-    add_flags(voice, "voice")
     vsub = voice.add_subparsers(dest="voice_command", required=True)
     vsub.add_parser("list", help="the recognizers and voices, and which run").set_defaults(func=cmd_voice)
     vp = vsub.add_parser("pull", help="download a voice model from the hub (resumable, verified)")
@@ -156,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     vt.add_argument("file", type=Path)
     vt.add_argument("--time-box", type=int, default=0, help="seconds the answer had (default: none)")
     vt.set_defaults(func=cmd_voice)
+    add_flags(vt, "voice")
     vs = vsub.add_parser("say", help="a line in a panelist's voice, as a WAV")
     vs.add_argument("panelist", help="researcher, gtm or pm")
     vs.add_argument("text")

@@ -5,7 +5,10 @@ checksummed download as the GGUF models."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -13,13 +16,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from coach.config import Settings
-from coach.errors import ConfigError, DownloadError, ModelNotFound
+from coach.errors import ConfigError, DownloadError, InvalidModelFile, ModelNotFound
 
 CATALOG = Path(__file__).resolve().parent.parent / "data" / "voices.yaml"
 # best first: the recognizer used when several are pulled and none is chosen
 PREFERENCE = ("whisper-small.en", "whisper-base.en", "whisper-small", "whisper-base", "whisper-tiny.en",
               "whisper-tiny")
 EMBEDDED = "pocketsphinx"
+VERIFIED = "verified.json"  # the size of each file once it loaded (written by `pull`)
 
 
 class VoiceFile(BaseModel):
@@ -80,7 +84,13 @@ def installed(settings: Settings, name: str) -> Path | None:
     if found is None:
         return None
     paths = [folder(settings, name) / Path(f.filename).name for f in found[1].files]
-    return paths[0] if all(p.is_file() for p in paths) else None
+    stamp = folder(settings, name) / VERIFIED
+    try:
+        sizes = json.loads(stamp.read_text())
+        whole = all(p.is_file() and p.stat().st_size == sizes.get(p.name) for p in paths)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return paths[0] if whole else None  # a file cut short or changed since it was checked is not used
 
 
 def pull(name: str, settings: Settings, *, progress: bool = True) -> Path:
@@ -112,9 +122,28 @@ def pull(name: str, settings: Settings, *, progress: bool = True) -> Path:
             except Exception:
                 dest.unlink(missing_ok=True)
                 raise
+    main = dest_dir / Path(m.files[0].filename).name
+    _test_load(kind, main)
+    (dest_dir / VERIFIED).write_text(json.dumps({p.name: p.stat().st_size for p in dest_dir.iterdir()
+                                                 if p.name != VERIFIED}))
     path = installed(settings, name)
     assert path is not None
     return path
+
+
+def _test_load(kind: str, path: Path) -> None:
+    """Load the model and run one second of silence (or one word) in a child process: whisper.cpp and
+    onnxruntime can abort the whole process on a damaged file, and that must not be the coach's."""
+    code = ("import sys, numpy as np; from pathlib import Path; from coach.voice.listen import Whisper; "
+            "Whisper(Path(sys.argv[1])).transcribe(np.zeros(16000, dtype=np.float32))" if kind == "recognizer" else
+            "import sys; from pathlib import Path; from coach.voice.speak import Piper, VoiceSpec; "
+            "Piper(Path(sys.argv[1])).say('Hello.', VoiceSpec())")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1][:200]
+        for p in path.parent.iterdir():
+            p.unlink()
+        raise InvalidModelFile(f"{path.name} does not load ({why}); it was deleted, pull it again")
 
 
 def _sha1(path: Path) -> str:
@@ -150,7 +179,8 @@ def recognizer_choice(settings: Settings, wanted: str | None = None) -> tuple[st
         if path is None:
             raise ModelNotFound(f"{wanted} is not pulled yet: coach voice pull {wanted}")
         return "whisper", path
-    for name in PREFERENCE:
+    others = [m.name for m in load().recognizers if m.name not in PREFERENCE]
+    for name in (*PREFERENCE, *others):
         path = installed(settings, name)
         if path is not None:
             return "whisper", path

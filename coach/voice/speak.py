@@ -99,11 +99,14 @@ class SentenceCutter:
         self.held += chunk
         out = []
         while True:
-            m = re.match(r"\s*(.+?[.!?])\s+(?=\S)", self.held, re.S)
-            if m is None or len(m.group(1).split()) < 2 and len(self.held) < 400:
+            # the first sentence end, followed by more text, with two words or more before it (a lone
+            # "No." waits for the sentence after it)
+            cut = next((m.end() for m in re.finditer(r"[.!?](?=\s+\S)", self.held)
+                        if len(self.held[:m.end()].split()) >= 2), None)
+            if cut is None:
                 break
-            out.append(m.group(1).strip())
-            self.held = self.held[m.end():]
+            out.append(self.held[:cut].strip())
+            self.held = self.held[cut:].lstrip()
         return out
 
     def flush(self) -> list[str]:
@@ -152,7 +155,7 @@ class Speaker:
         if final_text is not None:
             fed = self.spoken + self._cut.held
             rest = final_text[len(fed.strip()):] if final_text.startswith(fed.strip()) else ""
-            self._cut.feed(rest)
+            self.feed(rest)
         for s in self._cut.flush():
             self.spoken += s + " "
             self._todo.put(s)
