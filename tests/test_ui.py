@@ -3,6 +3,7 @@ plus a whole session in a process with no network at all."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -184,9 +185,9 @@ def test_api_models_pull_quantize_and_bench(server: str):
 
 
 @contextlib.contextmanager
-def open_page(url: str, height: int = 1000) -> Iterator[Any]:
+def open_page(url: str, height: int = 1000, mic: Path | None = None) -> Iterator[Any]:
     """A page of `url` in Debian's chromium through Playwright (headless, no sandbox, no GPU, no
-    background networking); screenshots go to ARTIFACTS."""
+    background networking); screenshots go to ARTIFACTS. `mic`: a WAV the browser's fake microphone plays."""
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -194,8 +195,11 @@ def open_page(url: str, height: int = 1000) -> Iterator[Any]:
         pytest.skip("chromium not installed")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
+        fake_mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required"]
         browser = p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                               "--disable-background-networking"])
+                                                               "--disable-background-networking",
+                                                               *(fake_mic if mic else [])])
         try:
             page = browser.new_page(viewport={"width": 1200, "height": height})
             yield page
@@ -236,6 +240,72 @@ def test_browser_panel_two_answers_then_the_debrief(server: str):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)
     assert hosts - {"127.0.0.1", "data", "blob"} == set(), f"requests left the machine: {hosts}"
+
+
+def test_api_answer_aloud_and_hear_the_panel(server: str, tmp_path):
+    """A spoken answer through the API: the WAV becomes editable text, Send grades it with its delivery from
+    the voice, and with "Speak" on each question arrives as WAV clips, sentence by sentence."""
+    from gradio_client import Client, handle_file
+
+    from tests.test_voice import ANSWER, needs_espeak, speak_to_wav
+
+    if needs_espeak.args[0]:
+        pytest.skip("espeak-ng not installed")
+    c = Client(server, verbose=False)
+    updates = list(c.submit("PM loop", "smollm2-135m-instruct:Q4_1", 9, True, False, True, api_name="/start"))
+    clips = [u[4] for u in updates if isinstance(u[4], str) and u[4]]
+    assert clips, "no speech came with the question"
+    lines = clips[-1].split("\n")
+    assert len(lines) >= 2 and all(base64.b64decode(x)[:4] == b"RIFF" for x in lines[1:])  # a header, then WAVs
+    wav = speak_to_wav(ANSWER, tmp_path / "answer.wav")
+    text, heard, _ = c.predict(handle_file(str(wav)), False, api_name="/transcribe")
+    assert len(text.split()) >= 15 and "Heard by PocketSphinx" in heard and "words a minute" in heard
+    out = c.predict(text + " And we would say so in writing.", True, False, api_name="/answer")  # edited, then sent
+    assert "**Delivery** (from your voice, heard by PocketSphinx" in out[2]
+    rows = c.predict(api_name="/sessions")[0]["data"]
+    sid = next(r[0] for r in rows if r[1] == "pm_loop" and r[3] == 1)
+    c.predict(GOOD, False, False, api_name="/answer")  # typed: the estimate
+    files = c.predict(sid, api_name="/session_debrief")
+    turns = json.loads(Path(files[3]).read_text())["turns"]
+    assert turns[0]["grade"]["voice"]["recognizer"].startswith("PocketSphinx") and turns[1]["grade"]["voice"] is None
+    report = Path(files[2]).read_text()  # the report to keep says which delivery was measured
+    assert "Delivery: spoken (heard by PocketSphinx" in report and "Delivery: typed, estimated" in report
+
+
+@pytest.mark.browser
+def test_browser_answer_into_the_microphone_and_hear_the_panel(server: str, tmp_path):
+    """Chromium's fake microphone plays an espeak-ng answer: Record, Stop, the transcript fills the box, Send.
+    With "Speak the panel's questions" on, the page's player receives each question's clips."""
+    from playwright.sync_api import expect
+
+    from tests.test_voice import ANSWER, needs_espeak, speak_to_wav
+
+    if needs_espeak.args[0]:
+        pytest.skip("espeak-ng not installed")
+    wav = speak_to_wav(ANSWER, tmp_path / "mic.wav")
+    with open_page(server, height=1300, mic=wav) as page:
+        page.context.grant_permissions(["microphone"])
+        page.goto(server)
+        expect(page.locator("#model-banner")).to_contain_text("SmolLM2 135M", timeout=30_000)
+        page.locator("#voice").get_by_text("Voice: answer aloud").click()
+        expect(page.locator("#voice-info")).to_contain_text("PocketSphinx")
+        page.locator("#speak input").check()
+        page.locator("#start").click()
+        expect(page.locator("#timer")).to_contain_text("Segment time", timeout=60_000)
+        expect(page.locator("#send")).to_be_enabled(timeout=60_000)
+        page.wait_for_function("() => window.coachSpeech && window.coachSpeech.played >= 1", timeout=30_000)
+        page.locator("#voice-in button.record-button").click()
+        page.wait_for_timeout(8000)  # the fake microphone loops the file; eight seconds of it
+        page.locator("#voice-in").get_by_role("button", name="Stop", exact=True).first.click()
+        expect(page.locator("#heard")).to_contain_text("Heard by PocketSphinx", timeout=60_000)
+        assert len(page.locator("#answer textarea").input_value().split()) >= 8
+        page.screenshot(path=str(ARTIFACTS / "ui-voice.png"), full_page=True)
+        before = page.evaluate("() => window.coachSpeech.played")
+        page.locator("#send").click()
+        expect(page.locator("#panel-chat .message.user")).to_have_count(1, timeout=90_000)
+        expect(page.locator("#send")).to_be_enabled(timeout=90_000)
+        page.wait_for_function(f"() => window.coachSpeech.played > {before}", timeout=30_000)  # the next question
+        expect(page.locator("#heard")).to_have_text("")
 
 
 @pytest.mark.browser

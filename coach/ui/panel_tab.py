@@ -44,10 +44,10 @@ class PanelTab:
             self.coach_md = gr.Markdown("", elem_id="coach-feedback")  # beside the transcript, above the box
             self.clock = gr.Markdown("", elem_id="timer")
             self.status = gr.Markdown("", elem_id="status")
+            self.voice = VoiceBox(ctx)  # a recording becomes the text of the box below it
             self.answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
-            self.send = gr.Button("Send answer", elem_id="send")
-            self.voice = VoiceBox(ctx)
             self.voice.ctx_answer = self.answer_box
+            self.send = gr.Button("Send answer", elem_id="send")
             # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
             self.iv = gr.State(None)
             self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
