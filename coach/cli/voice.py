@@ -28,8 +28,8 @@ def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.voice_command
     if cmd == "list":
         kind, path = catalog.recognizer_choice(settings, settings.recognizer)
-        print(f"{'NAME':28} {'KIND':10} {'RAM':>6}  {'STATE':9} TITLE")
-        print(f"{catalog.EMBEDDED:28} {'recognizer':10} {'40MB':>6}  {'embedded':9} PocketSphinx US English "
+        print(f"{"NAME":28} {'KIND':10} {'RAM':>6}  {'STATE':9} TITLE")
+        print(f"{catalog.EMBEDDED:28} {'recognizer':10} {'80MB':>6}  {'embedded':9} PocketSphinx US English "
               "(in its wheel)")
         cat = catalog.load()
         for kind_name, items in (("recognizer", cat.recognizers), ("voice", cat.voices)):
