@@ -28,7 +28,7 @@ def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.voice_command
     if cmd == "list":
         kind, path = catalog.recognizer_choice(settings, settings.recognizer)
-        print(f"{"NAME":28} {'KIND':10} {'RAM':>6}  {'STATE':9} TITLE")
+        print(f"{'NAME':28} {'KIND':10} {'RAM':>6}  {'STATE':9} TITLE")
         print(f"{catalog.EMBEDDED:28} {'recognizer':10} {'80MB':>6}  {'embedded':9} PocketSphinx US English "
               "(in its wheel)")
         cat = catalog.load()
