@@ -67,9 +67,10 @@ class VoiceBox:
 
     def describe(self) -> str:
         try:
-            return f"<small>Heard by **{self.voice.recognizer_name()}**, on this machine.</small>"
+            heard = f"Heard by **{self.voice.recognizer_name()}**"
         except CoachError as exc:
-            return f"<small>Voice input is off: {exc}</small>"
+            heard = f"Voice input is off: {exc}"
+        return f"<small>{heard}; spoken by {self.voice.speaks(self.ctx.personas)}. All on this machine.</small>"
 
     # ---------------------------------------------------------------- in
 

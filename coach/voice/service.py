@@ -44,7 +44,7 @@ def time_box_of(iv: Any) -> int:
 class Voice:
     def __init__(self, settings: Settings, wanted: str | None = None) -> None:
         self.settings = settings
-        self.wanted = wanted
+        self.wanted = wanted or settings.recognizer  # None: the best pulled whisper model, else PocketSphinx
         self._synths: dict[str, Synthesizer] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +93,13 @@ class Voice:
         spec = spec_of(p)
         path = catalog.installed(self.settings, spec.piper) if spec.piper else None
         return f"piper {spec.piper}" if path else f"espeak-ng {spec.espeak}"
+
+    def speaks(self, personas: dict[str, Persona]) -> str:
+        """What will speak the panel, without loading anything."""
+        names = sorted({self.synth_name(p) for p in personas.values()})
+        if all(n.startswith("espeak") for n in names) and not (shutil.which("espeak-ng") or shutil.which("espeak")):
+            return "nothing: install espeak-ng (apt install espeak-ng) or pull a piper voice"
+        return ", ".join(names)
 
     def speaker(self, p: Persona) -> Speaker:
         return Speaker(self.synth_for, spec_of(p))
