@@ -67,6 +67,9 @@ def test_the_wheel_carries_its_data_and_runs_outside_the_repo(installed: Path, t
     models = _run(installed, ["models", "list"], tmp_path)
     assert models.returncode == 0 and "mistral-7b-instruct-v0.3:Q4_K_M" in models.stdout, models.stderr
 
+    voices = _run(installed, ["voice", "list"], tmp_path)  # the voice catalog ships in the wheel too
+    assert voices.returncode == 0 and "whisper-base.en" in voices.stdout, voices.stderr
+
 
 def test_one_rehearse_turn_from_the_installed_wheel(installed: Path, tmp_path: Path) -> None:
     answer = ("We shipped the smaller size first because our download data showed most pulls were the smallest "
