@@ -115,7 +115,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                                                "models_add"),
                                               (models.q_btn, models.do_quantize, [models.q_src, models.q_type],
                                                "models_quantize")):
-            button.click(guard(handler), inputs, models.status, api_name=name).then(guard(models.refresh), None, pickers)
+            button.click(guard(handler), inputs, models.status, api_name=name).then(
+                guard(models.refresh), None, pickers).then(guard(voice.describe), None, voice.info,
+                                                           api_visibility="private")
         bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
                             api_name="bench")
         settings_in: list[Any] = [panel.scenario, panel.seed, panel.coach_mode, panel.quick]
@@ -125,6 +127,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         demo.load(guard(panel.restore), panel.saved, settings_in, api_visibility="private")
         demo.load(guard(history.sessions), None, history_outs, api_visibility="private")
         demo.load(guard(models.refresh), None, pickers, api_visibility="private")
+        demo.load(guard(voice.describe), None, voice.info, api_visibility="private")
     return demo
 
 

@@ -27,7 +27,8 @@ class ModelsTab:
         with gr.Tab("Models", id="models"):
             self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog)), interactive=False, elem_id="models-table")
             with gr.Row():
-                self.pull_name = gr.Textbox(label="Pull NAME:QUANT", value="mistral-7b-instruct-v0.3:Q4_K_M")
+                self.pull_name = gr.Textbox(label="Pull NAME:QUANT, or a voice model (whisper-base.en, piper-…: "
+                                                  "`coach voice list`)", value="mistral-7b-instruct-v0.3:Q4_K_M")
                 self.pull_btn = gr.Button("Pull")
             with gr.Row():
                 self.add_path = gr.Textbox(label="Add a local .gguf (path)")
@@ -56,7 +57,11 @@ class ModelsTab:
 
     def do_pull(self, name: str, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> str:  # noqa: B008
         self.ctx.refuse_if_shared("Pulling a model")
+        from coach.voice import catalog as voices
+
         try:
+            if voices.load().get(name.strip()) is not None:  # a recognizer or a voice: the same verified pull
+                return f"Ready: `{voices.pull(name.strip(), self.ctx.settings)}` (used from the next recording)"
             return f"Ready: `{pull(name.strip(), self.ctx.settings)}`"
         except CoachError as exc:
             return f"**Pull failed:** {exc}"
