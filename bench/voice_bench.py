@@ -13,11 +13,13 @@ whether the spoken panel keeps up with a 7B writing the question on this machine
 (b) Voices. Each panelist's espeak-ng voice (and piper voice when pulled) saying a 30-word question:
     seconds to make it against seconds to say it.
 (c) Keeping up with the model. The 7B's first-token time and generation speed are measured on a file of
-    Mistral 7B's exact shape (`--shape`); a real 40-word question is then fed to the voice at that pace,
+    Mistral 7B's exact shape (`--shape`); a real 41-word question is then fed to the voice at that pace,
     sentence by sentence, and each sentence is played as soon as it is made and the one before it has
-    finished. Printed: the first sound after Send, and the silence the listener hears waiting on the model.
+    finished: at the panelist's own pace, and paced to the model (`coach.voice.service.paced`). Printed:
+    the first sound after Send, and the silence the listener hears waiting on the model.
 
     .venv/bin/python bench/voice_bench.py [--recognizers pocketsphinx,tiny,base,small] [--shape NAME:QUANT]
+                                          [--parts a,b,c]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from coach.prompts import load_personas
 from coach.voice import catalog
 from coach.voice.audio import RATE, read
 from coach.voice.listen import Sphinx, Whisper
-from coach.voice.service import Voice, spec_of
+from coach.voice.service import Voice, paced, spec_of
 from coach.voice.speak import SentenceCutter
 from coach.voice.whisper_shape import write_whisper
 
@@ -159,30 +161,34 @@ def bench_keep_up(shape: str, settings: Settings) -> None:
     personas = load_personas()
     voice = Voice(settings)
     for key in ("researcher", "gtm", "pm"):
-        p = personas[key]
-        spec = spec_of(p)
-        synth = voice.synth_for(spec)
-        cut, sentences, prev = SentenceCutter(), [], ""
-        for i, text in enumerate(pieces):  # sentence k is whole when its last token arrives
-            at = t.ttft_s + i / t.gen_tokens_per_s
-            sentences += [(at, s) for s in cut.feed(text[len(prev):])]
-            prev = text
-        sentences += [(t.ttft_s + len(tokens) / t.gen_tokens_per_s, s) for s in cut.flush()]
-        clock, silence, first = 0.0, 0.0, None
-        for at, s in sentences:
-            t0 = time.perf_counter()
-            x = synth.say(s, spec)
-            ready = at + time.perf_counter() - t0
-            start = max(clock, ready)
-            if first is None:
-                first = start
-            else:
-                silence += start - clock
-            clock = start + len(x) / RATE
-        written = t.ttft_s + len(tokens) / t.gen_tokens_per_s
-        print(f"  {key:10} ({spec.rate} wpm): first sound {first:5.2f} s after Send (first word on screen "
-              f"{t.ttft_s:.2f} s); question written by {written:5.2f} s, spoken by {clock:5.2f} s; "
-              f"silence waiting on the model between sentences {silence:4.2f} s")
+        own = spec_of(personas[key])
+        for label, spec in (("own pace", own), ("paced to the model", paced(own, t.gen_tokens_per_s))):
+            first, silence, spoken = _play(voice.synth_for(spec), spec, pieces, t.ttft_s, t.gen_tokens_per_s)
+            written = t.ttft_s + len(tokens) / t.gen_tokens_per_s
+            print(f"  {key:10} {label:18} {spec.rate} wpm: first sound {first:5.2f} s after Send (first word on "
+                  f"screen {t.ttft_s:.2f} s); written by {written:5.2f} s, spoken by {spoken:5.2f} s; silence "
+                  f"waiting on the model between sentences {silence:4.2f} s")
+
+
+def _play(synth, spec, pieces: list[str], ttft: float, tps: float) -> tuple[float, float, float]:  # noqa: ANN001
+    """(first sound, silence between sentences, end of speech) when token i arrives at ttft + i / tps and
+    each sentence plays once it is made and the one before it has ended."""
+    cut, sentences, prev = SentenceCutter(), [], ""
+    for i, text in enumerate(pieces):  # a sentence is whole when its last token arrives
+        sentences += [(ttft + i / tps, s) for s in cut.feed(text[len(prev):])]
+        prev = text
+    sentences += [(ttft + len(pieces) / tps, s) for s in cut.flush()]
+    clock, silence, first = 0.0, 0.0, None
+    for at, s in sentences:
+        t0 = time.perf_counter()
+        x = synth.say(s, spec)
+        start = max(clock, at + time.perf_counter() - t0)
+        if first is None:
+            first = start
+        else:
+            silence += start - clock
+        clock = start + len(x) / RATE
+    return first or 0.0, silence, clock
 
 
 def main() -> int:
@@ -191,18 +197,22 @@ def main() -> int:
     ap.add_argument("--shape", default="mistral-7b-instruct-v0.3:Q4_K_M",
                     help="the file whose speed the voice must keep up with ('' to skip)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--parts", default="a,b,c", help="which parts to run: a (recognizers), b (voices), c (keeping up)")
     args = ap.parse_args()
     settings = Settings.from_env()
     threads = args.threads or settings.n_threads
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
           f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM; python {sys.version.split()[0]}")
+    parts = set(args.parts.split(","))
     shapes = settings.home / "shapes"  # the random-weight whisper files are written once and kept
     shapes.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        names = [n.strip() for n in args.recognizers.split(",") if n.strip()]
-        bench_recognizers(names, settings, Path(tmp), shapes, threads)
-    bench_voices(settings)
-    if args.shape:
+    if "a" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            names = [n.strip() for n in args.recognizers.split(",") if n.strip()]
+            bench_recognizers(names, settings, Path(tmp), shapes, threads)
+    if "b" in parts:
+        bench_voices(settings)
+    if "c" in parts and args.shape:
         bench_keep_up(args.shape, settings)
     return 0
 

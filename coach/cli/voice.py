@@ -121,7 +121,7 @@ class Terminal:
         from coach.voice.audio import to_wav
 
         try:
-            speaker = self.voice.speaker(persona)
+            speaker = self.voice.speaker(persona, (iv.last_timings or {}).get("gen_tokens_per_s"))
         except CoachError as exc:
             print(f"[not spoken: {exc}]", flush=True)
             speaker = None

@@ -121,7 +121,8 @@ class PanelTab:
         text = ""
         chunks: Iterator[tuple[str, str | None]] = (
             self.voice.spoken(speaker, iv.ask(), f"{iv.session_id}/{uuid.uuid4().hex[:8]}",
-                              lambda: iv.current.text if iv.current else None)
+                              lambda: iv.current.text if iv.current else None,
+                              (iv.last_timings or {}).get("gen_tokens_per_s"))
             if speak else ((c, None) for c in iv.ask()))
         for chunk, clips in chunks:
             text += chunk

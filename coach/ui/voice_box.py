@@ -112,11 +112,11 @@ class VoiceBox:
 
     # ---------------------------------------------------------------- out
 
-    def spoken(self, persona: Persona, chunks: Iterator[str], key: str,
-               final: Any) -> Iterator[tuple[str, str]]:
+    def spoken(self, persona: Persona, chunks: Iterator[str], key: str, final: Any,
+               model_tps: float | None = None) -> Iterator[tuple[str, str]]:
         """Pass the question's chunks through, with the clip field's value after each: (chunk, clips)."""
         try:
-            speaker = self.voice.speaker(persona)
+            speaker = self.voice.speaker(persona, model_tps)
         except CoachError as exc:
             log.info("the panel is not spoken: %s", exc)
             yield from ((c, "") for c in chunks)

@@ -7,6 +7,7 @@ import hashlib
 import re
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,5 +102,19 @@ class Voice:
             return "nothing: install espeak-ng (apt install espeak-ng) or pull a piper voice"
         return ", ".join(names)
 
-    def speaker(self, p: Persona) -> Speaker:
-        return Speaker(self.synth_for, spec_of(p))
+    def speaker(self, p: Persona, model_tps: float | None = None) -> Speaker:
+        """`model_tps`: how fast the model wrote the last question (tokens/s). When the model writes slower
+        than the panelist talks, the voice slows towards it (not under SLOWEST words a minute), so the
+        question is heard with fewer silences waiting for the next sentence."""
+        return Speaker(self.synth_for, paced(spec_of(p), model_tps))
+
+
+SLOWEST = 130  # words a minute: slower sounds like a recording played at the wrong speed
+TOKENS_PER_WORD = 1.3  # English, in Mistral's and most tokenizers
+
+
+def paced(spec: VoiceSpec, model_tps: float | None) -> VoiceSpec:
+    if not model_tps:
+        return spec
+    writes_wpm = model_tps / TOKENS_PER_WORD * 60
+    return replace(spec, rate=int(max(SLOWEST, min(spec.rate, writes_wpm))))
