@@ -300,3 +300,16 @@ def test_a_whole_spoken_session_at_the_terminal_with_no_network(tmp_path):
     assert grades and all(g["voice"] and g["voice"]["words"] >= 15 for g in grades)
     kept = list((tmp_path / "home" / "recordings").rglob("*.wav"))
     assert len(kept) == len(grades)  # one recording kept per spoken answer, as asked
+
+
+@pytest.mark.parametrize(("own", "model_tps", "want"), [
+    (165, None, 165),  # nothing measured yet (the first question): the panelist's own pace
+    (165, 10.0, 165),  # the model writes faster than the panelist talks: unchanged
+    (185, 3.5, 161),  # 3.5 tokens/s is about 161 words a minute: the voice slows to it
+    (185, 1.0, 130),  # never slower than 130 words a minute
+])
+def test_the_voice_paces_itself_to_the_model(own, model_tps, want):
+    from coach.voice.service import paced
+    from coach.voice.speak import VoiceSpec
+
+    assert paced(VoiceSpec(rate=own), model_tps).rate == want
