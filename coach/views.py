@@ -220,9 +220,10 @@ def debrief_markdown(d: Debrief) -> str:
 
 def debrief_details(d: Debrief) -> str:
     """Question by question (score and the fix), then the weak answers next to what good looks like."""
-    rows = "\n".join(f"| {q['n']} | {q['question'][:110]} | {q['score']:.1f} | {q['improvement'][:120]} |"
-                     for q in d.questions())
-    table = f"### Question by question\n\n| # | question | /5 | next time |\n|---|---|---|---|\n{rows}" if rows else ""
+    rows = "\n".join(f"| {q['n']} | {q['question'][:110]} | {q['score']:.1f} | {q['improvement'][:120]} | "
+                     f"{q['delivery'].replace('|', '/')} |" for q in d.questions())
+    table = (f"### Question by question\n\n| # | question | /5 | next time | delivery |\n|---|---|---|---|---|\n{rows}"
+             if rows else "")
     weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
                        f"Next time: {w['improvement']}" for w in d.weak_answers)
     return table + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
