@@ -136,7 +136,7 @@ def test_each_user_sees_only_their_own_sessions(cohort):
     assert login_cookie(url, "bob", "wrong password") is None
     cookie = login_cookie(url, "bob", USERS["bob"])
     assert cookie
-    code, body = call(url, "resume", [sid, True], cookie)
+    code, body = call(url, "resume", [sid, True, False], cookie)
     assert code == 200 and f"no session '{sid}'" in body and GOOD[:40] not in body
     code, body = call(url, "session_debrief", [sid], cookie)
     assert "no session" in body and "Incomplete" not in body
