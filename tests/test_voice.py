@@ -313,3 +313,19 @@ def test_the_voice_paces_itself_to_the_model(own, model_tps, want):
     from coach.voice.speak import VoiceSpec
 
     assert paced(VoiceSpec(rate=own), model_tps).rate == want
+
+
+def test_a_voice_that_fails_leaves_the_question_silent_not_stopped():
+    from coach.voice.speak import Speaker, SpeechUnavailable, VoiceSpec
+
+    class Broken:  # stands in for a synthesizer whose program vanished mid-session
+        name = "broken"
+
+        def say(self, text, voice):
+            raise SpeechUnavailable("espeak-ng failed: gone")
+
+    sp = Speaker(lambda spec: Broken(), VoiceSpec())
+    sp.feed("The first sentence is here. The second one follows. ")
+    sp.close()
+    assert list(sp.ready(wait=True)) == [] and "gone" in str(sp.error)
+    sp.close()  # closing again (an abandoned stream) is harmless

@@ -125,19 +125,22 @@ class Terminal:
         except CoachError as exc:
             print(f"[not spoken: {exc}]", flush=True)
             speaker = None
-        for chunk in chunks:
-            print(chunk, end="", flush=True)
+        try:
+            for chunk in chunks:
+                print(chunk, end="", flush=True)
+                if speaker is not None:
+                    speaker.feed(chunk)
+                    for clip in speaker.ready():
+                        self.say(to_wav(clip.samples))
             if speaker is not None:
-                speaker.feed(chunk)
-                for clip in speaker.ready():
-                    self.say(to_wav(clip.samples))
-        if speaker is not None:
-            speaker.close(iv.current.text if iv.current else None)
-            try:
+                speaker.close(iv.current.text if iv.current else None)
                 for clip in speaker.ready(wait=True):
                     self.say(to_wav(clip.samples))
-            except CoachError as exc:
-                print(f"\n[speech stopped: {exc}]", flush=True)
+        finally:
+            if speaker is not None:
+                speaker.close()  # the panel's own error (a dropped server) goes up to the session loop
+        if speaker is not None and speaker.error is not None:
+            print(f"\n[speech stopped: {speaker.error}]", flush=True)
 
     def answer(self, iv, keep: bool):  # noqa: ANN001, ANN201
         """(text, its voice delivery or None): Enter records, a WAV path is heard, anything else is typed

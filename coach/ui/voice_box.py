@@ -80,11 +80,11 @@ class VoiceBox:
         if not path:
             return {self.heard_md: "", self.heard: None}
         try:
-            heard = self.voice.hear(path)
             kept = ""
-            if keep and iv is not None:
+            if keep and iv is not None:  # kept first: a recording that cannot be transcribed is not lost
                 idx = iv.current.idx if iv.current is not None else iv.turn_count
                 kept = f" Kept as `{self.voice.keep(path, iv.session_id, idx, owner_of(request))}`."
+            heard = self.voice.hear(path)
         except CoachError as exc:
             return {self.heard_md: f"**Could not transcribe:** {exc}", self.heard: None}
         finally:
@@ -122,15 +122,17 @@ class VoiceBox:
             yield from ((c, "") for c in chunks)
             return
         clips = [key]
-        for chunk in chunks:
-            speaker.feed(chunk)
-            clips += [_b64(c.samples) for c in speaker.ready()]
-            yield chunk, "\n".join(clips)
-        speaker.close(final())
         try:
+            for chunk in chunks:
+                speaker.feed(chunk)
+                clips += [_b64(c.samples) for c in speaker.ready()]
+                yield chunk, "\n".join(clips)
+            speaker.close(final())
             clips += [_b64(c.samples) for c in speaker.ready(wait=True)]
-        except CoachError as exc:
-            log.info("speech stopped: %s", exc)
+        finally:
+            speaker.close()  # an abandoned stream (a closed tab) must not leave its voice thread waiting
+        if speaker.error is not None:
+            log.info("speech stopped: %s", speaker.error)
         yield "", "\n".join(clips)
 
 

@@ -155,8 +155,8 @@ class Whisper:
         t0 = time.perf_counter()
         with self._lock:
             segs = self._model.transcribe(samples.astype(np.float32), token_timestamps=True, max_len=1,
-                                          split_on_word=True, language="en" if self.english_only else "",
-                                          detect_language=not self.english_only, no_context=True)
+                                          split_on_word=True, language="en" if self.english_only else "auto",
+                                          no_context=True)  # "auto": detect, then transcribe in that language
         words = [Word(s.text.strip(), s.t0 / 100.0, s.t1 / 100.0) for s in segs
                  if s.text.strip() and not re.fullmatch(r"\[.*\]|\(.*\)", s.text.strip())]
         return Transcript(words, len(samples) / RATE, time.perf_counter() - t0, self.name)

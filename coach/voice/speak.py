@@ -133,6 +133,8 @@ class Speaker:
         self._done: queue.Queue[Clip | CoachError] = queue.Queue()
         self._t0 = time.perf_counter()
         self.spoken = ""  # the text handed to the voice so far
+        self.closed = False
+        self.error: CoachError | None = None  # why the voice stopped, if it did
         self._worker = threading.Thread(target=self._run, daemon=True)
         self._worker.start()
 
@@ -151,7 +153,11 @@ class Speaker:
             self._todo.put(s)
 
     def close(self, final_text: str | None = None) -> None:
-        """No more text. `final_text` is the whole question as shown: what was not yet fed is said too."""
+        """No more text. `final_text` is the whole question as shown: what was not yet fed is said too.
+        Closing twice is harmless (a front end closes again when the question's stream is abandoned)."""
+        if self.closed:
+            return
+        self.closed = True
         if final_text is not None:
             fed = self.spoken + self._cut.held
             rest = final_text[len(fed.strip()):] if final_text.startswith(fed.strip()) else ""
@@ -162,7 +168,8 @@ class Speaker:
         self._todo.put(None)
 
     def ready(self, wait: bool = False) -> Iterator[Clip]:
-        """The clips finished since the last call (with `wait`, every clip, once the worker is done)."""
+        """The clips finished since the last call (with `wait`, every clip, once the worker is done). A voice
+        that fails stops here and keeps its reason in `error`; the question itself goes on."""
         if wait:
             self._worker.join(timeout=120)
         while True:
@@ -170,6 +177,7 @@ class Speaker:
                 item = self._done.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(item, CoachError):
-                raise item
+            if isinstance(item, CoachError):  # the voice failed: the question goes on, silent
+                self.error = item
+                return
             yield item
