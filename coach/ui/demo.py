@@ -120,7 +120,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                                                            api_visibility="private")
         bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
                             api_name="bench")
-        settings_in: list[Any] = [panel.scenario, panel.seed, panel.coach_mode, panel.quick]
+        settings_in: list[Any] = [panel.scenario, panel.seed, panel.coach_mode, panel.quick, voice.speak]
         for control in settings_in:
             control.change(guard(panel.remember), settings_in, panel.saved, api_visibility="private", queue=False,
                            show_progress="hidden")

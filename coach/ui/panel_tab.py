@@ -52,7 +52,7 @@ class PanelTab:
             self.iv = gr.State(None)
             self.chat_state = gr.State([])  # the transcript, so API clients need not send it back
             self.armed = gr.State(False)  # Start was pressed once over a session in progress
-            # the scenario, seed and coach mode survive a reload (kept in this browser's local storage)
+            # the scenario, seed, coach mode and speech survive a reload (kept in this browser's local storage)
             self.saved = gr.BrowserState({}, storage_key="coach-panel-settings")
         # set by build_demo: the page's model banner, its tabs, and the Debrief tab a finished panel fills
         self.banner: Any = None
@@ -71,8 +71,9 @@ class PanelTab:
 
     # ---------------------------------------------------------------- handlers
 
-    def remember(self, title: str, seed: float | None, coach_mode: bool, quick: bool = False) -> dict[str, Any]:
-        return {"scenario": title, "seed": seed, "coach": bool(coach_mode), "quick": bool(quick)}
+    def remember(self, title: str, seed: float | None, coach_mode: bool, quick: bool = False,
+                 speak: bool = False) -> dict[str, Any]:
+        return {"scenario": title, "seed": seed, "coach": bool(coach_mode), "quick": bool(quick), "speak": bool(speak)}
 
     def restore(self, saved: dict[str, Any] | None) -> dict[Any, Any]:
         """The settings this browser used last (a reload or a new tab keeps them)."""
@@ -81,7 +82,8 @@ class PanelTab:
         return {self.scenario: saved["scenario"] if saved.get("scenario") in self.titles else gr.update(),
                 self.seed: saved["seed"] if isinstance(saved.get("seed"), (int, float)) else gr.update(),
                 self.coach_mode: bool(saved["coach"]) if "coach" in saved else gr.update(),
-                self.quick: bool(saved["quick"]) if "quick" in saved else gr.update()}
+                self.quick: bool(saved["quick"]) if "quick" in saved else gr.update(),
+                self.voice.speak: bool(saved["speak"]) if "speak" in saved else gr.update()}
 
     def start(self, title: str, model: str, seed: float | None, coach_mode: bool, quick: bool = False,
               live: Interview | None = None, armed: bool = False, speak: bool = False,
