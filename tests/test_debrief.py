@@ -66,7 +66,8 @@ def test_the_report_goes_question_by_question_with_delivery_and_the_session_head
     assert [q["n"] for q in qs] == [1, 2] and qs[1]["score"] == 2.0 and "(over time)" in qs[1]["delivery"]
     assert "3 filler(s), 2 hedge(s)" in qs[1]["delivery"] and "over time" not in qs[0]["delivery"]
     md = d.to_markdown()
-    assert "## Question by question" in md and "Delivery: 400 words" in md and "Next time: Add what is missing" in md
+    assert "## Question by question" in md and "Delivery: typed, estimated: 400 words" in md
+    assert "Next time: Add what is missing" in md
     assert "pmm final panel" in d.heading and "mistral-7b-instruct-v0.3:Q4_K_M" in d.heading
     page = d.to_html(b"\x89PNG fake")
     assert "data:image/png;base64," in page and "Question by question" in page and META["session"] in page
