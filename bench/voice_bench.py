@@ -15,7 +15,8 @@ whether the spoken panel keeps up with a 7B writing the question on this machine
 (c) Keeping up with the model. The 7B's first-token time and generation speed are measured on a file of
     Mistral 7B's exact shape (`--shape`); a real 41-word question is then fed to the voice at that pace,
     sentence by sentence, and each sentence is played as soon as it is made and the one before it has
-    finished: at the panelist's own pace, and paced to the model (`coach.voice.service.paced`). Printed:
+    finished: at the panelist's own pace, and paced to the model (slower, clause by clause:
+    `coach.voice.service.paced`). Printed:
     the first sound after Send, and the silence the listener hears waiting on the model.
 
     .venv/bin/python bench/voice_bench.py [--recognizers pocketsphinx,tiny,base,small] [--shape NAME:QUANT]
@@ -162,18 +163,20 @@ def bench_keep_up(shape: str, settings: Settings) -> None:
     voice = Voice(settings)
     for key in ("researcher", "gtm", "pm"):
         own = spec_of(personas[key])
-        for label, spec in (("own pace", own), ("paced to the model", paced(own, t.gen_tokens_per_s))):
-            first, silence, spoken = _play(voice.synth_for(spec), spec, pieces, t.ttft_s, t.gen_tokens_per_s)
+        slow = paced(own, t.gen_tokens_per_s)
+        for label, spec, clauses in (("own pace", own, False), ("paced to the model", slow, slow.rate < own.rate)):
+            first, silence, spoken = _play(voice.synth_for(spec), spec, pieces, t.ttft_s, t.gen_tokens_per_s, clauses)
             written = t.ttft_s + len(tokens) / t.gen_tokens_per_s
             print(f"  {key:10} {label:18} {spec.rate} wpm: first sound {first:5.2f} s after Send (first word on "
                   f"screen {t.ttft_s:.2f} s); written by {written:5.2f} s, spoken by {spoken:5.2f} s; silence "
                   f"waiting on the model between sentences {silence:4.2f} s")
 
 
-def _play(synth, spec, pieces: list[str], ttft: float, tps: float) -> tuple[float, float, float]:  # noqa: ANN001
+def _play(synth, spec, pieces: list[str], ttft: float, tps: float,  # noqa: ANN001
+          clauses: bool) -> tuple[float, float, float]:
     """(first sound, silence between sentences, end of speech) when token i arrives at ttft + i / tps and
     each sentence plays once it is made and the one before it has ended."""
-    cut, sentences, prev = SentenceCutter(), [], ""
+    cut, sentences, prev = SentenceCutter(clauses), [], ""
     for i, text in enumerate(pieces):  # a sentence is whole when its last token arrives
         sentences += [(ttft + i / tps, s) for s in cut.feed(text[len(prev):])]
         prev = text

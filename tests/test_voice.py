@@ -86,6 +86,16 @@ def test_sentence_cutter(chunks, sentences, rest):
     assert got == sentences and c.flush() == rest
 
 
+def test_a_slow_model_is_spoken_clause_by_clause():
+    from coach.voice.speak import SentenceCutter
+
+    c = SentenceCutter(clauses=True)
+    text = "What exactly do you say to that engineer this week, and what, if anything, do you change? Go."
+    assert c.feed(text) == ["What exactly do you say to that engineer this week,",  # six words or more
+                            "and what, if anything, do you change?"]  # "and what," alone is too short
+    assert c.flush() == ["Go."]
+
+
 def test_an_edited_transcript_is_still_spoken_a_retyped_one_is_not():
     from coach.voice.service import still_spoken
 

@@ -104,9 +104,11 @@ class Voice:
 
     def speaker(self, p: Persona, model_tps: float | None = None) -> Speaker:
         """`model_tps`: how fast the model wrote the last question (tokens/s). When the model writes slower
-        than the panelist talks, the voice slows towards it (not under SLOWEST words a minute), so the
-        question is heard with fewer silences waiting for the next sentence."""
-        return Speaker(self.synth_for, paced(spec_of(p), model_tps))
+        than the panelist talks, the voice slows towards it (not under SLOWEST words a minute) and speaks
+        clause by clause, so the question is heard with fewer silences waiting for the next sentence."""
+        own = spec_of(p)
+        spec = paced(own, model_tps)
+        return Speaker(self.synth_for, spec, clauses=spec.rate < own.rate)  # a slow model: clause by clause
 
 
 SLOWEST = 130  # words a minute: slower sounds like a recording played at the wrong speed

@@ -90,19 +90,25 @@ class Piper:
 # ---------------------------------------------------------------- sentences as they stream
 
 class SentenceCutter:
-    """Feed streamed text; get back each sentence once it is whole (the rest waits for more text)."""
+    """Feed streamed text; get back each sentence once it is whole (the rest waits for more text). With
+    `clauses`, a comma, semicolon or colon after six words or more also ends a piece: a slow model's long
+    sentence is then heard clause by clause instead of after a silence."""
 
-    def __init__(self) -> None:
+    CLAUSE_WORDS = 6
+
+    def __init__(self, clauses: bool = False) -> None:
         self.held = ""
+        self.ends = r"[.!?,;:]" if clauses else r"[.!?]"
+        self.least = {True: self.CLAUSE_WORDS, False: 2}
 
     def feed(self, chunk: str) -> list[str]:
         self.held += chunk
         out = []
         while True:
-            # the first sentence end, followed by more text, with two words or more before it (a lone
-            # "No." waits for the sentence after it)
-            cut = next((m.end() for m in re.finditer(r"[.!?](?=\s+\S)", self.held)
-                        if len(self.held[:m.end()].split()) >= 2), None)
+            # the first end followed by more text, with enough words before it (a lone "No." waits for the
+            # sentence after it; a clause needs six words)
+            cut = next((m.end() for m in re.finditer(self.ends + r"(?=\s+\S)", self.held)
+                        if len(self.held[:m.end()].split()) >= self.least[m.group(0) in ",;:"]), None)
             if cut is None:
                 break
             out.append(self.held[:cut].strip())
@@ -126,9 +132,10 @@ class Speaker:
     """Turns one panelist's streamed question into clips on a worker thread, so the model never waits for
     the voice. `feed` text as it streams, `close` at the end; `ready()` gives the clips made so far."""
 
-    def __init__(self, synth_for: Callable[[VoiceSpec], Synthesizer], voice: VoiceSpec) -> None:
+    def __init__(self, synth_for: Callable[[VoiceSpec], Synthesizer], voice: VoiceSpec,
+                 clauses: bool = False) -> None:
         self._synth_for, self.voice = synth_for, voice
-        self._cut = SentenceCutter()
+        self._cut = SentenceCutter(clauses)
         self._todo: queue.Queue[str | None] = queue.Queue()
         self._done: queue.Queue[Clip | CoachError] = queue.Queue()
         self._t0 = time.perf_counter()
