@@ -44,8 +44,8 @@ class Persona(BaseModel):
     punishes: list[str] = Field(min_length=1)
     hidden_priorities: list[str] = Field(min_length=1)
     criteria_weights: dict[str, float] = Field(default_factory=dict)
+    speech: Speech = Speech()  # how the panelist sounds when the panel is spoken
     # the written follow-up per criterion, in this panelist's voice; panel.PROBES where one is missing
-    speech: Speech = Speech()
     follow_ups: dict[Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment",
                              "tension_handling"], str] = Field(default_factory=dict)
 

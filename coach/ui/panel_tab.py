@@ -46,7 +46,7 @@ class PanelTab:
             self.status = gr.Markdown("", elem_id="status")
             self.voice = VoiceBox(ctx)  # a recording becomes the text of the box below it
             self.answer_box = gr.Textbox(lines=4, placeholder="Your answer…", label="Your answer", elem_id="answer")
-            self.voice.ctx_answer = self.answer_box
+            self.voice.answer_box = self.answer_box
             self.send = gr.Button("Send answer", elem_id="send")
             # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
             self.iv = gr.State(None)

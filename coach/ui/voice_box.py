@@ -52,6 +52,7 @@ class VoiceBox:
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.voice = Voice(ctx.settings)
+        self.answer_box: Any = None  # the Panel tab's answer box (made after this one, below it; set by the tab)
         with gr.Accordion("Voice: answer aloud, hear the panel", open=False, elem_id="voice"):
             with gr.Row():
                 self.audio_in = gr.Audio(sources=["microphone", "upload"], type="filepath", format="wav",
@@ -94,12 +95,10 @@ class VoiceBox:
                                    "again.", self.heard: None, self.audio_in: None}
         box = self.time_box(iv)
         d = self.voice.delivery(heard, box)
-        return {self.ctx_answer: heard.text, self.heard: heard.as_dict(), self.audio_in: None,
+        return {self.answer_box: heard.text, self.heard: heard.as_dict(), self.audio_in: None,
                 self.heard_md: f"Heard by {heard.recognizer} in {heard.elapsed_s:.1f} s ({heard.audio_s:.0f} s of "
                                f"audio). **Edit it if it misheard you, then Send.**{kept}\n\n*Delivery:* "
                                f"{d.summary()}"}
-
-    ctx_answer: Any = None  # the Panel tab's answer box, set by the tab
 
     time_box = staticmethod(time_box_of)
 
