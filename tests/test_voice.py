@@ -297,14 +297,16 @@ def test_a_whole_spoken_session_at_the_terminal_with_no_network(tmp_path):
         pytest.skip("this machine cannot create a network namespace")
     wav = speak_to_wav(ANSWER, tmp_path / "answer.wav")
     env = {**os.environ, "COACH_HOME": str(tmp_path / "home")}
-    # each answer: the WAV's path, then Enter to send it as heard; the last one is typed over
-    answers = f"{wav}\n\n" * 20
+    (tmp_path / "notes.wav").write_text("not a recording")  # a bad file first: said, and asked again
+    # each answer: the WAV's path, then Enter to send it as heard
+    answers = f"{tmp_path / 'notes.wav'}\n" + f"{wav}\n\n" * 20
     r = subprocess.run(["unshare", "-n", COACH, "--seed", "2", "rehearse", "--scenario", "pmm_deep_dive", "--voice",
                         "--short", "--keep-recordings"], input=answers, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
     assert "== Debrief:" in r.stdout and "[voice: answers heard by PocketSphinx" in r.stdout
-    assert "[delivery: " in r.stdout and "words a minute" in r.stdout
+    assert "[delivery: " in r.stdout and "words a minute" in r.stdout and "[could not transcribe: " in r.stdout
+    assert wav.exists()  # a file the candidate named is theirs: heard, never deleted
     db = sqlite3.connect(tmp_path / "home" / "coach.db")
     grades = [json.loads(g) for (g,) in db.execute("SELECT grade FROM turns WHERE grade IS NOT NULL")]
     assert grades and all(g["voice"] and g["voice"]["words"] >= 15 for g in grades)

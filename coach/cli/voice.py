@@ -144,16 +144,27 @@ class Terminal:
 
     def answer(self, iv, keep: bool):  # noqa: ANN001, ANN201
         """(text, its voice delivery or None): Enter records, a WAV path is heard, anything else is typed
-        (more lines until an empty one)."""
+        (more lines until an empty one). A recording that cannot be read asks again; nothing is lost."""
         from coach.voice.service import still_spoken, time_box_of
 
-        first = input("you (Enter records, or a WAV's path, or type)> ").strip()
-        path = self.record() if not first else Path(first).expanduser() if Path(first).expanduser().is_file() else None
-        if path is None:
-            return "\n".join([first, *_more_lines()]).strip(), None
-        heard = self.voice.hear(path)
-        if keep:
-            print(f"[kept as {self.voice.keep(path, iv.session_id, iv.current.idx if iv.current else 0)}]")
+        while True:
+            first = input("you (Enter records, or a WAV's path, or type)> ").strip()
+            given = Path(first).expanduser() if first and Path(first).expanduser().is_file() else None
+            path = self.record() if not first else given
+            if path is None:
+                return "\n".join([first, *_more_lines()]).strip(), None
+            try:
+                if keep:  # kept first: a recording that cannot be transcribed is not lost
+                    print(f"[kept as {self.voice.keep(path, iv.session_id, iv.current.idx if iv.current else 0)}]")
+                heard = self.voice.hear(path)
+            except CoachError as exc:
+                print(f"[could not transcribe: {exc}]", flush=True)
+                continue
+            finally:
+                if given is None:  # our own recording: gone once heard (a file you named is yours)
+                    path.unlink(missing_ok=True)
+            break
+        iv.draft(heard.text)  # the next speakers read it while you check it
         print(f"[heard by {heard.recognizer} in {heard.elapsed_s:.1f} s]\n{heard.text}", flush=True)
         fix = input("[Enter sends it as heard, or type the corrected answer]> ").strip()
         text = "\n".join([fix, *_more_lines()]).strip() if fix else heard.text
