@@ -29,7 +29,6 @@ import argparse
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from coach.prompts import load_personas
 from coach.voice import catalog
 from coach.voice.audio import RATE, read
 from coach.voice.listen import Sphinx, Whisper
+from coach.voice.listen import word_error_rate as wer
 from coach.voice.service import Voice, paced, spec_of
 from coach.voice.speak import SentenceCutter
 from coach.voice.whisper_shape import write_whisper
@@ -62,16 +62,6 @@ ANSWERS = [
 QUESTION = ("You told sales the new tier is faster. A customer's engineer measured it and found the first token "
             "slower on long prompts. What exactly do you say to that engineer this week, and what do you "
             "change on the launch page?")
-
-
-def wer(ref: str, hyp: str) -> float:
-    r, h = re.findall(r"[a-z0-9']+", ref.lower()), re.findall(r"[a-z0-9']+", hyp.lower())
-    d = list(range(len(h) + 1))
-    for i, a in enumerate(r, 1):
-        prev, d[0] = d[:], i
-        for j, b in enumerate(h, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (a != b))
-    return d[-1] / len(r)
 
 
 def rss_mb() -> float:

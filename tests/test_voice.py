@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+from coach.voice.listen import word_error_rate as wer
 from tests.conftest import COACH, free_port
 from tests.fakehub import REV, serve
 
@@ -33,16 +34,6 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None and os.envir
 def speak_to_wav(text: str, path: Path, voice: str = "en-us+f5", wpm: int = 130) -> Path:
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(path), text], check=True)
     return path
-
-
-def wer(ref: str, hyp: str) -> float:
-    r, h = re.findall(r"[a-z0-9']+", ref.lower()), re.findall(r"[a-z0-9']+", hyp.lower())
-    d = list(range(len(h) + 1))
-    for i, a in enumerate(r, 1):
-        prev, d[0] = d[:], i
-        for j, b in enumerate(h, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (a != b))
-    return d[-1] / len(r)
 
 
 # ---------------------------------------------------------------- pure logic
@@ -341,3 +332,13 @@ def test_a_voice_that_fails_leaves_the_question_silent_not_stopped():
     sp.close()
     assert list(sp.ready(wait=True)) == [] and "gone" in str(sp.error)
     sp.close()  # closing again (an abandoned stream) is harmless
+
+
+@pytest.mark.parametrize(("ref", "hyp", "want"), [
+    ("we ship the small model", "we ship the small model", 0.0),
+    ("We ship the small model.", "we ship a small model", 0.2),  # one substitution in five words
+    ("we ship the small model", "we ship small model first", 0.4),  # one deletion, one insertion
+    ("", "anything", 1.0),
+])
+def test_word_error_rate(ref, hyp, want):
+    assert wer(ref, hyp) == pytest.approx(want)

@@ -120,26 +120,13 @@ class Terminal:
         """Print and speak one question as it streams: each sentence is queued for the player when whole."""
         from coach.voice.audio import to_wav
 
-        try:
-            speaker = self.voice.speaker(persona, (iv.last_timings or {}).get("gen_tokens_per_s"))
-        except CoachError as exc:
-            print(f"[not spoken: {exc}]", flush=True)
-            speaker = None
-        try:
-            for chunk in chunks:
-                print(chunk, end="", flush=True)
-                if speaker is not None:
-                    speaker.feed(chunk)
-                    for clip in speaker.ready():
-                        self.say(to_wav(clip.samples))
-            if speaker is not None:
-                speaker.close(iv.current.text if iv.current else None)
-                for clip in speaker.ready(wait=True):
-                    self.say(to_wav(clip.samples))
-        finally:
-            if speaker is not None:
-                speaker.close()  # the panel's own error (a dropped server) goes up to the session loop
-        if speaker is not None and speaker.error is not None:
+        speaker = self.voice.speaker(persona, (iv.last_timings or {}).get("gen_tokens_per_s"))
+        # the panel's own error (a dropped server) goes up to the session loop; the voice's stays here
+        for chunk, made in speaker.through(chunks, lambda: iv.current.text if iv.current else None):
+            print(chunk, end="", flush=True)
+            for clip in made:
+                self.say(to_wav(clip.samples))
+        if speaker.error is not None:
             print(f"\n[speech stopped: {speaker.error}]", flush=True)
 
     def answer(self, iv, keep: bool):  # noqa: ANN001, ANN201

@@ -114,25 +114,14 @@ class VoiceBox:
     def spoken(self, persona: Persona, chunks: Iterator[str], key: str, final: Any,
                model_tps: float | None = None) -> Iterator[tuple[str, str]]:
         """Pass the question's chunks through, with the clip field's value after each: (chunk, clips)."""
-        try:
-            speaker = self.voice.speaker(persona, model_tps)
-        except CoachError as exc:
-            log.info("the panel is not spoken: %s", exc)
-            yield from ((c, "") for c in chunks)
-            return
+        # the synthesizer loads on the speaker's worker: a failure is kept in `speaker.error`, the question goes on
+        speaker = self.voice.speaker(persona, model_tps)
         clips = [key]
-        try:
-            for chunk in chunks:
-                speaker.feed(chunk)
-                clips += [_b64(c.samples) for c in speaker.ready()]
-                yield chunk, "\n".join(clips)
-            speaker.close(final())
-            clips += [_b64(c.samples) for c in speaker.ready(wait=True)]
-        finally:
-            speaker.close()  # an abandoned stream (a closed tab) must not leave its voice thread waiting
+        for chunk, made in speaker.through(chunks, final):
+            clips += [_b64(c.samples) for c in made]
+            yield chunk, "\n".join(clips)
         if speaker.error is not None:
             log.info("speech stopped: %s", speaker.error)
-        yield "", "\n".join(clips)
 
 
 def _b64(samples: Any) -> str:

@@ -4,6 +4,7 @@ checksummed download as the GGUF models."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -63,8 +64,18 @@ class VoiceCatalog(BaseModel):
 
 
 def load(path: Path | None = None) -> VoiceCatalog:
-    """The voice catalog; `COACH_VOICE_CATALOG` points at another one (tests, private mirrors)."""
+    """The voice catalog; `COACH_VOICE_CATALOG` points at another one (tests, private mirrors). Parsed once
+    per file version: choosing a recognizer or a voice asks it several times per recording."""
     path = path or Path(os.environ.get("COACH_VOICE_CATALOG") or CATALOG)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _parsed(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, stamp: int) -> VoiceCatalog:
     try:
         return VoiceCatalog.model_validate(yaml.safe_load(path.read_text()))
     except ValidationError as exc:

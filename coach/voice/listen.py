@@ -76,6 +76,18 @@ def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def word_error_rate(ref: str, hyp: str) -> float:
+    """Word-level edit distance over the reference's length (case and punctuation ignored): the tests and
+    the voice benchmark print it for each recognizer."""
+    r, h = re.findall(r"[a-z0-9']+", ref.lower()), re.findall(r"[a-z0-9']+", hyp.lower())
+    d = list(range(len(h) + 1))
+    for i, a in enumerate(r, 1):
+        prev, d[0] = d[:], i
+        for j, b in enumerate(h, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (a != b))
+    return d[-1] / max(1, len(r))
+
+
 # ---------------------------------------------------------------- PocketSphinx (embedded)
 
 _SPHINX_MARK = re.compile(r"^(<s>|</s>|<sil>|\[\w+\]|\+\+\w+\+\+)$")

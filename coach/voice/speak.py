@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -173,6 +173,19 @@ class Speaker:
             self.spoken += s + " "
             self._todo.put(s)
         self._todo.put(None)
+
+    def through(self, chunks: Iterable[str], final: Callable[[], str | None]) -> Iterator[tuple[str, list[Clip]]]:
+        """Pass a question's chunks through with the clips made so far after each, then ("", the rest)
+        once `final()` (the whole question as shown) is said. The UI and the terminal both speak through
+        this; it always closes, so an abandoned stream (a closed tab) leaves no voice thread waiting."""
+        try:
+            for chunk in chunks:
+                self.feed(chunk)
+                yield chunk, list(self.ready())
+            self.close(final())
+            yield "", list(self.ready(wait=True))
+        finally:
+            self.close()
 
     def ready(self, wait: bool = False) -> Iterator[Clip]:
         """The clips finished since the last call (with `wait`, every clip, once the worker is done). A voice
