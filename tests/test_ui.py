@@ -306,6 +306,13 @@ def test_browser_answer_into_the_microphone_and_hear_the_panel(server: str, tmp_
         expect(page.locator("#send")).to_be_enabled(timeout=90_000)
         page.wait_for_function(f"() => window.coachSpeech.played > {before}", timeout=30_000)  # the next question
         expect(page.locator("#heard")).to_have_text("")
+        # the second answer: a WAV uploaded through the same audio component
+        page.locator("#voice-in").get_by_role("button", name="Upload file").click()
+        page.locator("#voice-in input[type=file]").set_input_files(str(wav))
+        expect(page.locator("#heard")).to_contain_text("Heard by PocketSphinx", timeout=60_000)
+        assert len(page.locator("#answer textarea").input_value().split()) >= 15
+        page.locator("#send").click()
+        expect(page.locator("#panel-chat .message.user")).to_have_count(2, timeout=90_000)
 
 
 @pytest.mark.browser
