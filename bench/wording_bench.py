@@ -1,4 +1,13 @@
-"""How often a panelist's own wording stands, on a real model: scripted sessions over every scenario.
+"""How a panelist's wording fares: on the labelled corpus (`--corpus`), or on a real model's sessions.
+
+`--corpus` streams every voicing of tests/data/wording/ (written the way a 7-8B instruct model writes,
+for real actions of all five scenarios) through the real `Interview`, in Mistral v3 token pieces under the
+engine's stop strings and budget, and prints per kind of action what the candidate would have seen: good
+wording standing whole, good wording cut mid-sentence, a question shown twice, bad wording with any
+offending word on screen, bad wording standing; and whether the app's own written question passes the
+same checks. `--set aside` is the fifth kept aside for the final measurement.
+
+    .venv/bin/python bench/wording_bench.py --corpus [--set tune|aside|all] [--misses]
 
 Each turn ends one of three ways: the model's wording alone; the model's wording followed by the written
 question (it stood, but did not ask the question); or the written question alone (nothing the model said
@@ -32,7 +41,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model")
     ap.add_argument("--seeds", default="1,2")
+    ap.add_argument("--corpus", action="store_true", help="measure on the labelled corpus instead of a model")
+    ap.add_argument("--set", default="all", choices=["tune", "aside", "all"], help="which part of the corpus")
+    ap.add_argument("--misses", action="store_true", help="print every item that missed its goal")
     args = ap.parse_args()
+    if args.corpus:
+        return corpus(args.set, args.misses)
     settings = Settings.from_env(model=args.model, n_ctx=4096)
     be = load_backend(settings)
     grader = Grader.from_settings(settings)
@@ -66,6 +80,38 @@ def main() -> int:
         print(f"  {kind:10} " + ", ".join(f"{k} {v}" for k, v in c.most_common()))
     print("  why the written line was needed: " + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
     return 0
+
+
+def corpus(which: str, misses: bool) -> int:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import wording_corpus as wc
+
+    actions = wc.load_actions()
+    items = [i for i in wc.load_items() if which in ("all", i.set)]
+    tallies = wc.measure(items, actions)
+    print(f"{len(items)} voicings ({which}) for {len({i.action for i in items})} actions, streamed through Interview.ask "
+          "in Mistral v3 token pieces")
+    print(f"{'kind':11} {'good whole':>14} {'good cut':>9} {'twice':>6} {'bad shown':>10} {'  of which 4+':>13} "
+          f"{'bad standing':>13} {'written passes':>15}")
+    total = wc.Tally()
+    for t in tallies.values():
+        for f in ("good", "good_whole", "good_cut", "twice", "bad", "bad_shown", "bad_shown_4", "bad_fragment",
+                  "bad_standing", "written", "written_pass"):
+            setattr(total, f, getattr(total, f) + getattr(t, f))
+    for kind, t in [*tallies.items(), ("all", total)]:
+        print(f"{kind:11} {_frac(t.good_whole, t.good):>14} {t.good_cut:>9} {t.twice:>6} {_frac(t.bad_shown, t.bad):>10} "
+              f"{t.bad_shown_4:>13} {_frac(t.bad_standing, t.bad):>13} {_frac(t.written_pass, t.written):>15}")
+    if misses:
+        for kind, t in tallies.items():
+            for m in t.misses:
+                print(f"\n[{kind}] {m}")
+    return 0
+
+
+def _frac(n: int, d: int) -> str:
+    return f"{n}/{d} ({n / d:.0%})" if d else "-"
 
 
 if __name__ == "__main__":

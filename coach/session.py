@@ -9,7 +9,6 @@ candidate answers; the grader scores it; the answer, grade and next state are st
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from coach.debrief import Debrief
 from coach.engine import ChatBackend, Message
 from coach.errors import CoachError, ServerUnavailable
-from coach.grader import Grade, Grader, clean_answer
-from coach.hearing import COMMITTEE, SUMMARY_REQUEST, CurrentTurn, Hearing
+from coach.grader import Grade, Grader, clean_answer, split_sentences
+from coach.hearing import ANSWERED, COMMITTEE, SUMMARY_REQUEST, CurrentTurn, Hearing
 from coach.history import Line, debrief_for, transcript
 from coach.panel import Action, Clock, Panel, PanelState  # noqa: F401  (Clock: re-exported)
 from coach.prompts import Persona, Scenario, scenario_parts
@@ -28,7 +27,8 @@ from coach.rubrics import Bank
 from coach.store import Store, new_holder, new_session_id
 from coach.typeahead import Either, TypeAhead
 from coach.views import timing_line
-from coach.voicing import Voicing, joined, usable_note
+from coach.wording.checks import Judge, Turn
+from coach.wording.gate import Note, Voicing, joined
 
 if TYPE_CHECKING:
     from coach.voice.delivery import VoiceDelivery
@@ -61,6 +61,7 @@ class Interview:
         self._typing: TypeAhead | None = None
         self._warming: tuple[threading.Thread, threading.Event] | None = None
         self.last_timings: dict[str, Any] | None = None  # the last question's, as stored
+        self.voicing: Voicing | None = None  # the last turn's gate: what stood, and the sentence that ended it
 
     @property
     def threads(self) -> dict[str, list[Message]]:
@@ -194,10 +195,8 @@ class Interview:
         warm = getattr(self.backend, "warm", None)
         if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
             warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
-        # what its own words may not quote: this turn's message (the written question aside) and its own
-        # earlier turns, whose pattern a small model otherwise repeats
-        read = str(messages[-1]["content"]).replace(action.canonical, " | ")
-        voice = Voicing(action, [read, *(str(m["content"]) for m in messages[1:-1] if m["role"] == "assistant")])
+        voice = Voicing(action.kind, self._judge(action, messages),
+                        opener=action.kind == "ask" and action.instruction.startswith("Introduce yourself"))
         reason: str | None = None
         timings: dict[str, Any] | None = None
         try:
@@ -210,9 +209,9 @@ class Interview:
                         break
             finally:
                 getattr(stream, "close", lambda: None)()  # ends generation and frees the model at once
-            for piece in voice.finish():
-                yield piece
             t = getattr(self.backend, "timings", None)
+            for piece in voice.finish(complete_stream=t is None or t.finish_reason != "length"):
+                yield piece
             timings = t.as_dict() if t is not None else None
         except ServerUnavailable:  # nothing of this turn is kept: asking again starts it afresh
             self.hearing.restore(before)
@@ -221,9 +220,10 @@ class Interview:
             reason = f"engine: {exc}"
         ok, why = voice.verdict() if reason is None else (False, reason)
         text = voice.text
+        self.voicing = voice
         if not ok:  # what was shown stands; the written line follows it
             log.info("turn %d: the written line follows the model's wording (%s)", self.turn_count, why)
-            tail = joined(text, action.canonical)
+            tail = joined(text, self._written(action, text))
             yield tail
             text += tail
         text = text.strip()
@@ -245,6 +245,39 @@ class Interview:
         if action.kind == "close":  # nothing to answer: the session is finished
             self.answer("", 0.0)
             self.closed = True
+
+    def _judge(self, action: Action, messages: list[Message]) -> Judge:
+        """The checks of this turn: what it is about, and what this panelist must never say."""
+        p = self.personas[action.panelist]
+        q = self.bank.get(action.question_id) if action.question_id else None
+        last = str(messages[-1]["content"])
+        heard = [x[len(ANSWERED):] for x in last.split("\n\n") if x.startswith(ANSWERED)]
+        if action.kind == "follow_up":  # the weak area, the written probe, the question and the answer it probes
+            topic = [action.instruction.split("left out:")[-1].strip(), action.canonical, *([q.text] if q else []),
+                     *heard[-1:]]
+        elif action.kind == "close":
+            topic = [action.canonical]
+        else:
+            topic = [q.text if q else action.canonical, action.canonical]
+        answers = [*(k.text for k in q.key_points), *(x for g in q.good for x in split_sentences(g))] if q else []
+        read = [x for x in [str(messages[0]["content"]), *last.split("\n\n")] if not x.startswith(ANSWERED)]
+        turn = Turn(kind=action.kind, speaker=p.name, role=p.role,
+                    colleagues=[(o.name, o.role) for k, o in self.personas.items() if k != action.panelist],
+                    topic=topic, secrets=list(p.hidden_priorities), answers=answers, read=read, heard=heard,
+                    own=[action.canonical, *([q.text] if q else []), *self._framings(action),
+                         f"You are {p.name}, {p.role}", f"I'm {p.name}, {p.role}"])
+        return Judge(turn, self.grader.embedder)
+
+    def _framings(self, action: Action) -> list[str]:
+        return [t.framing for t in self.scenario.tension_pairs if t.by == action.panelist]
+
+    def _written(self, action: Action, said: str) -> str:
+        """The written line that follows what stood: a contradiction whose push-back the model already
+        voiced gets only its question, never the written push-back on top."""
+        q = self.bank.get(action.question_id) if action.question_id else None
+        if action.kind == "contradict" and said.strip() and q is not None:
+            return q.text
+        return action.canonical
 
     def _backend_stream(self, action: Action, messages: list[Message]) -> Iterator[str]:
         return self.backend.stream(self._speaker(action.panelist), messages, max_tokens=self.max_tokens,
@@ -367,33 +400,35 @@ class Interview:
         return debrief_for(self.store, self.session_id, self.personas)
 
     def committee_note(self, max_tokens: int = 160) -> Iterator[str]:
-        """The chair's summary, streamed word by word once the text so far passes the wording checks (the
-        word being written is held back until it is whole; a failing check ends the note there). The
-        record was read turn by turn during the session (type-ahead), so only this last instruction is
-        left to read."""
+        """The chair's summary, streamed a whole sentence at a time once each passes the wording checks (a
+        failing sentence ends the note there, unseen). The record was read turn by turn during the
+        session (type-ahead), so only this last instruction is left to read."""
         if not self.hearing.record:
             return
-        said, held = "", ""
-        started = False  # nothing is shown until a first whole sentence of eight words or more passes
-        for chunk in self.backend.stream(self._speaker(COMMITTEE), self.hearing.committee(SUMMARY_REQUEST),
-                                         max_tokens=max_tokens, temperature=0.3, seed=self.seed):
-            held += chunk
-            cut = max(held.rfind(" "), held.rfind("\n"))
-            if cut <= 0:
-                continue
-            words, held = held[:cut], held[cut:]
-            ok, why = usable_note(said + words)
-            if not ok:
-                log.info("committee note cut short: %s", why)
-                return
-            said += words
-            if not started:
-                first = re.match(r"(.+?[.!?])(\s|$)", said.strip(), re.S)
-                if first is None or len(first.group(1).split()) < 8:
-                    continue
-                started = True
-                yield said
-                continue
-            yield words
-        if started and held.strip() and usable_note(said + held)[0]:
-            yield held
+        messages = self.hearing.committee(SUMMARY_REQUEST)
+        note = Note(self._note_judge(messages))
+        stream = self.backend.stream(self._speaker(COMMITTEE), messages, max_tokens=max_tokens, temperature=0.3,
+                                     seed=self.seed)
+        try:
+            for chunk in stream:
+                yield from note.feed(chunk)
+                if note.stopped:
+                    break
+        finally:
+            getattr(stream, "close", lambda: None)()
+        t = getattr(self.backend, "timings", None)
+        yield from note.finish(complete_stream=t is None or t.finish_reason != "length")
+        if note.voice.why:
+            log.info("committee note cut short: %s", note.voice.why)
+
+    def _note_judge(self, messages: list[Message]) -> Judge:
+        record = str(messages[-1]["content"])
+        heard, read = [], [str(messages[0]["content"])]
+        for entry in record.split("\n\n"):
+            asked, _, answered = entry.partition(ANSWERED)
+            read.append(asked)
+            if answered:
+                heard.append(answered)
+        turn = Turn(kind="note", speaker="the committee chair", role="chair",
+                    colleagues=[(p.name, p.role) for p in self.personas.values()], topic=[], read=read, heard=heard)
+        return Judge(turn, self.grader.embedder)

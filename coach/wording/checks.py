@@ -1,0 +1,306 @@
+"""What a panelist may say: each finished sentence judged by its words and by its meaning.
+
+Words catch what has a form (an assistant's preamble, a speaker label, a score, an instruction line
+quoted back); meaning catches what has none. The grader's sentence embedder (MiniLM, a few ms a
+sentence) compares each sentence with what the turn is about (the question decided on, or the weak area
+of a follow-up) and with what it must never say: a hidden priority, the answer the question is
+looking for (its key points and strong exemplars), a verdict on the candidate's answer. A sentence that
+asks must ask the question decided on; one that does not may react, introduce or push back, never answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from coach.wording.sentences import asks
+
+if TYPE_CHECKING:
+    from coach.embedder import Embedder
+
+# ---------------------------------------------------------------- what has a form
+
+_OUT_OF_ROLE = re.compile(
+    r"\bas an ai\b|\bi(?:'m| am) (?:just |only |merely )?an? (?:ai|artificial intelligence|language model|"
+    r"virtual assistant|chatbot|assistant)\b|\bas an? (?:large )?language model\b|\b(?:smollm|chatgpt)\b|"
+    r"^\W*(?:sure|certainly|of course|absolutely|okay|ok)[,!.]?\s+(?:here(?:'s| is)|i(?:'ll| will| can))\b|"
+    r"\bhere(?:'s| is) (?:how|what|a|the|my|one)\b[^.?!]{0,60}\b(?:might|would|could|will|should) \w+|"
+    r"^\W*(?:sure|certainly|of course|absolutely|gladly|happy to help)\W*$|"
+    r"\bhere(?:'s| is) (?:the|a|my) (?:question|version|rephras\w*|reword\w*|response|reply|goodbye|summary)\b|"
+    r"\b(?:rephrased|reworded|paraphrased)\b|\bin (?:my|your|his|her) own (?:voice|words)\b|"
+    r"\b(?:stay(?:ing)?|in|out of|break(?:ing)?) character\b|(?:^|\s)\(?note:|\bas (?:requested|instructed)\b|"
+    r"\b(?:the interviewer|dr\.? marchal|ines|marcus|sofia) (?:might|would|could) (?:ask|say)\b|"
+    r"\bi (?:kept|have kept|will keep) (?:it|this) (?:to|under|within)\b|\b(?:two|three|one) sentences?\b",
+    re.I | re.M)
+_PREAMBLE = re.compile(r":\s*\n\s*$|:\s*$")  # a sentence that only announces what follows ("Here it is:")
+_STAGE = re.compile(r"(?:^|\s)(?:\*[^*\n]{1,40}\*|\((?:[a-z][^()\n]{0,40})\)|\[[^\]\n]{1,40}\])(?=\s|$|[.,!?])")
+_LEAK = re.compile(
+    r"\bmy (?:instructions?|brief|script|persona|role card|hidden|private|secret|real agenda)\b|"
+    r"\b(?:i was|i've been|i have been|i am|i'm) (?:told|instructed|asked|supposed|meant) to\b|"
+    r"\bhidden priorit|\bprivately\b|\bsecretly\b|\bnever (?:say|reveal)\b|\bstay in role\b|"
+    r"\byour turn\b|\bas planned\b|\bgap \(\d\)|\bprobe (?:gap|one of these)\b|\bunless you follow up\b|"
+    r"\(quoted|\bnot instructions to you\b|\bgrader:|\bthe panel'?s record\b|\bturn by turn\b|"
+    r"\bwhat i(?:'m| am) (?:really|actually|secretly) (?:looking for|testing|trying to|after)|"
+    r"\bwhat i (?:really|actually|secretly) want to (?:know|find out|see|test)|\bthe real (?:test|question) (?:here )?is\b|"
+    r"\b(?:between us|off the record)\b|"
+    r"\bi(?:'ll| will|'m| am)? ?(?:be |mostly |really |also |mainly )?(?:checking|watching|testing|listening|looking|judging)"
+    r" (?:for )?(?:whether|if|how you|to see)\b|\bwhat i(?:'m| am) (?:checking|watching|testing|listening for|judging)\b|"
+    r"\bi care (?:a lot |most |deeply )?about whether\b|\bfair warning\b|\bi(?:'ll| will) be (?:honest|upfront) "
+    r"(?:about|with you about) what i\b", re.I)
+_GRADE = re.compile(
+    r"\b(?:great|good|excellent|strong|solid|fantastic|terrific|brilliant|perfect|weak|poor|vague|thin|shallow|"
+    r"impressive|wonderful|nice|superb|decent|incomplete|incorrect|wrong|correct|thoughtful|thorough|clear|"
+    r"compelling|insightful|well-structured|weak|generic|fluffy)\s+(?:answer|response|point|job|start|work|"
+    r"explanation|answers|responses|thinking|framing|reasoning|instinct|analysis|story|example|plan)\b|"
+    r"\b(?:isn'?t|is not|wasn'?t|was not|not) (?:really |quite |exactly )?(?:a plan|an answer|acceptable|good enough|"
+    r"enough|convincing|what i asked)\b|\bexactly the kind of\b|\b(?:i|we) (?:like|love) to hear\b|"
+    r"\b(?:that was|that's|that is|it was|this was|you were|you're|you are)\s+(?:a |an )?(?:really |very |quite |"
+    r"pretty |a bit |too |rather |exactly |absolutely |not quite |not )?(?:great|excellent|strong|solid|vague|weak|"
+    r"thin|shallow|impressive|wrong|spot on|right|correct|incorrect|generic|hand-?wavy|fluffy|off|unclear|"
+    r"brilliant|perfect|fantastic|incomplete|superficial|convincing|unconvincing|acceptable|unacceptable)\b|"
+    r"\byou nailed\b|\bwell done\b|\bspot on\b|\bnailed it\b|\b(?:\d(?:\.\d)?|one|two|three|four|five|ten) "
+    r"(?:out of|/) ?(?:5|10|five|ten)\b|\b\d(?:\.\d)?/(?:5|10)\b|\bi'?d (?:give|score|rate|grade)\b|"
+    r"\b(?:you did|you performed|you interviewed|you handled (?:it|that|this)) (?:really |very |quite )?"
+    r"(?:well|great|good|brilliantly|poorly|badly)\b|\b(?:strong|great|excellent|impressive|weak) "
+    r"(?:candidate|interview|performance|showing|session)\b|\b(?:move|moving) (?:you )?forward\b|"
+    r"\byou(?:'ve| have) (?:passed|impressed|got the)\b|\bi (?:like|love|liked|loved) (?:that|this|your|how)\b|"
+    r"\b(?:not|wasn't|isn't) (?:a )?(?:great|good|strong|convincing) (?:answer|response)\b|"
+    r"\bthat(?:'s| is) not (?:quite )?(?:it|right|correct|what i)\b|\bexactly right\b|\bthat misses\b|"
+    r"\byou (?:missed|forgot|overlooked|failed to)\b|\b(?:missed|forgot) (?:the|a|an|to)\b", re.I)
+_SCORE = re.compile(r"\b\d(?:\.\d+)?\s*/\s*5\b|\bscor(?:ed|es|ing)?\s+(?:of\s+|a\s+)?\d", re.I)
+_DECISION = re.compile(r"\b(?:offer|hire|hired|hiring decision|you got|the job is)\b", re.I)
+_LABEL = re.compile(r"(?:^|\n)\s*[*_\"]*([A-Z][\w.]*(?: [A-Z][\w.]*){0,3})[*_\"]*\s*:\s", re.M)
+_AS_CANDIDATE = re.compile(
+    r"\bas (?:the|a) candidate\b|\bif i were (?:the|a|you|in your)\b[^?]*[.!]\s*$|\bmy answer (?:would be|is)\b|"
+    r"\bhere(?:'s| is) (?:how|what) i(?:'d| would)\b|\bi(?:'d| would) (?:start|begin) by\b|"
+    r"\bthe (?:right|correct|best|short) answer (?:is|would be)\b|\bthe answer (?:is|would be)\b", re.I)
+_LEADING = re.compile(r"\b(?:wouldn'?t it be|shouldn'?t (?:you|we)|isn'?t it (?:true|better|the case)|"
+                      r"don'?t you think|have you (?:considered|thought about)|did you (?:consider|think about)|"
+                      r"what about (?:\w+ing)|why not (?:just )?\w+|couldn'?t (?:you|we) (?:just )?)\b", re.I)
+_CONTENT = re.compile(r"[a-z][a-z'-]{3,}")
+_STOP = set("that this with what your have about would there their they them then when which while where from into "
+            "just like make more most only over some such than very will does tell give walk through want know "
+            "think thing things really also been being could should were here well mean said says okay right "
+            "thanks thank question questions answer answers let's lets need needs much many even each".split())
+
+
+def _stem(word: str) -> str:
+    for suf in ("ations", "ation", "ings", "ing", "ies", "ied", "ness", "ment", "ers", "ed", "es", "er", "ly", "s"):
+        if word.endswith(suf) and len(word) - len(suf) >= 4:
+            return word[: -len(suf)]
+    return word
+
+
+def stems(text: str) -> set[str]:
+    return {_stem(w) for w in _CONTENT.findall(text.lower()) if w not in _STOP}
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+def ngrams(texts: list[str], n: int) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    for t in texts:
+        w = [x for x in (_norm(y) for y in t.split()) if x]
+        out.update(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+    return out
+
+
+def quoted_run(sentence: str, grams: set[tuple[str, ...]], n: int) -> bool:
+    w = [x for x in (_norm(y) for y in sentence.split()) if x]
+    return any(tuple(w[i:i + n]) in grams for i in range(len(w) - n + 1))
+
+
+# ---------------------------------------------------------------- what has a meaning
+
+# Thresholds on cosine similarity (all-MiniLM-L6-v2), tuned on the "tune" part of tests/data/wording/.
+ON_TOPIC = 0.42  # an asking sentence at least this close to what the turn is about asks the question
+ON_TOPIC_FOLLOW_UP = 0.32  # a follow-up may come at the weak area from any side of the question and the answer
+ON_TOPIC_WORDS = 0.34  # ... or shares this share of the question's content stems
+SECRET = 0.60  # this close to a hidden priority, and closer to it than to the topic, says it aloud
+SECRET_MARGIN = 0.05
+ANSWER = 0.62  # a statement this close to a key point or a strong answer gives the answer away
+ANSWER_MARGIN = 0.04  # ... and closer to it than to the question itself
+LEADING_ANSWER = 0.50  # a leading question ("Wouldn't it be better to ...") this close to the answer gives it away
+VERDICT = 0.62  # this close to a verdict on the answer is grading aloud
+
+VERDICTS = [
+    "That was a great answer.", "Good answer, well done.", "That answer was vague and weak.",
+    "You missed the key point there.", "That's exactly right.", "I'd score that answer three out of five.",
+    "Honestly, that was not a strong response.", "Excellent, that's the answer I was hoping for.",
+    "You did really well in this interview.", "That was a really impressive answer.",
+]
+
+
+@dataclass
+class Turn:
+    """Everything the checks of one turn compare a sentence with."""
+
+    kind: str  # ask, follow_up, contradict, close (or note: the committee chair's summary)
+    speaker: str  # the panelist's name
+    role: str
+    colleagues: list[tuple[str, str]]  # (name, role) of the other panelists
+    topic: list[str]  # what an asking sentence must be about (the question decided on, or the weak area)
+    secrets: list[str] = field(default_factory=list)  # hidden priorities
+    answers: list[str] = field(default_factory=list)  # key points and strong answers: never to be stated
+    read: list[str] = field(default_factory=list)  # what it read (instructions, news): never quoted at length
+    heard: list[str] = field(default_factory=list)  # the candidate's words: quoted only briefly
+    own: list[str] = field(default_factory=list)  # texts it may repeat freely (the written question, its name)
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    asks: bool
+    why: str = ""
+    scores: dict[str, float] = field(default_factory=dict)  # the similarities it was judged on
+
+
+class Judge:
+    """Judges finished sentences of one turn. Vectors of the fixed texts are computed once per turn."""
+
+    READ_RUN = 6  # words in a row from its instructions or news: a quote, not its own words
+    HEARD_RUN = 8  # words in a row from the candidate's answer: an echo
+
+    def __init__(self, turn: Turn, embedder: Embedder | None) -> None:
+        self.turn, self.embedder = turn, embedder
+        own = [*turn.own, *turn.topic, turn.speaker, turn.role]
+        own_grams = ngrams(own, self.READ_RUN)
+        self._read = ngrams(turn.read, self.READ_RUN) - own_grams
+        self._heard = ngrams(turn.heard, self.HEARD_RUN) - ngrams(own, self.HEARD_RUN)
+        self._topic_stems = stems(" ".join(turn.topic[:1] or [""]))
+        self._vecs: dict[str, np.ndarray] | None = None
+
+    @property
+    def _vec(self) -> dict[str, np.ndarray]:
+        """The fixed texts' vectors, made at the first sentence judged (a turn with no words costs nothing)
+        and kept per text across turns: the same questions, priorities and answers come back all session."""
+        if self._vecs is None:
+            t = self.turn
+            groups = {"topic": t.topic, "secrets": t.secrets, "answers": t.answers,
+                      "verdicts": VERDICTS if t.kind != "note" else []}
+            assert self.embedder is not None
+            self._vecs = {k: _vectors(self.embedder, g) for k, g in groups.items()}
+        return self._vecs
+
+    # ----------------------------------------------------------------
+
+    def judge(self, sentence: str, before: str = "", asked: bool = False) -> Verdict:
+        """`sentence`, given what already stood this turn (`before`) and whether it already asked."""
+        s = sentence.strip()
+        is_q = asks(s) if self.turn.kind not in ("note",) else False
+        why = self._form(sentence, before, is_q)
+        if why:
+            return Verdict(False, is_q, why)
+        scores: dict[str, float] = {}
+        why = self._meaning(s, before, is_q, scores)
+        return Verdict(not why, is_q, why, scores)
+
+    def _form(self, sentence: str, before: str, is_q: bool) -> str:
+        s = sentence.strip()
+        t = self.turn
+        if _OUT_OF_ROLE.search(s) or _STAGE.search(s) or (_PREAMBLE.search(sentence) and not before.strip()
+                                                             and not asks(s)):
+            return "out of role"
+        if _LEAK.search(s):
+            return "repeats its instructions"
+        if self._read and quoted_run(s, self._read, self.READ_RUN):
+            return "quotes what it was given to read"
+        if self._heard and quoted_run(s, self._heard, self.HEARD_RUN):
+            return "echoes the answer"
+        others = {"candidate", "interviewer", "panelist", "assistant", "user", "system"} | {
+            w.lower().strip(".") for name, _ in t.colleagues for w in name.split() if len(w.strip(".")) > 2}
+        for m in _LABEL.finditer(s):
+            if others & {w.lower().strip(".") for w in m.group(1).split()}:
+                return "speaks as someone else"
+        for name, role in t.colleagues:
+            first = re.escape(name.replace("Dr. ", "").split()[0])
+            last = re.escape(name.split()[-1])
+            if re.search(rf"\b(?:i'?m|i am|my name is|this is|it'?s)\s+(?:dr\.?\s+)?(?:{first}|{last})\b|"
+                         rf"^\W*(?:{first}|{last})(?:\s+\w+)?\s+here\b", s, re.I):
+                return "speaks as a colleague"
+            if re.search(rf"\b(?:{first}|{last}) (?:will|would|is going to|wants to) (?:want|ask|say|push|need|tell)\b",
+                         s, re.I):
+                return "speaks for a colleague"
+            words = _role_words(role) - _role_words(t.role)
+            if words and re.search(rf"\b(?:as|speaking for|speaking as|wearing my) (?:the |a |your |our )?(?:\w+ )?"
+                                   rf"(?:{'|'.join(map(re.escape, sorted(words)))})\b", s, re.I):
+                return "speaks as a colleague"
+        if _AS_CANDIDATE.search(s) and not is_q:
+            return "answers its own question"
+        if before.strip() and quoted_run(s, ngrams([before], 6), 6):
+            return "repeats itself"
+        if t.kind == "note":
+            return "recites the grader's scores" if _SCORE.search(s) else ""
+        if _GRADE.search(s):
+            return "grades the answer aloud"
+        if t.kind == "close":
+            if is_q or "?" in s:
+                return "asks in a goodbye"
+            if _DECISION.search(s):
+                return "announces a decision"
+        return ""
+
+    def _meaning(self, s: str, before: str, is_q: bool, scores: dict[str, float]) -> str:
+        t = self.turn
+        if self.embedder is None:
+            return "" if not is_q or t.kind == "close" or self._lexically_on(s) else "off the question"
+        probe = [s] if not before.strip() else [s, (before.strip().split("\n")[-1] + " " + s).strip()]
+        v = self.embedder.embed(probe)
+        topic = float((self._vec["topic"] @ v.T).max()) if len(self._vec["topic"]) else 1.0
+        own_topic = float((self._vec["topic"] @ v[0]).max()) if len(self._vec["topic"]) else 1.0
+        scores.update(topic=topic, own_topic=own_topic)
+        if len(self._vec["secrets"]):
+            secret = scores["secret"] = float((self._vec["secrets"] @ v[0]).max())
+            if secret >= SECRET and secret > own_topic + SECRET_MARGIN:
+                return "says a hidden priority aloud"
+        if len(self._vec["verdicts"]) and not is_q:
+            scores["verdict"] = float((self._vec["verdicts"] @ v[0]).max())
+            if scores["verdict"] >= VERDICT:
+                return "grades the answer aloud"
+        if len(self._vec["answers"]) and t.kind != "close":
+            ans = scores["answer"] = float((self._vec["answers"] @ v[0]).max())
+            leading = is_q and bool(_LEADING.search(s))
+            if (not is_q or leading) and ans >= (LEADING_ANSWER if leading else ANSWER) and \
+                    ans > own_topic + ANSWER_MARGIN:
+                return "gives the answer away"
+        if is_q and t.kind not in ("close", "note"):
+            if topic < (ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC) and not self._lexically_on(s + " " + before):
+                return "off the question"
+        return ""
+
+    def _lexically_on(self, text: str) -> bool:
+        want = self._topic_stems
+        return not want or len(want & stems(text)) >= ON_TOPIC_WORDS * len(want)
+
+
+_CACHE: dict[tuple[str, str], np.ndarray] = {}
+_CACHE_MAX = 4096
+
+
+def _vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    name = getattr(embedder, "name", type(embedder).__name__)
+    todo = [t for t in dict.fromkeys(texts) if (name, t) not in _CACHE]
+    if todo:
+        if len(_CACHE) + len(todo) > _CACHE_MAX:
+            _CACHE.clear()
+        for t, v in zip(todo, embedder.embed(todo), strict=True):
+            _CACHE[(name, t)] = v
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([_CACHE[(name, t)] for t in texts])
+
+
+_ROLE_WORDS = {"research": {"researcher", "research scientist", "scientist", "research", "the research side"},
+               "go-to-market": {"go-to-market lead", "gtm lead", "sales lead", "head of sales", "sales", "go-to-market"},
+               "product manager": {"product manager", "pm", "product lead", "product"}}
+
+
+def _role_words(role: str) -> set[str]:
+    """The ways a role is named ("as the researcher", "speaking for sales")."""
+    r = role.lower()
+    return {w for key, words in _ROLE_WORDS.items() if key in r for w in words} or {r.split(",")[0]}
