@@ -103,8 +103,22 @@ def corpus(which: str, misses: bool) -> int:
     for kind, t in [*tallies.items(), ("all", total)]:
         print(f"{kind:11} {_frac(t.good_whole, t.good):>14} {t.good_cut:>9} {t.twice:>6} {_frac(t.bad_shown, t.bad):>10} "
               f"{t.bad_shown_4:>13} {_frac(t.bad_standing, t.bad):>13} {_frac(t.written_pass, t.written):>15}")
+    notes = [n for n in wc.load_notes() if which in ("all", n.set)]
+    nt = wc.measure_notes(notes, actions)
+    print(f"{'chair note':11} {_frac(nt.good_whole, nt.good):>14} {nt.good_cut:>9} {'-':>6} "
+          f"{_frac(nt.bad_shown, nt.bad):>10} "
+          f"{nt.bad_shown_4:>13} {_frac(nt.bad_standing, nt.bad):>13} {'-':>15}")
+    # what the candidate waits for: the typing mark at once, then the first whole sentence
+    from statistics import median, quantiles
+
+    from coach.engine.scripted import mistral_pieces
+    from coach.wording.sentences import split
+
+    first = sorted(len(mistral_pieces(split(i.text)[0])) for i in items if i.label == "good")
+    print(f"first sentence of a good voicing: median {median(first):.0f} tokens, 90th percentile "
+          f"{quantiles(first, n=10)[-1]:.0f} (Mistral v3); shown when it is whole, the typing mark meanwhile")
     if misses:
-        for kind, t in tallies.items():
+        for kind, t in [*tallies.items(), ("note", nt)]:
             for m in t.misses:
                 print(f"\n[{kind}] {m}")
     return 0

@@ -135,6 +135,14 @@ def load_actions(path: Path = DATA / "actions.yaml") -> dict[str, dict[str, Any]
     return {a["id"]: a for a in yaml.safe_load(path.read_text())["actions"]}
 
 
+def load_notes(path: Path = DATA / "notes.yaml") -> list[Item]:
+    """The committee chair's notes, one record (a whole session, replayed to its goodbye) per scenario."""
+    raw = yaml.safe_load(path.read_text())["notes"]
+    return [Item(action=r["record"], label=r["label"], text=r["text"], why=r.get("why", ""),
+                 offending=r.get("offending", ""), set="aside" if aside(r["record"] + r["text"][:12]) else "tune")
+            for r in raw]
+
+
 def load_items(path: Path = DATA / "voicings.yaml") -> list[Item]:
     raw = yaml.safe_load(path.read_text())["voicings"]
     return [Item(action=r["action"], label=r["label"], text=r["text"], why=r.get("why", ""),
@@ -158,7 +166,8 @@ class ReplayGrader(Grader):
         return copy.deepcopy(self._seen[key])
 
 
-def replay(action: dict[str, Any], say: str, grader: Grader, store: Store) -> tuple[str, dict[str, Any], Interview]:
+def replay(action: dict[str, Any], say: str, grader: Grader, store: Store,
+           note: str = "") -> tuple[str, dict[str, Any], Interview]:
     """Stream `say` as the model's wording of `action`, through the real `Interview`: the session is
     replayed to that turn (the written question on earlier turns, the scripted answers), then `ask()`.
     Returns what was shown, the stored turn and the interview."""
@@ -166,7 +175,7 @@ def replay(action: dict[str, Any], say: str, grader: Grader, store: Store) -> tu
 
     def script(speaker: str, messages: list[Any]) -> str:
         if speaker.endswith("/committee"):
-            return ""
+            return note
         return say if turn["n"] == action["turn"] else ""
 
     backend = ScriptedBackend(script)
@@ -260,7 +269,8 @@ def measure(items: list[Item], actions: dict[str, dict[str, Any]], grader: Grade
         t = tallies[a["kind"]]
         shown, row, iv = replay(a, item.text, grader, store)
         o = outcome(item.text, item.offending, shown, row)
-        refused = iv.voicing.refused if iv.voicing is not None else None
+        gate = getattr(iv, "voicing", None)  # (absent before the sentence gate: the bench also measures the old code)
+        refused = getattr(gate, "refused", None)
         why = f"{row['fallback']}" + (f" at {refused[0].strip()!r} {_scores(refused[1].scores)}" if refused else "")
         if item.label == "good":
             t.good += 1
@@ -291,6 +301,34 @@ def measure(items: list[Item], actions: dict[str, dict[str, Any]], grader: Grade
         if not ok:
             t.misses.append(f"WRITTEN {aid} [{row['fallback']}]\n  shown: {shown.strip()}")
     return tallies
+
+
+def measure_notes(notes: list[Item], actions: dict[str, dict[str, Any]], grader: Grader | None = None) -> Tally:
+    """Every note through `Interview.committee_note` at the end of its scenario's replayed session."""
+    grader = grader or ReplayGrader()
+    store = Store(Path(tempfile.mkdtemp()) / "notes.db")
+    closes = {a["scenario"]: a for a in actions.values() if a["kind"] == "close"}
+    t = Tally()
+    for item in notes:
+        _, _, iv = replay(closes[item.action.removeprefix("note-")], "", grader, store, note=item.text)
+        shown = "".join(iv.committee_note())
+        off = _offending_shown(item.text, item.offending, shown)
+        if item.label == "good":
+            t.good += 1
+            whole = _norm(shown) == _norm(item.text)
+            t.good_whole += whole
+            t.good_cut += bool(shown.strip()) and not re.search(r"[.!?…][\"'”’)]*\s*$", shown)
+            if not whole:
+                t.misses.append(f"GOOD NOTE {item.action}\n  item:  {item.text}\n  shown: {shown}")
+        else:
+            t.bad += 1
+            t.bad_shown += off > 0
+            t.bad_shown_4 += off >= 4
+            t.bad_fragment += 0 < off < 4
+            t.bad_standing += _norm(shown) == _norm(item.text)
+            if off:
+                t.misses.append(f"BAD NOTE/{item.why} {item.action} shown={off}\n  item:  {item.text}\n  shown: {shown}")
+    return t
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,8 +63,12 @@ class Ctx:
                              "the server); it is off for signed-in users")
 
 
-def panelist_message(p: Persona, text: str) -> dict[str, Any]:
-    return {"role": "assistant", "content": f"{p.mark} **{p.name}** · *{p.role}*\n\n{text}"}
+TYPING = '<span class="typing" data-testid="typing">…</span>'  # the panelist is still writing a sentence
+
+
+def panelist_message(p: Persona, text: str, typing: bool = False) -> dict[str, Any]:
+    """A panelist's turn in the chat; `typing`: more is coming (a sentence is shown once it is whole)."""
+    return {"role": "assistant", "content": f"{p.mark} **{p.name}** · *{p.role}*\n\n{text}{' ' + TYPING if typing else ''}"}
 
 
 def chat_of(lines: list[Line], personas: dict[str, Persona]) -> list[dict[str, Any]]:

@@ -37,6 +37,8 @@ from coach.ui.voice_box import HUSH_JS, PLAYER_JS
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CONCURRENCY = 32  # handlers at once: the local model's lock (or the model server's queue) orders the turns
 CSS = """
+.typing {opacity: .6; animation: typing 1.2s ease-in-out infinite}
+@keyframes typing {0%, 100% {opacity: .25} 50% {opacity: .9}}
 #model-banner {font-size: .92em}
 #timer.warn {color: #b3261e; font-weight: 600}
 #debrief-details td:nth-child(3), #debrief-details th:nth-child(3) {white-space: nowrap; word-break: normal}

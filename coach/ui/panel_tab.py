@@ -119,7 +119,8 @@ class PanelTab:
         """Stream the next panelist's words into the transcript (and, with `speak`, their voice, sentence by
         sentence); returns the transcript with them."""
         speaker = iv.next_speaker()
-        chat = [*chat, panelist_message(speaker, "")]
+        chat = [*chat, panelist_message(speaker, "", typing=True)]  # shown at once; sentences follow whole
+        yield self._update(chat, iv, coach=coach)
         text = ""
         chunks: Iterator[tuple[str, str | None]] = (
             self.voice.spoken(speaker, iv.ask(), f"{iv.session_id}/{uuid.uuid4().hex[:8]}",
@@ -128,7 +129,7 @@ class PanelTab:
             if speak else ((c, None) for c in iv.ask()))
         for chunk, clips in chunks:
             text += chunk
-            chat[-1] = panelist_message(speaker, text)
+            chat[-1] = panelist_message(speaker, text, typing=True)
             yield {**self._update(chat, iv, coach=coach), **({self.voice.speech: clips} if clips else {})}
         chat[-1] = panelist_message(speaker, iv.current.text if iv.current else text.strip())
         iv.draft("")  # the next speakers start reading while the candidate types

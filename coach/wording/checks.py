@@ -27,8 +27,10 @@ _OUT_OF_ROLE = re.compile(
     r"\bas an ai\b|\bi(?:'m| am) (?:just |only |merely )?an? (?:ai|artificial intelligence|language model|"
     r"virtual assistant|chatbot|assistant)\b|\bas an? (?:large )?language model\b|\b(?:smollm|chatgpt)\b|"
     r"^\W*(?:sure|certainly|of course|absolutely|okay|ok)[,!.]?\s+(?:here(?:'s| is)|i(?:'ll| will| can))\b|"
-    r"\bhere(?:'s| is) (?:how|what|a|the|my|one)\b[^.?!]{0,60}\b(?:might|would|could|will|should) \w+|"
-    r"^\W*(?:sure|certainly|of course|absolutely|gladly|happy to help)\W*$|"
+    r"\bhere(?:'s| is) (?:how|what|a|the|my|one)\b.{0,60}?\b(?:might|would|could|should) (?:ask|say|put|open|"
+    r"phrase|word|start|begin|introduce|sound|respond|reply|voice|frame)\b|"
+    r"^\W*(?:sure|certainly|of course|absolutely|gladly|happy to help)\W*$|^\W*here(?:'s| is)\b[^:]{0,80}:\s*$|"
+    r"\b(?:opening|closing) (?:line|question|remarks?)\b|^\W*\(?end of (?:the )?(?:interview|panel|conversation)\b|"
     r"\bhere(?:'s| is) (?:the|a|my) (?:question|version|rephras\w*|reword\w*|response|reply|goodbye|summary)\b|"
     r"\b(?:rephrased|reworded|paraphrased)\b|\bin (?:my|your|his|her) own (?:voice|words)\b|"
     r"\b(?:stay(?:ing)?|in|out of|break(?:ing)?) character\b|(?:^|\s)\(?note:|\bas (?:requested|instructed)\b|"
@@ -36,7 +38,9 @@ _OUT_OF_ROLE = re.compile(
     r"\bi (?:kept|have kept|will keep) (?:it|this) (?:to|under|within)\b|\b(?:two|three|one) sentences?\b",
     re.I | re.M)
 _PREAMBLE = re.compile(r":\s*\n\s*$|:\s*$")  # a sentence that only announces what follows ("Here it is:")
-_STAGE = re.compile(r"(?:^|\s)(?:\*[^*\n]{1,40}\*|\((?:[a-z][^()\n]{0,40})\)|\[[^\]\n]{1,40}\])(?=\s|$|[.,!?])")
+_STAGE = re.compile(r"(?:^|\s)(?:\*[^*\n]{1,160}\*|\[[^\]\n]{1,80}\]|\((?=[^()\n]{0,160}\b(?:she|he|her|his|smiles?|"
+                    r"nods?|pauses?|laughs?|leans?|sighs?|looks?|glances?|adjusts?|stands?|closes?|dr\.? marchal|marcus|"
+                    r"sofia)\b)[^()\n]{1,160}\))", re.I)
 _LEAK = re.compile(
     r"\bmy (?:instructions?|brief|script|persona|role card|hidden|private|secret|real agenda)\b|"
     r"\b(?:i was|i've been|i have been|i am|i'm) (?:told|instructed|asked|supposed|meant) to\b|"
@@ -45,19 +49,29 @@ _LEAK = re.compile(
     r"\(quoted|\bnot instructions to you\b|\bgrader:|\bthe panel'?s record\b|\bturn by turn\b|"
     r"\bwhat i(?:'m| am) (?:really|actually|secretly) (?:looking for|testing|trying to|after)|"
     r"\bwhat i (?:really|actually|secretly) want to (?:know|find out|see|test)|\bthe real (?:test|question) (?:here )?is\b|"
-    r"\b(?:between us|off the record)\b|"
-    r"\bi(?:'ll| will|'m| am)? ?(?:be |mostly |really |also |mainly )?(?:checking|watching|testing|listening|looking|judging)"
-    r" (?:for )?(?:whether|if|how you|to see)\b|\bwhat i(?:'m| am) (?:checking|watching|testing|listening for|judging)\b|"
+    r"\b(?:just between us|between you and me|off the record)\b|"
+    r"\bi(?:'ll| will|'m| am)? ?(?:be |mostly |really |also |mainly )?"
+    r"(?:checking|watching|testing|listening|looking|judging) (?:for )?(?:whether|if|how you|to see)\b|"
+    r"\bwhat i(?:'m| am) (?:checking|watching|testing|listening for|judging)\b|"
     r"\bi care (?:a lot |most |deeply )?about whether\b|\bfair warning\b|\bi(?:'ll| will) be (?:honest|upfront) "
-    r"(?:about|with you about) what i\b", re.I)
+    r"(?:about|with you about) what i\b|\bon purpose to see\b|"
+    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)", re.I)
+# intent to test the candidate ("to see whether you cave"): a hidden priority when its meaning is near one
+_INTENT = re.compile(r"\bto see (?:whether|if|how) you\b|"
+                     r"\b(?:see|know|find out|learn) (?:whether|if) you(?:'ll| will|'d| would)? "
+                     r"(?:cave|fold|stand|hold|keep|stay|let|give in|push back|agree|bend)|\bwhether you (?:cave|fold|"
+                     r"stand firm|hold (?:the|a) line|keep your|stay calm|let sales|give in|bend|agree with whoever)", re.I)
 _GRADE = re.compile(
     r"\b(?:great|good|excellent|strong|solid|fantastic|terrific|brilliant|perfect|weak|poor|vague|thin|shallow|"
     r"impressive|wonderful|nice|superb|decent|incomplete|incorrect|wrong|correct|thoughtful|thorough|clear|"
     r"compelling|insightful|well-structured|weak|generic|fluffy)\s+(?:answer|response|point|job|start|work|"
     r"explanation|answers|responses|thinking|framing|reasoning|instinct|analysis|story|example|plan)\b|"
-    r"\b(?:isn'?t|is not|wasn'?t|was not|not) (?:really |quite |exactly )?(?:a plan|an answer|acceptable|good enough|"
-    r"enough|convincing|what i asked)\b|\bexactly the kind of\b|\b(?:i|we) (?:like|love) to hear\b|"
-    r"\b(?:that was|that's|that is|it was|this was|you were|you're|you are)\s+(?:a |an )?(?:really |very |quite |"
+    r"\b(?:isn'?t|is not|wasn'?t|was not|not) (?:really |quite |exactly )?(?:an answer|acceptable|good enough|"
+    r"convincing|what i asked)\b|\bexactly the kind of\b|\b(?:i|we) (?:like|love) to hear\b|"
+    r"\b(?:you were|you're|you are)\s+(?:a |an )?(?:really |very |quite |pretty |a bit |too |rather |absolutely |"
+    r"not quite )?(?:great|excellent|vague|weak|impressive|wrong|spot on|generic|brilliant|fantastic|superficial|"
+    r"convincing|unconvincing)\b|"
+    r"\b(?:that was|that's|that is|it was|this was)\s+(?:a |an )?(?:really |very |quite |"
     r"pretty |a bit |too |rather |exactly |absolutely |not quite |not )?(?:great|excellent|strong|solid|vague|weak|"
     r"thin|shallow|impressive|wrong|spot on|right|correct|incorrect|generic|hand-?wavy|fluffy|off|unclear|"
     r"brilliant|perfect|fantastic|incomplete|superficial|convincing|unconvincing|acceptable|unacceptable)\b|"
@@ -67,7 +81,10 @@ _GRADE = re.compile(
     r"(?:well|great|good|brilliantly|poorly|badly)\b|\b(?:strong|great|excellent|impressive|weak) "
     r"(?:candidate|interview|performance|showing|session)\b|\b(?:move|moving) (?:you )?forward\b|"
     r"\byou(?:'ve| have) (?:passed|impressed|got the)\b|\bi (?:like|love|liked|loved) (?:that|this|your|how)\b|"
-    r"\b(?:not|wasn't|isn't) (?:a )?(?:great|good|strong|convincing) (?:answer|response)\b|"
+    r"\b(?:not|wasn'?t|isn'?t|n't) (?:an? )?(?:great|good|strong|convincing|acceptable|serious) (?:answer|response)\b|"
+    r"\banswer (?:was|is|sounded|felt) (?:\w+ )?(?:weak|vague|thin|strong|great|good|solid|shallow|generic|off|poor)\b|"
+    r"\btells? me nothing\b|\b(?:a|an) (?:weak|poor|vague|shaky|great|strong|solid) starting point\b|"
+    r"\bisn'?t really (?:a plan|an option|an answer)\b|"
     r"\bthat(?:'s| is) not (?:quite )?(?:it|right|correct|what i)\b|\bexactly right\b|\bthat misses\b|"
     r"\byou (?:missed|forgot|overlooked|failed to)\b|\b(?:missed|forgot) (?:the|a|an|to)\b", re.I)
 _SCORE = re.compile(r"\b\d(?:\.\d+)?\s*/\s*5\b|\bscor(?:ed|es|ing)?\s+(?:of\s+|a\s+)?\d", re.I)
@@ -80,6 +97,13 @@ _AS_CANDIDATE = re.compile(
 _LEADING = re.compile(r"\b(?:wouldn'?t it be|shouldn'?t (?:you|we)|isn'?t it (?:true|better|the case)|"
                       r"don'?t you think|have you (?:considered|thought about)|did you (?:consider|think about)|"
                       r"what about (?:\w+ing)|why not (?:just )?\w+|couldn'?t (?:you|we) (?:just )?)\b", re.I)
+# a panelist proposing what it would do ("Personally I'd cap it at a million tokens"): the candidate's answer
+_PROPOSES = re.compile(r"\b(?:personally,? )?i(?:'d| would) (?!like\b|love\b|want\b|be\b|push\b|need\b|ask\b|hear\b|"
+                       r"say that\b|rather hear\b|expect\b|imagine\b|guess\b|assume\b|argue the\b)[a-z]+\b", re.I)
+_TELLS = re.compile(r"\b(?:obviously|of course|clearly|hint:?),? you(?:'d| should| would| need to| lead| want| just)\b|"
+                    r"(?:^|[-—,:]\s*)(?:and |but |just )?remember,? (?:that |only |you |the )", re.I)
+_NEW_TOPIC = re.compile(r"\b(?:different (?:angle|topic|question)|switching gears|change of (?:topic|subject)|new topic|"
+                        r"moving on|let'?s move on|on another note)\b", re.I)
 _CONTENT = re.compile(r"[a-z][a-z'-]{3,}")
 _STOP = set("that this with what your have about would there their they them then when which while where from into "
             "just like make more most only over some such than very will does tell give walk through want know "
@@ -99,7 +123,7 @@ def stems(text: str) -> set[str]:
 
 
 def _norm(word: str) -> str:
-    return re.sub(r"[^\w']", "", word.lower())
+    return re.sub(r"[^\w']", "", word.lower()).strip("'")
 
 
 def ngrams(texts: list[str], n: int) -> set[tuple[str, ...]]:
@@ -118,14 +142,14 @@ def quoted_run(sentence: str, grams: set[tuple[str, ...]], n: int) -> bool:
 # ---------------------------------------------------------------- what has a meaning
 
 # Thresholds on cosine similarity (all-MiniLM-L6-v2), tuned on the "tune" part of tests/data/wording/.
-ON_TOPIC = 0.42  # an asking sentence at least this close to what the turn is about asks the question
-ON_TOPIC_FOLLOW_UP = 0.32  # a follow-up may come at the weak area from any side of the question and the answer
+ON_TOPIC = 0.35  # an asking sentence at least this close to what the turn is about asks the question
+ON_TOPIC_FOLLOW_UP = 0.20  # a follow-up may come at the weak area from any side of the question and the answer
 ON_TOPIC_WORDS = 0.34  # ... or shares this share of the question's content stems
-SECRET = 0.60  # this close to a hidden priority, and closer to it than to the topic, says it aloud
-SECRET_MARGIN = 0.05
+SECRET = 0.40  # this close to a hidden priority says it aloud (no good sentence of the tune set came above 0.37)
+SECRET_INTENT = 0.25  # ... or this close, said as an intent to test the candidate ("to see whether you cave")
 ANSWER = 0.62  # a statement this close to a key point or a strong answer gives the answer away
 ANSWER_MARGIN = 0.04  # ... and closer to it than to the question itself
-LEADING_ANSWER = 0.50  # a leading question ("Wouldn't it be better to ...") this close to the answer gives it away
+LEADING_ANSWER = 0.40  # a leading question ("Wouldn't it be better to ...") this close to the answer gives it away
 VERDICT = 0.62  # this close to a verdict on the answer is grading aloud
 
 VERDICTS = [
@@ -168,7 +192,7 @@ class Judge:
 
     def __init__(self, turn: Turn, embedder: Embedder | None) -> None:
         self.turn, self.embedder = turn, embedder
-        own = [*turn.own, *turn.topic, turn.speaker, turn.role]
+        own = [*turn.own, turn.speaker, turn.role]
         own_grams = ngrams(own, self.READ_RUN)
         self._read = ngrams(turn.read, self.READ_RUN) - own_grams
         self._heard = ngrams(turn.heard, self.HEARD_RUN) - ngrams(own, self.HEARD_RUN)
@@ -221,17 +245,23 @@ class Judge:
             first = re.escape(name.replace("Dr. ", "").split()[0])
             last = re.escape(name.split()[-1])
             if re.search(rf"\b(?:i'?m|i am|my name is|this is|it'?s)\s+(?:dr\.?\s+)?(?:{first}|{last})\b|"
-                         rf"^\W*(?:{first}|{last})(?:\s+\w+)?\s+here\b", s, re.I):
+                         rf"^\W*(?:dr\.?\s+)?(?:{first}|{last})(?:\s+\w+)?\s+here\b", s, re.I):
                 return "speaks as a colleague"
-            if re.search(rf"\b(?:{first}|{last}) (?:will|would|is going to|wants to) (?:want|ask|say|push|need|tell)\b",
-                         s, re.I):
+            if re.search(rf"\b(?:{first}|{last}) (?:will|would|is going to|wants to) (?:want|ask|say|push|need|tell)\b|"
+                         rf"\bhand (?:this|it|you|things) (?:over )?to (?:dr\.?\s+)?(?:{first}|{last})\b", s, re.I):
                 return "speaks for a colleague"
             words = _role_words(role) - _role_words(t.role)
-            if words and re.search(rf"\b(?:as|speaking for|speaking as|wearing my) (?:the |a |your |our )?(?:\w+ )?"
-                                   rf"(?:{'|'.join(map(re.escape, sorted(words)))})\b", s, re.I):
+            named = "|".join(map(re.escape, sorted(words)))
+            domain = "|".join(_DOMAIN[k] for k in _DOMAIN if k in role.lower()) or named
+            if words and re.search(rf"\b(?:speaking (?:for|as)|as|wearing my)\s+(?:the|a|your|our)\s+(?:\w+\s+)?"
+                                   rf"(?:{named})\b|\bspeaking (?:for|as) (?:{named}|{domain})\b", s, re.I):
                 return "speaks as a colleague"
-        if _AS_CANDIDATE.search(s) and not is_q:
+        if (not is_q and _AS_CANDIDATE.search(s)) or ("?" not in s and _PROPOSES.search(s)):
             return "answers its own question"
+        if _TELLS.search(s):
+            return "gives the answer away"
+        if t.kind == "follow_up" and _NEW_TOPIC.search(s):
+            return "off the question"
         if before.strip() and quoted_run(s, ngrams([before], 6), 6):
             return "repeats itself"
         if t.kind == "note":
@@ -256,7 +286,7 @@ class Judge:
         scores.update(topic=topic, own_topic=own_topic)
         if len(self._vec["secrets"]):
             secret = scores["secret"] = float((self._vec["secrets"] @ v[0]).max())
-            if secret >= SECRET and secret > own_topic + SECRET_MARGIN:
+            if secret >= SECRET or (secret >= SECRET_INTENT and _INTENT.search(s)):
                 return "says a hidden priority aloud"
         if len(self._vec["verdicts"]) and not is_q:
             scores["verdict"] = float((self._vec["verdicts"] @ v[0]).max())
@@ -265,11 +295,12 @@ class Judge:
         if len(self._vec["answers"]) and t.kind != "close":
             ans = scores["answer"] = float((self._vec["answers"] @ v[0]).max())
             leading = is_q and bool(_LEADING.search(s))
-            if (not is_q or leading) and ans >= (LEADING_ANSWER if leading else ANSWER) and \
-                    ans > own_topic + ANSWER_MARGIN:
+            if (not is_q or leading) and len(s.split()) >= 8 and ans >= (LEADING_ANSWER if leading else ANSWER) and \
+                    ans > max(topic, own_topic) + ANSWER_MARGIN:
                 return "gives the answer away"
-        if is_q and t.kind not in ("close", "note"):
-            if topic < (ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC) and not self._lexically_on(s + " " + before):
+        if is_q and t.kind not in ("close", "note") and len(s.split()) > 5:  # "And the timeline?" leads on
+            floor = ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC
+            if topic < floor and not self._lexically_on(s + " " + before):
                 return "off the question"
         return ""
 
@@ -295,9 +326,10 @@ def _vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
     return np.stack([_CACHE[(name, t)] for t in texts])
 
 
-_ROLE_WORDS = {"research": {"researcher", "research scientist", "scientist", "research", "the research side"},
-               "go-to-market": {"go-to-market lead", "gtm lead", "sales lead", "head of sales", "sales", "go-to-market"},
-               "product manager": {"product manager", "pm", "product lead", "product"}}
+_ROLE_WORDS = {"research": {"researcher", "research scientist", "scientist"},
+               "go-to-market": {"go-to-market lead", "gtm lead", "sales lead", "head of sales", "go-to-market"},
+               "product manager": {"product manager", "pm", "product lead"}}
+_DOMAIN = {"research": "research", "go-to-market": "sales|go-to-market|gtm", "product manager": "product|engineering"}
 
 
 def _role_words(role: str) -> set[str]:

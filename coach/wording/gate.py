@@ -15,7 +15,7 @@ from coach.wording.checks import Judge, Verdict
 from coach.wording.sentences import complete, ends
 
 # sentences and words a turn may take; the instructions ask for two or three, a real model often adds one
-SENTENCES = {"ask": 4, "opener": 5, "follow_up": 3, "contradict": 4, "close": 3}
+SENTENCES = {"ask": 4, "opener": 5, "follow_up": 3, "contradict": 5, "close": 3}
 MAX_WORDS = 110
 AFTER_QUESTION = 1  # sentences that may follow the one that asked (a second, linked question; "Take your time.")
 _GOODBYE = re.compile(r"\b(thank|thanks|bye|goodbye|appreciat|pleasure|good luck|take care|be in touch|"
@@ -67,7 +67,8 @@ class Voicing:
     def _sentence(self, sentence: str) -> list[str]:
         if not sentence.strip():
             return [sentence] if self.text else []
-        if self._count >= self.sentences or (self.asked and self._after >= AFTER_QUESTION) or \
+        short = len(sentence.split()) <= 3  # "Thanks." and "Decide." take no sentence of the budget
+        if (self._count >= self.sentences and not short) or (self.asked and self._after >= AFTER_QUESTION) or \
                 len((self.text + sentence).split()) > self.max_words:
             self.stopped = True  # the budget is spent: what stood is judged whole
             return []
@@ -78,7 +79,7 @@ class Voicing:
         if self.asked:
             self._after += 1
         self.asked = self.asked or v.asks
-        self._count += len(sentence.split()) > 3  # "Thanks." and "Right, okay." take no sentence of the budget
+        self._count += not short
         self.text += sentence
         return [sentence]
 

@@ -21,7 +21,7 @@ _QUESTION_VERBS = frozenset(
     "walk talk tell explain describe give show help convince design choose pick rewrite estimate sketch outline "
     "list name make draft defend justify argue propose prioritise prioritize size compare define plan pitch frame "
     "position persuade share paint map spell recommend decide identify cut package reconcile diagnose rank quantify "
-    "price prove predict summarise summarize respond sell build write reframe fix find convince budget split".split())
+    "price prove predict summarise summarize respond sell build write reframe find".split())
 _NOT_A_REQUEST = re.compile(r"(?i)(make sure|make no mistake|name (is|was)|plan (is|was)|price (is|was)|list (is|was)|"
                              r"frame (is|was)|design (is|was)|help(s|ed)? (us|them))\b")
 _ASK_PHRASES = re.compile(

@@ -1,0 +1,138 @@
+"""The wording checks, sentence by sentence: where a sentence ends, which sentences ask, what a panelist
+may say (the real MiniLM judges meaning), and what the candidate sees when the real `Interview` streams a
+7-8B model's voicing in Mistral v3 token pieces (tests/data/wording/, written before the checks were tuned)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench import wording_corpus as wc
+from coach.wording.checks import Judge, Turn
+from coach.wording.gate import Voicing, joined
+from coach.wording.sentences import asks, split
+
+
+@pytest.mark.parametrize(("text", "sentences"), [
+    ("Hi, I'm Dr. Ines Marchal. Walk me through it.", ["Hi, I'm Dr. Ines Marchal. ", "Walk me through it."]),
+    ("We start at 9 a.m. on Monday. Why?", ["We start at 9 a.m. on Monday. ", "Why?"]),
+    ("3.5x vs. the U.S. one, e.g. on long prompts. Fine?", ["3.5x vs. the U.S. one, e.g. on long prompts. ", "Fine?"]),
+    ("Okay.\nTell me more", ["Okay.\n", "Tell me more"]),
+])
+def test_sentences_end_where_a_reader_would_end_them(text, sentences):
+    assert split(text) == sentences
+
+
+@pytest.mark.parametrize(("sentence", "asking"), [
+    ("What do you tell them this week?", True),
+    ("Design a rollout plan for a very large model across three data centres.", True),
+    ("Day 30, the CEO wants to know if it worked — give me your metrics.", True),
+    ("I'd like to hear how you would price it.", True),
+    ("Sales says ship, research says wait - decide.", True),
+    ("Thanks, that's helpful context.", False),
+    ("Suppose the ML team is busy until Thursday.", False),
+    ("Set the footnote aside for a moment.", False),
+    ("I lead research on inference, so I care about mechanisms.", False),
+])
+def test_which_sentences_ask(sentence, asking):
+    assert asks(sentence) is asking
+
+
+@pytest.fixture(scope="module")
+def judge(grader):
+    turn = Turn(kind="ask", speaker="Marcus Oyelaran", role="Go-to-market lead",
+                colleagues=[("Dr. Ines Marchal", "Senior research scientist"),
+                            ("Sofia Lindqvist", "Product manager, model API")],
+                topic=["Sales is getting pushback that we are not as fast as we claimed in the launch. What do you tell "
+                       "them this week?"],
+                secrets=["Can the candidate hold a line when sales pushes for a bigger claim?"],
+                answers=["Find out which workload, hardware and metric the customer measured before answering."],
+                read=["Ask this question in your own voice, in at most two sentences."],
+                heard=["I would reproduce what the customer measured: hardware, prompt lengths, first token or decoding."])
+    return Judge(turn, grader.embedder)
+
+
+@pytest.mark.parametrize(("sentence", "ok", "why"), [
+    ("Good morning, I'm Marcus Oyelaran and I run go-to-market here.", True, ""),
+    ("Our coding assistant and the system prompt docs are not the point today.", True, ""),
+    ("Sales hears we are slower than we claimed at launch; what do they say to buyers this week?", True, ""),
+    ("Sure! Here's how Marcus might ask it:", False, "out of role"),
+    ("That was a great answer, you nailed it.", False, "grades the answer aloud"),
+    ("I'm Sofia Lindqvist, and I own the API.", False, "speaks as a colleague"),
+    ("Honestly, I want to see whether you cave when my reps push for a bigger claim.", False,
+     "says a hidden priority aloud"),
+    ("What is your favourite holiday destination and why?", False, "off the question"),
+    ("Ask this question in your own voice, please.", False, "out of role"),
+])
+def test_a_sentence_is_judged_by_its_words_and_its_meaning(judge, sentence, ok, why):
+    v = judge.judge(sentence)
+    assert (v.ok, v.why) == (ok, why)
+
+
+def feed(v: Voicing, text: str, size: int = 3) -> str:
+    shown = [p for i in range(0, len(text), size) for p in v.feed(text[i:i + size])] + v.finish()
+    assert "".join(shown) == v.text
+    return v.text
+
+
+def test_only_whole_sentences_show_and_a_refused_one_shows_nothing(judge):
+    v = Voicing("ask", judge)
+    assert v.feed("Thanks for that. What do") == ["Thanks for that. "]  # the question waits for its end
+    v = Voicing("ask", judge)
+    said = feed(v, "Thanks for that. That was a great answer. What do you tell sales this week?")
+    assert said == "Thanks for that. " and v.why == "grades the answer aloud" and v.verdict()[0] is False
+    assert joined(said, "Q?") == "\n\nQ?"  # the written question follows whole sentences: never a "…"
+
+
+def test_a_sentence_cut_by_the_token_budget_is_never_shown(judge):
+    v = Voicing("ask", judge)
+    v.feed("Thanks. What do you tell sales about the launch speed this")
+    assert v.finish(complete_stream=False) == [] and v.text == "Thanks. "
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return wc.load_actions(), wc.load_items(), wc.ReplayGrader(), wc.Store(Path(tempfile.mkdtemp()) / "c.db")
+
+
+def test_through_the_interview_a_good_voicing_with_an_introduction_stands_whole(corpus):
+    actions, items, grader, store = corpus
+    item = next(i for i in items if i.label == "good" and actions[i.action]["opener"] and "I'm" in i.text
+                and len(split(i.text)) >= 3)
+    shown, row, _ = wc.replay(actions[item.action], item.text, grader, store)
+    assert shown.strip() == item.text.strip() and row["fallback"] is None  # the UI, CLI and voice all stream ask()
+
+
+def test_through_the_interview_a_bad_voicing_shows_nothing_of_its_offending_part(corpus):
+    actions, items, grader, store = corpus
+    bad = [i for i in items if i.label == "bad" and i.why in ("grading_aloud", "hidden_priority", "as_colleague")
+           and not i.text.startswith(i.offending)][:6]
+    assert bad
+    for item in bad:
+        shown, row, _ = wc.replay(actions[item.action], item.text, grader, store)
+        o = wc.outcome(item.text, item.offending, shown, row)
+        assert o.offending_shown == 0, (item.text, shown)
+        assert not o.cut and not o.twice
+        assert shown.strip().endswith(row["canonical"].strip()) or row["fallback"] is None
+
+
+def test_the_corpus_meets_its_goals(corpus):
+    """Every fourth item of the whole corpus (both parts), and every action's written question."""
+    actions, items, grader, _ = corpus
+    tallies = wc.measure(items[::4], actions, grader)
+    for kind, t in tallies.items():
+        assert t.good_cut == 0 and t.twice == 0, kind
+        assert t.good_whole >= 0.8 * t.good, (kind, t.misses)
+        assert t.written_pass == t.written, (kind, t.misses)
+    bad = sum(t.bad for t in tallies.values())
+    assert sum(t.bad_shown_4 for t in tallies.values()) <= 0.05 * bad, [m for t in tallies.values() for m in t.misses]
+
+
+def test_the_committee_note_shows_whole_sentences_that_pass(corpus):
+    actions, _, grader, _ = corpus
+    notes = wc.load_notes()
+    t = wc.measure_notes(notes[::3], actions, grader)
+    assert t.good_cut == 0 and t.good_whole >= 0.8 * t.good, t.misses
+    assert t.bad_shown_4 <= 0.1 * t.bad, t.misses
