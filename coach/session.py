@@ -264,6 +264,7 @@ class Interview:
         turn = Turn(kind=action.kind, speaker=p.name, role=p.role,
                     colleagues=[(o.name, o.role) for k, o in self.personas.items() if k != action.panelist],
                     topic=topic, secrets=list(p.hidden_priorities), answers=answers, read=read, heard=heard,
+                    frame=1 if action.kind == "follow_up" else 0,
                     own=[action.canonical, *([q.text] if q else []), *self._framings(action),
                          f"You are {p.name}, {p.role}", f"I'm {p.name}, {p.role}"])
         return Judge(turn, self.grader.embedder)

@@ -55,7 +55,8 @@ _LEAK = re.compile(
     r"\bwhat i(?:'m| am) (?:checking|watching|testing|listening for|judging)\b|"
     r"\bi care (?:a lot |most |deeply )?about whether\b|\bfair warning\b|\bi(?:'ll| will) be (?:honest|upfront) "
     r"(?:about|with you about) what i\b|\bon purpose to see\b|"
-    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)", re.I)
+    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)|\brecord format\b|\bgrader (?:line|score)s?\b|"
+    r"\bquoted answers?\b", re.I)
 # intent to test the candidate ("to see whether you cave"): a hidden priority when its meaning is near one
 _INTENT = re.compile(r"\bto see (?:whether|if|how) you\b|"
                      r"\b(?:see|know|find out|learn) (?:whether|if) you(?:'ll| will|'d| would)? "
@@ -101,7 +102,12 @@ _LEADING = re.compile(r"\b(?:wouldn'?t it be|shouldn'?t (?:you|we)|isn'?t it (?:
 _PROPOSES = re.compile(r"\b(?:personally,? )?i(?:'d| would) (?!like\b|love\b|want\b|be\b|push\b|need\b|ask\b|hear\b|"
                        r"say that\b|rather hear\b|expect\b|imagine\b|guess\b|assume\b|argue the\b)[a-z]+\b", re.I)
 _TELLS = re.compile(r"\b(?:obviously|of course|clearly|hint:?),? you(?:'d| should| would| need to| lead| want| just)\b|"
+                    r"^\W*(?:of course|obviously|clearly),|\bthe (?:obvious|right|correct|real) (?:move|answer|fix|thing)"
+                    r" (?:is|would be|here is)\b|"
                     r"(?:^|[-—,:]\s*)(?:and |but |just )?remember,? (?:that |only |you |the )", re.I)
+# a hint in a statement ("you'd check the gradient norms"), or the panelist's own first step
+_HINT = re.compile(r"\byou(?:'d| would| should| need to| have to| could just| want to) (?!be\b|have\b|agree\b|think\b|say\b)"
+                   r"[a-z]+|\bmy (?:first |own )?(?:step|move|answer|approach|instinct|recommendation|fix) would be\b", re.I)
 _NEW_TOPIC = re.compile(r"\b(?:different (?:angle|topic|question)|switching gears|change of (?:topic|subject)|new topic|"
                         r"moving on|let'?s move on|on another note)\b", re.I)
 _CONTENT = re.compile(r"[a-z][a-z'-]{3,}")
@@ -174,6 +180,7 @@ class Turn:
     read: list[str] = field(default_factory=list)  # what it read (instructions, news): never quoted at length
     heard: list[str] = field(default_factory=list)  # the candidate's words: quoted only briefly
     own: list[str] = field(default_factory=list)  # texts it may repeat freely (the written question, its name)
+    frame: int = 0  # how many of `topic`, from the first, are the weak area (not the question itself)
 
 
 @dataclass
@@ -192,6 +199,8 @@ class Judge:
 
     def __init__(self, turn: Turn, embedder: Embedder | None) -> None:
         self.turn, self.embedder = turn, embedder
+        if turn.kind == "note":  # a summary names what was said in a few words of it; a copy runs longer
+            self.READ_RUN, self.HEARD_RUN = 9, 10
         own = [*turn.own, turn.speaker, turn.role]
         own_grams = ngrams(own, self.READ_RUN)
         self._read = ngrams(turn.read, self.READ_RUN) - own_grams
@@ -258,13 +267,19 @@ class Judge:
                 return "speaks as a colleague"
         if (not is_q and _AS_CANDIDATE.search(s)) or ("?" not in s and _PROPOSES.search(s)):
             return "answers its own question"
-        if _TELLS.search(s):
+        if _TELLS.search(s) or (not is_q and "?" not in s and _HINT.search(s) and t.kind != "note"):
             return "gives the answer away"
         if t.kind == "follow_up" and _NEW_TOPIC.search(s):
             return "off the question"
-        if before.strip() and quoted_run(s, ngrams([before], 6), 6):
+        if before.strip() and (quoted_run(s, ngrams([before], 6), 6) or
+                               re.sub(r"\W+", " ", s.lower()).strip() in re.sub(r"\W+", " ", before.lower())):
+            return "repeats itself"
+        seq = [_norm(w) for w in s.split()]
+        if len({tuple(seq[i:i + 5]) for i in range(len(seq) - 4)}) < len(seq) - 4:
             return "repeats itself"
         if t.kind == "note":
+            if re.search(r"\basked:|\banswered:", s, re.I):
+                return "repeats the record"
             return "recites the grader's scores" if _SCORE.search(s) else ""
         if _GRADE.search(s):
             return "grades the answer aloud"
@@ -283,6 +298,8 @@ class Judge:
         v = self.embedder.embed(probe)
         topic = float((self._vec["topic"] @ v.T).max()) if len(self._vec["topic"]) else 1.0
         own_topic = float((self._vec["topic"] @ v[0]).max()) if len(self._vec["topic"]) else 1.0
+        question = self._vec["topic"][t.frame:t.frame + 2]
+        said = float((question @ v.T).max()) if len(question) else own_topic  # how close to the question itself
         scores.update(topic=topic, own_topic=own_topic)
         if len(self._vec["secrets"]):
             secret = scores["secret"] = float((self._vec["secrets"] @ v[0]).max())
@@ -296,7 +313,7 @@ class Judge:
             ans = scores["answer"] = float((self._vec["answers"] @ v[0]).max())
             leading = is_q and bool(_LEADING.search(s))
             if (not is_q or leading) and len(s.split()) >= 8 and ans >= (LEADING_ANSWER if leading else ANSWER) and \
-                    ans > max(topic, own_topic) + ANSWER_MARGIN:
+                    (leading or ans > said + ANSWER_MARGIN):
                 return "gives the answer away"
         if is_q and t.kind not in ("close", "note") and len(s.split()) > 5:  # "And the timeline?" leads on
             floor = ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC

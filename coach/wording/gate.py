@@ -111,7 +111,7 @@ class Note:
 
     def __init__(self, judge: Judge) -> None:
         self.voice = Voicing("note", judge, max_words=self.MAX_WORDS)
-        self.voice.sentences = 6
+        self.voice.sentences = 4  # as its instruction asks
 
     def feed(self, chunk: str) -> list[str]:
         return self.voice.feed(chunk)
