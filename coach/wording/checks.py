@@ -128,6 +128,10 @@ def stems(text: str) -> set[str]:
     return {_stem(w) for w in _CONTENT.findall(text.lower()) if w not in _STOP}
 
 
+def _flat(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
 def _norm(word: str) -> str:
     return re.sub(r"[^\w']", "", word.lower()).strip("'")
 
@@ -271,7 +275,8 @@ class Judge:
             return "gives the answer away"
         if t.kind == "follow_up" and _NEW_TOPIC.search(s):
             return "off the question"
-        if before.strip() and (quoted_run(s, ngrams([before], 6), 6) or
+        written = any(_flat(s) in _flat(o) for o in t.own)  # a sentence of the written question may echo its framing
+        if before.strip() and not written and (quoted_run(s, ngrams([before], 6), 6) or
                                re.sub(r"\W+", " ", s.lower()).strip() in re.sub(r"\W+", " ", before.lower())):
             return "repeats itself"
         seq = [_norm(w) for w in s.split()]

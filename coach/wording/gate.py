@@ -15,7 +15,7 @@ from coach.wording.checks import Judge, Verdict
 from coach.wording.sentences import complete, ends
 
 # sentences and words a turn may take; the instructions ask for two or three, a real model often adds one
-SENTENCES = {"ask": 4, "opener": 5, "follow_up": 3, "contradict": 5, "close": 3}
+SENTENCES = {"ask": 4, "opener": 5, "follow_up": 3, "contradict": 6, "close": 3}  # contradict: the written one takes 6
 MAX_WORDS = 110
 AFTER_QUESTION = 1  # sentences that may follow the one that asked (a second, linked question; "Take your time.")
 _GOODBYE = re.compile(r"\b(thank|thanks|bye|goodbye|appreciat|pleasure|good luck|take care|be in touch|"
