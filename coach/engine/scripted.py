@@ -61,7 +61,6 @@ class ScriptedBackend:
     def __init__(self, script: Callable[[str, list[Message]], str]) -> None:
         self.script = script
         self.timings: TurnTimings | None = None
-        self.said: list[str] = []  # the text each turn streamed, after stops and budget
         self._lock = threading.Lock()
 
     def stream(self, speaker: str, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.7,
@@ -69,7 +68,7 @@ class ScriptedBackend:
         t0 = time.perf_counter()
         stops = stop or []
         pieces = mistral_pieces(self.script(speaker, messages))
-        held, said, finish = "", "", "length"
+        held, finish = "", "length"
         n_gen = 0
         try:
             with self._lock:
@@ -84,16 +83,13 @@ class ScriptedBackend:
                         break
                     safe = len(held) - partial_stop(held, stops)
                     if safe > 0:
-                        said += held[:safe]
                         yield held[:safe]
                         held = held[safe:]
                 else:
                     finish = "stop"  # the text ran out: the model's end of turn
                 if held:
-                    said += held
                     yield held
         finally:
-            self.said.append(said)
             self.timings = TurnTimings(speaker=speaker, prompt_tokens=0, cached_tokens=0, prompt_eval_tokens=0,
                                        prompt_eval_ms=0.0, generated_tokens=n_gen, eval_ms=0.0, restore_ms=0.0,
                                        ttft_s=0.0, total_s=time.perf_counter() - t0, finish_reason=finish)
