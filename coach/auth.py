@@ -27,9 +27,11 @@ from typing import Any
 
 from coach.config import Settings
 from coach.errors import ConfigError
+from coach.textfiles import read_text
 
 N, R, P = 2**14, 8, 1  # scrypt cost: about 50 ms a check, 16 MiB
 NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+USERS_MAX_BYTES = 4 * 2**20  # about 30,000 users at 140 bytes a line
 LOCAL = ""  # the owner of every session on a single-user coach
 
 
@@ -53,12 +55,9 @@ def verify(password: str, stored: str) -> bool:
 
 def read_users(path: Path) -> dict[str, str]:
     """name -> hash. A missing, unreadable or malformed file is a ConfigError naming the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"no users file at {path}; create it with `coach users add {path} NAME`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the users file {path} ({exc}); fix its permissions or recreate it") from None
+    if not os.path.lexists(path):
+        raise ConfigError(f"no users file at {path}; create it with `coach users add {path} NAME`")
+    text = read_text(path, "users file", limit=USERS_MAX_BYTES)
     users: dict[str, str] = {}
     for i, line in enumerate(text.splitlines(), 1):
         line = line.strip()

@@ -22,12 +22,25 @@ def catalog_path() -> Path:
 
 
 def data_home() -> Path:
-    """Where sessions, downloaded models and caches live. `COACH_HOME` overrides it."""
+    """Where sessions, downloaded models and caches live. `COACH_HOME` overrides it. Without it, a home
+    folder that cannot be found (HOME unset and the user unknown to the system, as in some containers and
+    services) or a relative one is a ConfigError asking for COACH_HOME, not a guess at the current folder."""
     env = os.environ.get("COACH_HOME")
-    if env:
-        return Path(env).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    try:
+        if env:
+            return Path(env).expanduser()
+        if xdg:
+            base = Path(xdg).expanduser()
+        else:  # HOME="" would make Python answer "/"
+            base = Path.home() / ".local" / "share" if os.environ.get("HOME", None) != "" else Path("")
+    except (RuntimeError, KeyError):  # Python's "Could not determine home directory"
+        base = Path("")
+    if not base.is_absolute() and not env:
+        from coach.errors import ConfigError
+
+        raise ConfigError("no home folder to keep sessions in (HOME is unset or not a full path and this user has "
+                          "none); set COACH_HOME to a folder, e.g. COACH_HOME=/var/lib/coach")
     return base / "coach"
 
 

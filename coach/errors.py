@@ -74,7 +74,11 @@ def log_crash(exc: BaseException) -> str:
         traceback.format_exception(type(exc), exc, exc.__traceback__))
     from coach.config import data_home
 
-    for folder in (data_home() / "logs", Path(tempfile.gettempdir())):
+    try:
+        folders = [data_home() / "logs"]
+    except CoachError:  # no home folder: the temp folder still takes the trace
+        folders = []
+    for folder in (*folders, Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "coach-crash.log"

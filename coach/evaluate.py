@@ -20,6 +20,7 @@ from scipy.stats import pearsonr, spearmanr
 from coach.config import DATA_DIR
 from coach.grader import Grader
 from coach.rubrics import Bank, find_question, load_all, load_bank
+from coach.textfiles import read_text
 
 LABELLED = DATA_DIR / "labelled.yaml"
 TECHNICAL_BANK = DATA_DIR / "eval" / "technical.yaml"
@@ -63,7 +64,7 @@ class EvalSet:
 def evaluate(grader: Grader, labelled: Path = LABELLED, banks: dict[str, Bank] | None = None) -> dict[str, Any]:
     """The grader and the baseline on one labelled set (the built-in one by default)."""
     banks = banks or load_all()
-    data = yaml.safe_load(labelled.read_text())
+    data = yaml.safe_load(read_text(labelled, "labelled set"))
     lo, hi = data.get("scale", (1, 5))
     scale = (float(lo), float(hi))
     rows = []

@@ -27,6 +27,7 @@ from coach.errors import (
 )
 from coach.fit import Footprint, available_ram, ram_for
 from coach.gguf import GGUFInfo, read_header
+from coach.textfiles import read_text
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,16 @@ class Catalog(BaseModel):
         return [f"{m.name}:{q}" for m in self.models for q in m.files]
 
 
+CATALOG_MAX_BYTES = 4 * 2**20  # the shipped catalog is a few KiB
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
     path = path or catalog_path()
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: catalog missing; reinstall coach, or point COACH_CATALOG at one")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, "model catalog", limit=CATALOG_MAX_BYTES))
         return Catalog.model_validate(data)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: catalog missing; reinstall coach, or point COACH_CATALOG at one") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     except ValidationError as exc:
@@ -147,11 +151,9 @@ def load_registry(settings: Settings) -> dict[str, dict[str, str]]:
     if not p.exists():
         return {}
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(read_text(p, "model registry", limit=CATALOG_MAX_BYTES))
+    except (json.JSONDecodeError, RecursionError):
         raise ConfigError(f"{p}: registry is corrupt; fix or delete it and re-add your files") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the registry ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the registry must be a JSON object of name -> entry; fix or delete it")
     for name, entry in data.items():

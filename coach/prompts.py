@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from coach.config import DATA_DIR
 from coach.errors import ConfigError
 from coach.rubrics import Bank, load_all
+from coach.textfiles import read_text
 
 PROMPTS_DIR = DATA_DIR / "prompts"
 
@@ -80,7 +81,7 @@ class Scenario(BaseModel):
 
 def _load(path: Path, model: type[BaseModel]) -> BaseModel:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path, "persona or scenario file"))
         return model.model_validate(data)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

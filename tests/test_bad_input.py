@@ -150,6 +150,44 @@ def _folder(name: str) -> Callable[[Path], Path]:
     return make
 
 
+def _fifo(name: str) -> Callable[[Path], Path]:
+    """A named pipe nobody writes to: reading it would wait for ever."""
+    def make(tmp: Path) -> Path:
+        p = tmp / name
+        os.mkfifo(p)
+        return p
+    return make
+
+
+def _sparse(name: str, size: int) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        p = tmp / name
+        with p.open("wb") as f:
+            f.truncate(size)
+        return p
+    return make
+
+
+def _given(make: Callable[[Path], Path], *argv: str) -> Callable[[Path, Path], list[str]]:
+    """argv with FILE replaced by the file `make` gives (a FIFO, a device, a huge file)."""
+    def setup(tmp: Path, home: Path) -> list[str]:
+        f = str(make(tmp))
+        return [f if a == "FILE" else a for a in argv]
+    return setup
+
+
+def _env_file(var: str, make: Callable[[Path], Path], *argv: str) -> Callable[[Path, Path], list[str]]:
+    """A catalog named by its variable (restored after the test by its monkeypatch)."""
+    def setup(tmp: Path, home: Path) -> list[str]:
+        os.environ[var] = str(make(tmp))
+        return list(argv)
+    return setup
+
+
+def _dev(path: str) -> Callable[[Path], Path]:
+    return lambda tmp: Path(path)
+
+
 def _registry(content: str) -> Callable[[Path, Path], list[str]]:
     def setup(tmp: Path, home: Path) -> list[str]:
         (home / "models").mkdir(parents=True)
@@ -273,12 +311,50 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], int, str]] = [
     ("rm-unknown", _flags("models", "rm", "no-such-model"), 2, "unknown model"),
     ("rm-embedded", _flags("models", "rm", "smollm2-135m-instruct"), 1, "cannot be removed"),
     ("unknown-scenario", _flags("rehearse", "--scenario", "nope"), 7, "unknown scenario"),
+    # files that never end: a FIFO waits for ever, a device is read until memory runs out (its size is 0)
+    ("rubric-fifo", _grade(rubric=_fifo("r.yaml")), 7, "is a pipe (FIFO)"),
+    ("rubric-dev-zero", _grade(rubric=_dev("/dev/zero")), 7, "/dev/zero: is a device"),
+    ("rubric-dev-urandom", _grade(rubric=_dev("/dev/urandom")), 7, "/dev/urandom: is a device"),
+    ("rubric-over-64-mib", _grade(rubric=_sparse("r.yaml", 65 * 2**20)), 7, "too large for a rubric file"),
+    ("answers-fifo", _grade(ans=_fifo("a.jsonl")), 7, "is a pipe (FIFO)"),
+    ("answers-dev-zero", _grade(ans=_dev("/dev/zero")), 7, "/dev/zero: is a device"),
+    ("answers-dev-urandom", _grade(ans=_dev("/dev/urandom")), 7, "/dev/urandom: is a device"),
+    ("rubric-check-fifo", _given(_fifo("r.yaml"), "rubric", "check", "FILE"), 7, "is a pipe (FIFO)"),
+    ("rubric-check-dev-zero", _flags("rubric", "check", "/dev/zero"), 7, "is a device"),
+    ("rubric-check-dev-urandom", _flags("rubric", "check", "/dev/urandom"), 7, "is a device"),
+    ("users-list-fifo", _given(_fifo("users.txt"), "users", "list", "FILE"), 7, "is a pipe (FIFO)"),
+    ("users-list-dev-zero", _flags("users", "list", "/dev/zero"), 7, "is a device"),
+    ("users-list-dev-urandom", _flags("users", "list", "/dev/urandom"), 7, "is a device"),
+    ("users-list-over-limit", _given(_sparse("users.txt", 5 * 2**20), "users", "list", "FILE"), 7,
+     "too large for a users file (limit 4 MiB)"),
+    ("users-add-to-fifo", _given(_fifo("users.txt"), "users", "add", "FILE", "carol", "--password-stdin"), 7,
+     "is a pipe (FIFO)"),
+    ("ui-users-fifo", _given(_fifo("users.txt"), "ui", "--users", "FILE"), 7, "is a pipe (FIFO)"),
+    ("ui-users-dev-zero", _flags("ui", "--users", "/dev/zero"), 7, "is a device"),
+    ("catalog-fifo", _env_file("COACH_CATALOG", _fifo("catalog.yaml"), "models", "list"), 7, "is a pipe (FIFO)"),
+    ("catalog-dev-zero", _env_file("COACH_CATALOG", _dev("/dev/zero"), "models", "list"), 7, "is a device"),
+    ("catalog-dev-urandom", _env_file("COACH_CATALOG", _dev("/dev/urandom"), "models", "list"), 7, "is a device"),
+    ("catalog-folder", _env_file("COACH_CATALOG", _folder("catalog"), "models", "list"), 7, "is a folder"),
+    ("voice-catalog-fifo", _env_file("COACH_VOICE_CATALOG", _fifo("voices.yaml"), "voice", "list"), 7,
+     "is a pipe (FIFO)"),
+    ("voice-catalog-dev-zero", _env_file("COACH_VOICE_CATALOG", _dev("/dev/zero"), "voice", "list"), 7,
+     "is a device"),
+    ("voice-catalog-dev-urandom", _env_file("COACH_VOICE_CATALOG", _dev("/dev/urandom"), "voice", "list"), 7,
+     "is a device"),
+    ("labelled-fifo", _given(_fifo("labelled.yaml"), "grader-eval", "--labelled", "FILE"), 7, "is a pipe (FIFO)"),
+    ("labelled-dev-zero", _flags("grader-eval", "--labelled", "/dev/zero"), 7, "is a device"),
+    ("labelled-dev-urandom", _flags("grader-eval", "--labelled", "/dev/urandom"), 7, "is a device"),
+    ("transcribe-fifo", _given(_fifo("a.wav"), "voice", "transcribe", "FILE"), 7, "is a pipe (FIFO)"),
+    ("transcribe-dev-zero", _flags("voice", "transcribe", "/dev/zero"), 7, "is a device"),
 ]
 
 
 @pytest.mark.parametrize(("setup", "code", "phrase"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_with_its_exit_code_and_changes_nothing(setup, code, phrase, tmp_path, capsys,
-                                                                      _hermetic_home):
+                                                                      _hermetic_home, monkeypatch):
+    for var in ("COACH_CATALOG", "COACH_VOICE_CATALOG"):  # a case may set them: remembered, restored after
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     argv = setup(tmp_path, _hermetic_home)
     before = snapshot(tmp_path, _hermetic_home)
     try:
@@ -305,6 +381,37 @@ def test_every_exit_code_the_tests_assert_is_in_the_readme():
     table = dict(re.findall(r"^\| (\d+) \| ([^|]+)\|", readme, re.M))
     for code in {c[2] for c in CASES} | {0, 9, 4, 5, 6, 70, 130}:
         assert str(code) in table, f"exit code {code} is not in the README's table"
+
+
+# ------------------------------------------------------------------ no home folder
+
+def test_no_home_folder_asks_for_coach_home(monkeypatch, capsys):
+    """HOME unset and the user unknown to the system (a container's numeric uid): Python cannot find a home
+    folder. One line asking for COACH_HOME, not "RuntimeError: Could not determine home directory"."""
+    import pwd
+
+    def unknown(uid: int) -> pwd.struct_passwd:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")  # what an uid without a passwd entry gives
+
+    for var in ("COACH_HOME", "HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    for argv in (["sessions", "list"], ["models", "list"], ["rehearse"], ["ui"]):
+        assert main(argv) == 7
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "set COACH_HOME to a folder" in err and "Traceback" not in err, err
+
+
+def test_an_empty_home_is_not_taken_for_the_root_folder(tmp_path):
+    """HOME="" (as some service managers set it): Python would answer "/", and the coach would write
+    /.local/share/coach; it asks for COACH_HOME instead. With COACH_HOME set, it works."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COACH_HOME", "XDG_DATA_HOME")}
+    p = subprocess.run([COACH, "sessions", "list"], env={**env, "HOME": ""}, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 7 and p.stderr.count("\n") == 1 and "set COACH_HOME" in p.stderr, p.stderr
+    p = subprocess.run([COACH, "sessions", "list"], env={**env, "HOME": "", "COACH_HOME": str(tmp_path / "h")},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("ID"), p.stderr
 
 
 # ------------------------------------------------------------------ answers: hygiene, length and time
@@ -391,6 +498,29 @@ def test_a_non_utf8_byte_typed_at_the_prompt_keeps_the_answer(tmp_path):
     st = Store.open_default(Path(os.environ["COACH_HOME"]), readonly=True)
     sid = st.sessions()[0]["id"]
     assert st.turns(sid)[0]["answer"] == "I would check the caf\ufffd gradient norms first."
+
+
+def test_rehearse_reads_at_most_one_answer_from_a_stdin_that_never_ends(tmp_path):
+    """`coach rehearse < /dev/zero` grew to 2.5 GB: now at most the answer limit is read, then one line and
+    the README's exit code for bad usage. An answer piped in whole before it is still stored."""
+    from coach.store import Store
+
+    with open("/dev/zero", "rb") as zero:
+        p = subprocess.run([COACH, "rehearse", "--scenario", "pm_loop"], stdin=zero, capture_output=True, timeout=300)
+    assert p.returncode == 7 and b"Traceback" not in p.stderr, p.stderr
+    assert b"coach: error: stdin: an answer passed 20,000 characters without an empty line" in p.stderr
+    with open("/dev/zero", "rb") as zero:  # a first answer, then a stream that never ends: the answer is kept
+        feed = subprocess.Popen(["sh", "-c", f"printf '%s\\n\\n' '{GOOD}'; cat"], stdin=zero, stdout=subprocess.PIPE)
+        try:
+            p = subprocess.run([COACH, "rehearse", "--scenario", "pm_loop"], stdin=feed.stdout, capture_output=True,
+                               timeout=300)
+        finally:
+            feed.kill()
+            feed.wait()
+    assert p.returncode == 7 and b"the session is saved up to the last answer: coach sessions resume" in p.stderr
+    st = Store.open_default(Path(os.environ["COACH_HOME"]), readonly=True)
+    sid = st.sessions()[0]["id"]
+    assert st.turns(sid)[0]["answer"] == GOOD
 
 
 def test_a_kill_before_the_first_question_leaves_no_empty_session(embedded, tmp_path):

@@ -137,8 +137,11 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from coach.evaluate import EvalSet, evaluate_sets, report_sets
     from coach.grader import Grader
+    from coach.textfiles import read_text
 
     t0 = time.perf_counter()
+    if args.labelled:
+        read_text(args.labelled, "labelled set")  # a FIFO, a device or a folder is said before the grader loads
     sets = [EvalSet.builtin(args.labelled)] if args.labelled else [EvalSet.builtin(), EvalSet.technical()]
     results = evaluate_sets(Grader.from_settings(settings), sets)
     print(report_sets(results))

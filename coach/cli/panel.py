@@ -58,23 +58,12 @@ def _interview_parts(settings: Settings) -> tuple:
 
 
 def _read_answer(on_line=None) -> str:
-    """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line."""
-    lines: list[str] = []
-    while True:
-        try:
-            line = input("… " if lines else "you> ")
-        except EOFError:
-            if lines:
-                break
-            raise
-        if not line.strip():
-            if lines:
-                break
-            continue
-        lines.append(line)
-        if on_line is not None:
-            on_line("\n".join(lines))
-    return "\n".join(lines)
+    """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line. Piped
+    in, at most the answer limit is read (`< /dev/zero` is refused, not read into memory)."""
+    from coach.answer import MAX_CHARS
+    from coach.textfiles import read_answer
+
+    return read_answer(limit=MAX_CHARS, on_line=on_line)
 
 
 def _run(iv, coach_mode: bool, voice=None, keep: bool = False) -> int:  # noqa: ANN001
@@ -88,6 +77,9 @@ def _run(iv, coach_mode: bool, voice=None, keep: bool = False) -> int:  # noqa: 
 
 
 def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
+    from coach.errors import ConfigError
+    from coach.textfiles import InputTooLong
+
     iv.begin()  # every persona card, from the on-disk cache when this model has read it before
     try:
         while not iv.done:
@@ -119,6 +111,13 @@ def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
                 print(f"[score {grade.summary()}]\n[next time: {grade.improvement}]", flush=True)
                 for note in grade.notes:
                     print(f"[note: {note}]", flush=True)
+    except InputTooLong as exc:
+        iv.stop_background()
+        iv.release()
+        saved = f"; the session is saved up to the last answer: coach sessions resume {iv.session_id}" \
+            if iv.turn_count else ""
+        raise ConfigError(f"stdin: an answer passed {exc.limit:,} characters without an empty line (is stdin "
+                          f"a text file?); nothing more was read{saved}") from None
     except (KeyboardInterrupt, EOFError):
         iv.stop_background()
         iv.release()

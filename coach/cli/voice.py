@@ -13,8 +13,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from coach.answer import MAX_CHARS
 from coach.config import Settings
 from coach.errors import CoachError
+from coach.textfiles import read_answer, read_line
 
 RECORDERS = (["arecord", "-q", "-f", "S16_LE", "-r", "16000", "-c", "1"],
              ["rec", "-q", "-r", "16000", "-c", "1", "-b", "16"],
@@ -110,7 +112,7 @@ class Terminal:
         out = self._tmp / "answer.wav"
         proc = subprocess.Popen([*self.recorder, str(out)], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            input("[recording… press Enter to stop]")
+            read_line("[recording… press Enter to stop]", limit=MAX_CHARS)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -135,11 +137,11 @@ class Terminal:
         from coach.voice.service import still_spoken, time_box_of
 
         while True:
-            first = input("you (Enter records, or a WAV's path, or type)> ").strip()
+            first = read_line("you (Enter records, or a WAV's path, or type)> ", limit=MAX_CHARS).strip()
             given = Path(first).expanduser() if first and Path(first).expanduser().is_file() else None
             path = self.record() if not first else given
             if path is None:
-                return "\n".join([first, *_more_lines()]).strip(), None
+                return read_answer(limit=MAX_CHARS, first=first).strip(), None
             try:
                 if keep:  # kept first: a recording that cannot be transcribed is not lost
                     print(f"[kept as {self.voice.keep(path, iv.session_id, iv.current.idx if iv.current else 0)}]")
@@ -153,8 +155,8 @@ class Terminal:
             break
         iv.draft(heard.text)  # the next speakers read it while you check it
         print(f"[heard by {heard.recognizer} in {heard.elapsed_s:.1f} s]\n{heard.text}", flush=True)
-        fix = input("[Enter sends it as heard, or type the corrected answer]> ").strip()
-        text = "\n".join([fix, *_more_lines()]).strip() if fix else heard.text
+        fix = read_line("[Enter sends it as heard, or type the corrected answer]> ", limit=MAX_CHARS).strip()
+        text = read_answer(limit=MAX_CHARS, first=fix).strip() if fix else heard.text
         voice = self.voice.delivery(heard, time_box_of(iv)) if still_spoken(text, heard) else None
         if voice is not None:
             print(f"[delivery: {voice.summary()}]", flush=True)
@@ -163,16 +165,3 @@ class Terminal:
     def close(self) -> None:
         self._clips.put(None)
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def _more_lines() -> list[str]:
-    """Typed lines until an empty one (or the end of input)."""
-    out: list[str] = []
-    while True:
-        try:
-            line = input("… ")
-        except EOFError:
-            return out
-        if not line.strip():
-            return out
-        out.append(line)

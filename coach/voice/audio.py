@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from coach.errors import CoachError
+from coach.textfiles import read_bytes
+
+RECORDING_MAX_BYTES = 512 * 2**20  # twenty minutes of 48 kHz stereo float WAV is 440 MiB
 
 RATE = 16_000  # what every recognizer here reads
 MAX_S = 20 * 60  # twenty minutes: longer than any time box; a longer file is refused before it is read
@@ -38,9 +41,9 @@ def read(path: str | Path) -> tuple[np.ndarray, float]:
     """(samples as float32 in [-1, 1] at 16 kHz mono, duration in seconds). WAV is read directly; other
     formats (a browser's WebM or Ogg) need ffmpeg, and say so."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise AudioError(f"no recording at {p}")
-    data = p.read_bytes()
+    data = read_bytes(p, "recording", limit=RECORDING_MAX_BYTES)
     if not data:
         raise AudioError(f"{p.name} is empty: record the answer again")
     if data[:4] != b"RIFF":

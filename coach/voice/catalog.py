@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from coach.config import Settings
 from coach.errors import ConfigError, DownloadError, InvalidModelFile, ModelNotFound
+from coach.models import CATALOG_MAX_BYTES
+from coach.textfiles import read_text
 
 CATALOG = Path(__file__).resolve().parent.parent / "data" / "voices.yaml"
 # best first: the recognizer used when several are pulled and none is chosen
@@ -77,7 +79,7 @@ def load(path: Path | None = None) -> VoiceCatalog:
 @functools.lru_cache(maxsize=8)
 def _parsed(path: Path, stamp: int) -> VoiceCatalog:
     try:
-        return VoiceCatalog.model_validate(yaml.safe_load(path.read_text()))
+        return VoiceCatalog.model_validate(yaml.safe_load(read_text(path, "voice catalog", limit=CATALOG_MAX_BYTES)))
     except ValidationError as exc:
         e = exc.errors()[0]
         raise ConfigError(f"voice catalog {path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
