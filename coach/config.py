@@ -93,6 +93,10 @@ class Settings:
     auth_header: str | None = field(default=None, metadata=_flag(
         "--auth-header", "sign-in by a reverse proxy: the request header that carries the signed-in user",
         scope="ui", metavar="NAME"))
+    trusted_proxies: tuple[str, ...] | None = field(default=None, metadata=_flag(
+        "--trusted-proxy", "with --auth-header: the proxies whose header is believed, addresses or networks "
+        "(repeat or comma-separate; default 127.0.0.1 and ::1; required with a --host beyond loopback)",
+        scope="ui", metavar="ADDR"))
 
     @property
     def models_dir(self) -> Path:
@@ -156,7 +160,8 @@ def server_url(url: str) -> str:
 AUTO = "auto"
 _META = {f.name: f.metadata for f in fields(Settings)}
 _INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port", "grader_threads"}
-_OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header"}  # None means "choose for me"
+_OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header", "trusted_proxies"}
+_MANY = {"trusted_proxies"}  # a flag given several times, or a comma-separated list  # None means "choose for me"
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -171,6 +176,8 @@ def _coerce(name: str, raw: str) -> Any:
             raise ConfigError(f"COACH_{name.upper()}={raw!r} is not an integer; fix or unset it") from exc
     if name == "users_file":
         return Path(raw).expanduser()
+    if name in _MANY:
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
     return raw
 
 
@@ -201,10 +208,17 @@ def add_flags(parser: Any, scope: str = "global") -> None:
             metavar = meta.get("metavar") or ("N" if f.name in _INT_FIELDS else "NAME")
             # after a command, an absent flag must not overwrite the same flag given before it
             default = None if scope == "global" else argparse.SUPPRESS
+            if f.name in _MANY:
+                parser.add_argument(meta["flag"], dest=f.name, action="append", metavar=metavar,
+                                    help=meta["help"] + f" [COACH_{f.name.upper()}]", default=default)
+                continue
             parser.add_argument(meta["flag"], dest=f.name, type=typed(f.name), metavar=metavar,
                                 help=meta["help"] + f" [COACH_{f.name.upper()}]", default=default)
 
 
 def overrides(args: Any) -> dict[str, Any]:
     """The Settings values an argparse namespace carries (the flags `add_flags` added, of any scope)."""
-    return {f.name: getattr(args, f.name) for f in fields(Settings) if getattr(args, f.name, None) is not None}
+    values = {f.name: getattr(args, f.name) for f in fields(Settings) if getattr(args, f.name, None) is not None}
+    for name in _MANY & values.keys():
+        values[name] = _coerce(name, ",".join(values[name]))
+    return values

@@ -169,3 +169,165 @@ def test_a_signing_in_proxy_header_and_plain_local_use(embedded, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ who is believed, and guessing
+
+def call_from(source: str, url: str, api: str, headers: dict | None = None, data: list | None = None
+              ) -> tuple[int, str]:
+    """The UI's API by plain HTTP from a chosen local address: 127.0.0.2 stands in for another host."""
+    import http.client
+
+    port = urllib.parse.urlsplit(url).port
+
+    def request(method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(source, 0))
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+            r = conn.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    code, body = request("POST", f"/gradio_api/call/{api}", json.dumps({"data": data or []}).encode())
+    if code != 200:
+        return code, body
+    return request("GET", f"/gradio_api/call/{api}/{json.loads(body)['event_id']}")
+
+
+def sessions_of(home: Path, *owners: str) -> dict[str, str]:
+    """One stored session per owner, made through the real store: owner -> session id."""
+    from coach.store import Store
+
+    st = Store.open_default(home)
+    ids = {o: st.create_session("pm_loop", 1, "m", {}, owner=o) for o in owners}
+    st.close()
+    return ids
+
+
+def test_the_sign_in_header_is_believed_only_from_a_trusted_proxy(embedded, tmp_path):
+    """A client that reaches the port itself (from 127.0.0.2) and sends `X-User: alice` is refused with 403
+    and logged; the same header from the trusted proxy's address (127.0.0.1 by default) signs alice in, and
+    alice and bob each see only their own session. Naming the proxies moves the trust to them."""
+    ids = sessions_of(tmp_path / "home", "alice", "bob")
+    proc, url = launch(["--auth-header", "X-User"], tmp_path / "home", tmp_path / "ui.log")
+    try:
+        for who, other in (("alice", "bob"), ("bob", "alice")):
+            code, body = call_from("127.0.0.1", url, "sessions", {"X-User": who})
+            assert code == 200 and ids[who] in body and ids[other] not in body, body
+        code, body = call_from("127.0.0.2", url, "sessions", {"X-User": "alice"})
+        assert code == 403 and "trusted proxy" in body and ids["alice"] not in body
+        code, body = call_from("127.0.0.2", url, "sessions", {"X-User": "alice", "X-Forwarded-For": "127.0.0.1"})
+        assert code == 403, "a forwarded-for header must not make a peer a proxy"
+        code, _ = call_from("127.0.0.2", url, "sessions")
+        assert code == 401  # no header: not signed in, as before
+        code, body = call_from("127.0.0.1", url, "resume", {"X-User": "bob"}, [ids["alice"], True, False])
+        assert code == 200 and f"no session '{ids['alice']}'" in body  # bob cannot open alice's by id
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log = (tmp_path / "ui.log").read_text()
+    assert "refused the X-User header from 127.0.0.2: not a trusted proxy" in log
+    assert log.count("refused the X-User header") == 1  # one line a minute per peer, not one per request
+
+    proc, url = launch(["--auth-header", "X-User", "--trusted-proxy", "127.0.0.2", "--trusted-proxy",
+                        "10.0.0.0/8,192.168.1.5"], tmp_path / "home", tmp_path / "ui2.log")
+    try:
+        code, body = call_from("127.0.0.2", url, "sessions", {"X-User": "alice"})
+        assert code == 200 and ids["alice"] in body and ids["bob"] not in body
+        code, _ = call_from("127.0.0.1", url, "sessions", {"X-User": "alice"})
+        assert code == 403  # the default is replaced, not added to
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_header_sign_in_beyond_loopback_must_name_its_proxies(tmp_path):
+    from coach.auth import launch_auth
+    from coach.config import Settings
+
+    env = {**os.environ, "COACH_HOME": str(tmp_path)}
+    r = subprocess.run([COACH, "ui", "--host", "0.0.0.0", "--auth-header", "X-User", "--port", str(free_port())],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 7 and r.stderr.count("\n") == 1 and "--trusted-proxy ADDR" in r.stderr, r.stderr
+    r = subprocess.run([COACH, "ui", "--host", "0.0.0.0", "--auth-header", "X-User", "--trusted-proxy", "proxy.lan"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 7 and "'proxy.lan' is not an address or a network" in r.stderr, r.stderr
+    named = launch_auth(Settings(host="0.0.0.0", auth_header="X-User", trusted_proxies=("10.1.2.3",)))
+    assert callable(named["auth_dependency"]) and named["ssr_mode"] is False
+
+
+def test_password_guessing_is_throttled_and_the_right_password_works_after_the_lock(tmp_path):
+    """200 wrong passwords for alice from one address: after the first few each try waits longer, then the
+    name is locked for minutes; the password is not even checked while it waits. When the lock ends the
+    right password signs in (no lock-out for ever). The clock is stepped, not slept on."""
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from coach.auth import PasswordCheck, Throttle, hash_password, write_users
+
+    write_users(tmp_path / "users.txt", {"alice": hash_password(USERS["alice"]), "bob": hash_password(USERS["bob"])})
+    now = [1000.0]
+    throttle = Throttle(clock=lambda: now[0])
+    check = PasswordCheck(tmp_path / "users.txt", throttle=throttle)
+
+    async def attempt(name: str, password: str, client: str = "10.0.0.9") -> bool | int:
+        try:
+            return await check(name, password, client)
+        except HTTPException as exc:
+            assert exc.status_code == 429 and "try again in" in exc.detail
+            return exc.status_code
+
+    async def guessing() -> None:
+        checked, waits = 0, []
+        for i in range(200):
+            r = await attempt("alice", f"guess-{i}")
+            if r is not False:  # refused without a look at the password
+                waits.append(throttle.wait("user:alice"))
+                now[0] += min(throttle.wait("user:alice"), 30.0)  # the guesser waits, at most 30 s a try
+            else:
+                checked += 1
+        assert checked < 40, checked  # far fewer than 200 were even compared
+        assert max(waits) > 10 * 60  # locked for minutes at the end
+        assert await attempt("alice", USERS["alice"]) == 429  # the right one waits too while locked
+        assert await attempt("bob", USERS["bob"], "10.0.0.7") is True  # others are not locked out
+        now[0] += Throttle.LOCK_S + 1
+        assert await attempt("alice", USERS["alice"]) is True  # the lock ended: the right password works
+        assert throttle.failures("user:alice") == 0
+        # spraying one password over many names from one address is throttled by the address
+        refused = [await attempt(f"user{i}", "Winter2024!", "10.0.0.66") for i in range(60)]
+        assert refused.count(429) > 30
+        assert await attempt("bob", USERS["bob"], "10.0.0.8") is True  # from elsewhere, bob still signs in
+
+    asyncio.run(guessing())
+
+
+def test_wrong_passwords_over_http_get_429_and_the_page_stays_up(embedded, tmp_path):
+    """The throttle through the real server: 200 wrong passwords by HTTP are answered quickly, most with
+    429 and Retry-After, and the right password is refused while alice's name waits (the lock's end is the
+    stepped-clock test above)."""
+    users = tmp_path / "users.txt"
+    add_users(users)
+    proc, url = launch(["--users", str(users)], tmp_path / "home", tmp_path / "ui.log")
+    try:
+        t0 = time.perf_counter()
+        codes = []
+        for i in range(200):
+            req = urllib.request.Request(url + "login", method="POST",
+                                         data=urllib.parse.urlencode({"username": "alice",
+                                                                      "password": f"guess-{i}"}).encode())
+            try:
+                urllib.request.urlopen(req, timeout=30)
+                codes.append(200)
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+                if exc.code == 429:
+                    assert int(exc.headers["Retry-After"]) >= 1
+        assert codes[:3] == [400] * 3 and codes.count(400) <= 10 and codes.count(429) >= 190, codes
+        assert time.perf_counter() - t0 < 60  # refused at once: nobody's time is spent on the guesses
+        assert login_cookie(url, "alice", USERS["alice"]) is None  # still waiting
+        assert "failed sign-in as 'alice' from 127.0.0.1" in (tmp_path / "ui.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

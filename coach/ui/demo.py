@@ -6,6 +6,7 @@ makes them take turns. Every turn is stored as it happens, so a closed tab loses
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -136,6 +137,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
 def launch(settings: Settings, demo: gr.Blocks | None = None, *, block: bool = True) -> gr.Blocks:
     """Serve the page: on 127.0.0.1 with no sign-in, or beyond it only with sign-in (`coach.auth`)."""
     auth = launch_auth(settings)  # refused before the page is built when the coach would be exposed
+    # uvicorn would take the client's address from X-Forwarded-For sent by any 127.0.0.1 peer (or by anyone,
+    # with FORWARDED_ALLOW_IPS=*): the coach reads that header itself, from --trusted-proxy peers only
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     t0 = time.perf_counter()
     demo = demo or build_demo(settings)
     print(f"coach: open http://{settings.host}:{settings.port} (built in {time.perf_counter() - t0:.1f} s"
