@@ -3,6 +3,12 @@
 We check the magic, the version, every metadata entry and every tensor's extent against the file
 size, so a truncated download or a renamed text file is refused with a clear message before
 llama.cpp ever sees it.
+
+A crafted header is refused before anything is allocated for it: every count and length is bounded by
+what the bytes left in the file can hold and by what any real model has (`LIMITS`), and the shape numbers
+llama.cpp asserts on (a failed GGML_ASSERT aborts the whole process, UI and all) are checked here first:
+a block count of 1 to 512 (LLAMA_MAX_LAYERS), no more next-token layers than blocks, at most 512 experts
+with 1 to that many used.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ _SCALARS = {
 }
 _STRING, _ARRAY = 8, 9
 _MAX_KEPT_ARRAY = 64  # token lists etc. are summarised by their length, not kept
+
+# What any real model has, with room to spare: a header claiming more is crafted or corrupt.
+MAX_TENSORS = 1 << 16  # DeepSeek-V3 has about 1,100; a 512-layer model with 100 tensors a layer fits
+MAX_KV = 1 << 16  # metadata entries: real files have 20 to 60
+MAX_ARRAY = 1 << 24  # elements of one metadata array: vocabularies are up to 262,144 tokens, merges ~1M
+MAX_STRING = 16 << 20  # bytes of one string: chat templates are tens of KiB
+MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS: more aborts the process in load_hparams
+MAX_EXPERTS = 512  # llama.cpp's LLAMA_MAX_EXPERTS (Qwen3-Next has 512, Kimi K2 384)
 
 # ggml tensor type -> (elements per block, bytes per block)
 _TYPE_SIZES = {
@@ -113,6 +127,11 @@ class _Reader:
         if n > self.left():
             raise ValueError(f"{what} declares {n:,} bytes but the file has {self.left():,} left")
 
+    @staticmethod
+    def most(n: int, limit: int, what: str) -> None:
+        if n > limit:
+            raise ValueError(f"{what} is {n:,}; no real model has more than {limit:,}")
+
     def read(self, n: int) -> bytes:
         if n > self.left():
             raise EOFError
@@ -137,8 +156,15 @@ def _scalar(r: _Reader, t: int) -> Any:
 
 def _string(r: _Reader) -> str:
     (n,) = struct.unpack("<Q", r.read(8))
+    r.most(n, MAX_STRING, "a string's length")
     r.need(n, "a string")
     return r.read(n).decode("utf-8", errors="replace")
+
+
+def _skip_string(r: _Reader) -> None:
+    (n,) = struct.unpack("<Q", r.read(8))
+    r.most(n, MAX_STRING, "a string's length")
+    r.skip(n)
 
 
 def _value(r: _Reader, t: int, depth: int = 0) -> Any:
@@ -151,6 +177,7 @@ def _value(r: _Reader, t: int, depth: int = 0) -> Any:
             raise ValueError("metadata arrays nested too deep")
         (et,) = struct.unpack("<I", r.read(4))
         (n,) = struct.unpack("<Q", r.read(8))
+        r.most(n, MAX_ARRAY, "a metadata array's length")
         if et in _SCALARS:  # skipped, keeping only short arrays
             size = struct.calcsize(_SCALARS[et])
             r.need(size * n, "a metadata array")
@@ -161,9 +188,52 @@ def _value(r: _Reader, t: int, depth: int = 0) -> Any:
         if et not in (_STRING, _ARRAY):
             raise ValueError(f"unknown metadata array type {et}")
         r.need(8 * n, "a metadata array")  # every element takes at least its 8-byte length
-        items = [_value(r, et, depth + 1) for _ in range(n)]
-        return items if n <= _MAX_KEPT_ARRAY else {"array_of": et, "length": n}
+        if n <= _MAX_KEPT_ARRAY:
+            return [_value(r, et, depth + 1) for _ in range(n)]
+        for _ in range(n):  # a vocabulary: read past, not kept
+            if et == _STRING:
+                _skip_string(r)
+            else:
+                _value(r, et, depth + 1)
+        return {"array_of": et, "length": n}
     raise ValueError(f"unknown metadata value type {t}")
+
+
+def _count(meta: dict[str, Any], key: str) -> int | None:
+    """A count from the metadata: an integer, or the largest of a per-layer list; None when absent."""
+    v = meta.get(key)
+    if v is None:
+        return None
+    if isinstance(v, dict):  # a per-layer list longer than any model has layers
+        raise ValueError(f"{key} lists {v.get('length', 0):,} values; no real model has more than {MAX_LAYERS}")
+    if isinstance(v, list):
+        if not all(isinstance(x, int) for x in v):
+            raise ValueError(f"{key} is not a list of counts")
+        return max(v, default=0)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ValueError(f"{key} is not a count")
+    return v
+
+
+def _check_shape(meta: dict[str, Any], n_tensors: int) -> None:
+    """The shape numbers llama.cpp asserts on (an abort, not an error it returns), and our own estimates
+    loop over, checked before either sees them."""
+    arch = str(meta.get("general.architecture", ""))
+    blocks = _count(meta, f"{arch}.block_count")
+    if blocks is not None:
+        if not 1 <= blocks <= MAX_LAYERS:
+            raise ValueError(f"block_count {blocks:,}: llama.cpp takes 1 to {MAX_LAYERS} layers")
+        if blocks > n_tensors:
+            raise ValueError(f"block_count {blocks:,} with only {n_tensors:,} tensors")
+    nextn = _count(meta, f"{arch}.nextn_predict_layers") or 0
+    if nextn > (blocks or 0):
+        raise ValueError(f"nextn_predict_layers {nextn:,} is more than the {blocks or 0} blocks")
+    experts = _count(meta, f"{arch}.expert_count") or 0
+    used = _count(meta, f"{arch}.expert_used_count") or 0
+    if experts > MAX_EXPERTS:
+        raise ValueError(f"expert_count {experts:,}: llama.cpp takes at most {MAX_EXPERTS}")
+    if experts and not 1 <= used <= experts or not experts and used:
+        raise ValueError(f"expert_used_count {used:,} with expert_count {experts:,}")
 
 
 def read_header(path: str | Path) -> GGUFInfo:
@@ -185,6 +255,8 @@ def read_header(path: str | Path) -> GGUFInfo:
             version, n_tensors, n_kv = struct.unpack("<IQQ", r.read(20))
             if version not in (2, 3):
                 raise InvalidModelFile(f"{p}: GGUF version {version} is not supported; re-convert the model")
+            r.most(n_kv, MAX_KV, "the metadata count")
+            r.most(n_tensors, MAX_TENSORS, "the tensor count")
             r.need(n_kv * 12, "the metadata count")  # a key (8-byte length) and a type (4) at least
             r.need(n_tensors * 24, "the tensor count")  # name length, dims, type, offset at least
             meta: dict[str, Any] = {}
@@ -213,6 +285,7 @@ def read_header(path: str | Path) -> GGUFInfo:
             if not 1 <= align <= 1 << 20:
                 raise ValueError(f"alignment {align}")
             data_start = -(-f.tell() // align) * align
+            _check_shape(meta, n_tensors)
     except EOFError:
         raise InvalidModelFile(f"{p}: truncated GGUF header; the download was cut short, pull it again") from None
     except (ValueError, struct.error, UnicodeDecodeError, TypeError, OverflowError) as exc:

@@ -204,6 +204,13 @@ def _add_gguf(data: bytes) -> Callable[[Path, Path], list[str]]:
     return setup
 
 
+def _crafted(**kw: object) -> Callable[[Path, Path], list[str]]:
+    """A well-formed GGUF whose shape numbers are ones llama.cpp aborts on (GGML_ASSERT), not errors."""
+    def setup(tmp: Path, home: Path) -> list[str]:
+        return ["models", "add", str(write_gguf(tmp / "crafted.gguf", tensor_bytes=1024, **kw))]  # type: ignore[arg-type]
+    return setup
+
+
 def _weights(where: str, value: object) -> Callable[[Path], Path]:
     def make(tmp: Path) -> Path:
         def edit(d: dict) -> None:
@@ -234,6 +241,10 @@ _HUGE_STRING = gguf_header(1, struct.pack("<Q", 1 << 40) + b"k")
 _HUGE_DIMS = gguf_header(1, _s("general.architecture") + struct.pack("<I", 8) + _s("llama"), n_tensors=1,
                          tensors=_s("token_embd.weight") + struct.pack("<I", 1 << 30) + b"\0" * 64)
 _HUGE_COUNT = b"GGUF" + struct.pack("<IQQ", 3, 1 << 60, 1 << 60) + b"\0" * 64
+_MANY_TENSORS = b"GGUF" + struct.pack("<IQQ", 3, 1 << 20, 1) + b"\0" * 64
+_MANY_KV = b"GGUF" + struct.pack("<IQQ", 3, 1, 1 << 20) + b"\0" * 64
+_VOCAB_2_24 = gguf_header(1, _s("tokenizer.ggml.tokens") + struct.pack("<I", 9) + struct.pack("<IQ", 8, (1 << 24) + 1))
+_LONG_STRING = gguf_header(1, _s("tokenizer.chat_template") + struct.pack("<I", 8) + struct.pack("<Q", (16 << 20) + 1))
 _NO_TENSORS = gguf_header(1, _s("general.architecture") + struct.pack("<I", 8) + _s("llama"))
 _NESTED = gguf_header(1, _s("x") + struct.pack("<I", 9) + (struct.pack("<IQ", 9, 1)) * 8)
 _LATIN1 = "bank: caf\xe9\nquestions: []\n".encode("latin-1")
@@ -305,6 +316,22 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], int, str]] = [
     ("gguf-huge-counts", _add_gguf(_HUGE_COUNT), 3, "corrupt GGUF header"),
     ("gguf-nested-arrays", _add_gguf(_NESTED), 3, "corrupt GGUF header"),
     ("gguf-no-tensors", _add_gguf(_NO_TENSORS), 3, "no tensors"),
+    # counts past what any real model has, and shapes llama.cpp would abort the whole process on
+    ("gguf-2^20-tensors", _add_gguf(_MANY_TENSORS), 3, "no real model has more than 65,536"),
+    ("gguf-2^20-kv", _add_gguf(_MANY_KV), 3, "no real model has more than 65,536"),
+    ("gguf-vocab-over-2^24", _add_gguf(_VOCAB_2_24), 3, "no real model has more than 16,777,216"),
+    ("gguf-string-over-16-mib", _add_gguf(_LONG_STRING), 3, "no real model has more than 16,777,216"),
+    ("gguf-2^31-layers", _crafted(counts={"llama.block_count": 2**31}), 3, "llama.cpp takes 1 to 512 layers"),
+    ("gguf-513-layers", _crafted(counts={"llama.block_count": 513}, layers=513), 3, "1 to 512 layers"),
+    ("gguf-zero-layers", _crafted(counts={"llama.block_count": 0}), 3, "1 to 512 layers"),
+    ("gguf-layers-without-tensors", _crafted(counts={"llama.block_count": 64}), 3, "with only 1 tensors"),
+    ("gguf-100000-experts", _crafted(counts={"llama.block_count": 2, "llama.expert_count": 100_000,
+                                              "llama.expert_used_count": 2}, layers=2), 3, "expert_count 100,000"),
+    ("gguf-more-experts-used-than-exist", _crafted(counts={"llama.block_count": 2, "llama.expert_count": 8,
+                                                            "llama.expert_used_count": 100}, layers=2), 3,
+     "expert_used_count 100 with expert_count 8"),
+    ("gguf-nextn-over-blocks", _crafted(counts={"llama.block_count": 2, "llama.nextn_predict_layers": 100},
+                                        layers=2), 3, "nextn_predict_layers 100"),
     ("gguf-text", _add_gguf(b"<html>404</html>"), 3, "not a GGUF"),
     ("gguf-missing", _flags("models", "add", "/nonexistent/m.gguf"), 2, "no such file"),
     ("gguf-folder", _flags("models", "add", "/tmp"), 3, "not a regular file"),
@@ -521,6 +548,40 @@ def test_rehearse_reads_at_most_one_answer_from_a_stdin_that_never_ends(tmp_path
     st = Store.open_default(Path(os.environ["COACH_HOME"]), readonly=True)
     sid = st.sessions()[0]["id"]
     assert st.turns(sid)[0]["answer"] == GOOD
+
+
+def peak_rss_mb(*args: str, stdin: int | None = subprocess.DEVNULL, timeout: int = 300
+                ) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run `coach ARGS` under a fresh parent that reports the child's peak memory (MB)."""
+    wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)")
+    p = subprocess.run([sys.executable, "-c", wrapper, COACH, *args], stdin=stdin, capture_output=True, text=True,
+                       timeout=timeout)
+    *err, peak = p.stderr.strip().splitlines()
+    return subprocess.CompletedProcess(p.args, p.returncode, p.stdout, "\n".join(err)), int(peak) / 1024
+
+
+def test_a_crafted_gguf_header_is_refused_before_anything_is_allocated(tmp_path, _hermetic_home):
+    """A header claiming 2^31 layers (which llama.cpp answers with GGML_ASSERT: an abort of the whole
+    process) in the models folder under a catalog file's name, named with --model, and given to the loader:
+    `models list` lists it and skips it as a default, `rehearse` and the loader refuse it in one line, and
+    none grows past a few hundred MB (they reached 2-3 GB)."""
+    from coach.models import load_catalog
+
+    entry = next(e for e in load_catalog().models if not e.package)
+    crafted = _hermetic_home / "models" / entry.files[entry.recommended].filename
+    crafted.parent.mkdir(parents=True)
+    write_gguf(crafted, tensor_bytes=1024, counts={"llama.block_count": 2**31})
+    p, peak = peak_rss_mb("models", "list")
+    assert p.returncode == 0 and f"{entry.name}:{entry.recommended}" in p.stdout and "Traceback" not in p.stderr
+    assert peak < 600, f"models list peaked at {peak:.0f} MB"
+    p, peak = peak_rss_mb("--model", str(crafted), "rehearse")
+    assert p.returncode == 3 and p.stderr.count("\n") == 0 and "llama.cpp takes 1 to 512 layers" in p.stderr, p.stderr
+    assert peak < 600, f"rehearse peaked at {peak:.0f} MB"
+    loader = ("import sys\nfrom coach.engine import LlamaBackend\nfrom coach.errors import InvalidModelFile\n"
+              "try:\n    LlamaBackend(sys.argv[1], n_ctx=512)\nexcept InvalidModelFile as exc:\n    print(exc)\n")
+    p2 = subprocess.run([sys.executable, "-c", loader, str(crafted)], capture_output=True, text=True, timeout=120)
+    assert p2.returncode == 0 and "corrupt GGUF header (block_count 2,147,483,648" in p2.stdout, p2.stderr[-2000:]
 
 
 def test_a_kill_before_the_first_question_leaves_no_empty_session(embedded, tmp_path):
