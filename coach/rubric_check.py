@@ -9,6 +9,7 @@ criteria with no key point of their own (scored from the exemplars alone, with n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,8 +74,15 @@ def check_question(grader: Grader, bank: Bank, q: Question) -> QuestionCheck:
     return out
 
 
-def check_bank(grader: Grader, bank: Bank) -> list[QuestionCheck]:
-    return [check_question(grader, bank, q) for q in bank.questions]
+def check_bank(grader: Grader, bank: Bank,
+               progress: Callable[[int, int, str], None] | None = None) -> list[QuestionCheck]:
+    """Every question checked in turn; `progress(done, total, question id)` after each (about 20 s each)."""
+    out = []
+    for i, q in enumerate(bank.questions, 1):
+        out.append(check_question(grader, bank, q))
+        if progress is not None:
+            progress(i, len(bank.questions), q.id)
+    return out
 
 
 def render(path: str, bank: Bank, checks: list[QuestionCheck]) -> str:

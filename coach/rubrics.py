@@ -24,6 +24,13 @@ Criterion = Literal["technical_accuracy", "narrative_coherence", "stakeholder_al
 DEFAULT_WEIGHTS: dict[str, float] = {"technical_accuracy": 40, "narrative_coherence": 30, "stakeholder_alignment": 30}
 TENSION_WEIGHT = 25.0  # added on contradiction turns: did the candidate reconcile both framings?
 PANELISTS = ("researcher", "gtm", "pm")
+# A rubric of one's own is bounded so that grading and `coach rubric check` stay in seconds and megabytes:
+# every exemplar is embedded and graded held out against the others (the check grows with their square,
+# about 20 s a question on a laptop), and every key point and red flag is matched against each sentence.
+MAX_QUESTIONS = 200  # the built-in banks have 9 to 12; a bank of more is several banks
+MAX_EXEMPLARS = 20  # good or bad, each; the built-in questions have 3 of each
+MAX_POINTS = 20  # key points, red flags and a key point's wrong versions, each
+MAX_EXEMPLAR_CHARS = 4_000  # an exemplar is a model answer: the built-in ones are under 500
 
 
 class KeyPoint(BaseModel):
@@ -32,7 +39,7 @@ class KeyPoint(BaseModel):
     criterion: Criterion = "technical_accuracy"
     # Common false versions of this point ("4-bit is faster because it needs fewer FLOPs"): an answer
     # sentence nearer one of these than the point itself is a confident wrong claim, and scored as one.
-    wrong: list[str] = Field(default_factory=list)
+    wrong: list[str] = Field(default_factory=list, max_length=MAX_POINTS)
 
 
 class Question(BaseModel):
@@ -43,8 +50,8 @@ class Question(BaseModel):
     time_box_s: int = Field(default=180, ge=15, le=3600)
     tension: bool = False  # a contradiction turn: adds the tension_handling criterion
     weights: dict[Criterion, float] | None = None
-    key_points: list[KeyPoint] = Field(min_length=2)
-    red_flags: list[str] = Field(default_factory=list)
+    key_points: list[KeyPoint] = Field(min_length=2, max_length=MAX_POINTS)
+    red_flags: list[str] = Field(default_factory=list, max_length=MAX_POINTS)
     reference: str | None = None  # a model answer; graded against like one more good exemplar
     good: list[str] = Field(min_length=3)
     bad: list[str] = Field(min_length=3)
@@ -52,8 +59,13 @@ class Question(BaseModel):
     @field_validator("good", "bad")
     @classmethod
     def _non_empty(cls, v: list[str]) -> list[str]:
+        if len(v) > MAX_EXEMPLARS:
+            raise ValueError(f"{len(v):,} exemplars; at most {MAX_EXEMPLARS} of a kind (each is graded against the "
+                             "others, so the cost grows with their square): keep the clearest, or split the question")
         if any(len(x.split()) < 3 for x in v):
             raise ValueError("every exemplar needs at least three words")
+        if any(len(x) > MAX_EXEMPLAR_CHARS for x in v):
+            raise ValueError(f"an exemplar of more than {MAX_EXEMPLAR_CHARS:,} characters; an exemplar is one answer")
         return v
 
     @field_validator("weights")
@@ -77,6 +89,13 @@ class Bank(BaseModel):
     scenario: str | None = None
     default_weights: dict[Criterion, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))  # type: ignore[arg-type]
     questions: list[Question] = Field(min_length=1)
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _not_too_many(cls, v: object) -> object:
+        if isinstance(v, list) and len(v) > MAX_QUESTIONS:  # said before thousands are validated one by one
+            raise ValueError(f"{len(v):,} questions; a rubric holds at most {MAX_QUESTIONS}: split it into banks")
+        return v
 
     @field_validator("default_weights")
     @classmethod

@@ -222,6 +222,27 @@ def _weights(where: str, value: object) -> Callable[[Path], Path]:
     return make
 
 
+def _scaled(what: str, n: int, cmd: str = "grade") -> Callable[[Path, Path], list[str]]:
+    """A rubric of one's own, grown past a limit: `n` good exemplars, questions or exemplar characters."""
+    def edit(d: dict) -> None:
+        q = d["questions"][0]
+        if what == "good":
+            q["good"] = [f"Answer number {i} restores warm-up and clips gradients." for i in range(n)]
+        elif what == "questions":
+            d["questions"] = [{**q, "id": f"q{i}"} for i in range(n)]
+        elif what == "chars":
+            q["good"][0] = "word " * (n // 5)
+        else:
+            q[what] = [f"point number {i} of many" for i in range(n)]
+
+    def setup(tmp: Path, home: Path) -> list[str]:
+        r = rubric_with(tmp, edit)
+        if cmd == "check":
+            return ["rubric", "check", str(r)]
+        return [cmd, "--rubric", str(r), "--answers", str(answers(tmp, {"question_id": QID, "answer": GOOD}))]
+    return setup
+
+
 def _flags(*argv: str) -> Callable[[Path, Path], list[str]]:
     return lambda tmp, home: list(argv)
 
@@ -305,6 +326,15 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], int, str]] = [
     ("seed-negative", _flags("--seed", "-1", "models", "list"), 7, "--seed -1"),
     ("port-99999", _flags("ui", "--port", "99999"), 7, "--port 99999 is out of range"),
     ("port-busy", _port_busy, 7, "is in use"),
+    # the scale of a rubric of one's own: refused before any model loads, naming the limit
+    ("grade-1000-exemplars", _scaled("good", 1000), 7, "1,000 exemplars; at most 20 of a kind"),
+    ("debrief-1000-exemplars", _scaled("good", 1000, "debrief"), 7, "at most 20 of a kind"),
+    ("rubric-check-1000-exemplars", _scaled("good", 1000, "check"), 7, "at most 20 of a kind"),
+    ("rubric-check-5000-questions", _scaled("questions", 5000, "check"), 7,
+     "5,000 questions; a rubric holds at most 200"),
+    ("grade-5000-questions", _scaled("questions", 5000), 7, "at most 200"),
+    ("rubric-exemplar-of-50000-chars", _scaled("chars", 50_000), 7, "more than 4,000 characters"),
+    ("rubric-1000-red-flags", _scaled("red_flags", 1000, "check"), 7, "at most 20 items"),
     # the model registry and GGUF files
     ("registry-garbage", _registry("{nope"), 7, "registry is corrupt"),
     ("registry-a-list", _registry("[1, 2]"), 7, "must be a JSON object"),
@@ -408,6 +438,22 @@ def test_every_exit_code_the_tests_assert_is_in_the_readme():
     table = dict(re.findall(r"^\| (\d+) \| ([^|]+)\|", readme, re.M))
     for code in {c[2] for c in CASES} | {0, 9, 4, 5, 6, 70, 130}:
         assert str(code) in table, f"exit code {code} is not in the README's table"
+
+
+def test_rubric_check_shows_progress_on_a_rubric_at_its_limits(tmp_path, capsys):
+    """About 20 s a question: `coach rubric check` says how far it is, a line a question when not at a
+    terminal, and a rubric at the limits (20 exemplars of a kind) is checked, not refused."""
+    def edit(d: dict) -> None:
+        q = d["questions"][0]
+        q["good"] = (q["good"] * 7)[:20]
+        q["good"] = [f"{g} (variant {i})" for i, g in enumerate(q["good"])]
+        d["questions"] = d["questions"][:2]
+
+    rc = main(["rubric", "check", str(rubric_with(tmp_path, edit))])
+    out, err = capsys.readouterr()
+    assert rc in (0, 1) and "rubric check:" in out, err
+    progress = [x for x in err.splitlines() if x.startswith("coach: checked")]
+    assert len(progress) == 2 and progress[0].startswith("coach: checked 1/2 questions") and "s left" in progress[0]
 
 
 # ------------------------------------------------------------------ no home folder

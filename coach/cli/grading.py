@@ -150,6 +150,21 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _progress(out: Any) -> Any:
+    """Progress on stderr: one line rewritten at a terminal, a line a question otherwise."""
+    import time
+
+    t0 = time.perf_counter()
+    tty = out.isatty()
+
+    def show(done: int, total: int, qid: str) -> None:
+        left = (time.perf_counter() - t0) / done * (total - done)
+        line = f"coach: checked {done}/{total} questions ({qid}); about {left:.0f} s left"
+        print(("\r\033[K" if tty else "") + line, end="" if tty and done < total else "\n", file=out, flush=True)
+
+    return show
+
+
 def cmd_rubric_check(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when the grader can be trusted on every question, 1 when a problem is listed."""
     from coach.grader import Grader
@@ -157,6 +172,6 @@ def cmd_rubric_check(args: argparse.Namespace, settings: Settings) -> int:
     from coach.rubrics import load_bank
 
     bank = load_bank(args.file)  # a malformed rubric: one line naming the file, question and field
-    checks = check_bank(Grader.from_settings(settings), bank)
+    checks = check_bank(Grader.from_settings(settings), bank, _progress(sys.stderr))
     print(render(str(args.file), bank, checks))
     return 1 if any(c.problems for c in checks) else 0
