@@ -11,9 +11,17 @@ from the last Send. Turns in `--real-time` are typed in real time; the others ar
 wait for type-ahead to finish (and report how long it needed: under the typing time, real typing
 hides it the same way).
 
+What the panelists say (`--say corpus`, the default): a random-weight file writes noise, which the wording
+checks refuse at its first sentence, so the wait would depend on where the noise happens to put a full
+stop. Instead the engine runs its own sampler chain on every step (its cost is real) and keeps, token by
+token, a good voicing from the labelled corpus (`tests/data/wording/`) for the same kind of turn, the same
+question where the corpus has one: the decode is the model's real speed on realistic text, and "first
+word" is the first whole sentence the wording checks let through, as a candidate sees it. `--say model`
+keeps the model's own tokens.
+
 `--compare` runs the older comparison instead: per-speaker cache on and off, no typing.
 
-    .venv/bin/python bench/panel_bench.py [--model NAME_OR_PATH | --shape NAME:QUANT] [--turns 20]
+    .venv/bin/python bench/panel_bench.py [--model NAME_OR_PATH | --shape NAME:QUANT] [--turns 20] [--say corpus|model]
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from coach.config import Settings
 from coach.engine import LlamaBackend
@@ -40,6 +49,69 @@ ANSWER = ("I would not lead with the headline number. First I would reproduce wh
           "hardware, the prompt lengths, and whether they timed the first token or sustained decoding. If our launch "
           "claim does not hold, we correct it this week. Then sales gets a one-page comparison of cost-adjusted "
           "throughput on the buyer's own workload, where our numbers do hold, plus an offer to run it with them.")
+
+
+class Forced:
+    """A sampler chain that runs as usual (its cost is real) but keeps the next token of `target`, then the
+    end of the turn."""
+
+    def __init__(self, real: Any, target: list[int], eos: int) -> None:
+        self.real, self.target, self.eos, self.i = real, target, eos, 0
+
+    def sample(self, ctx: Any, idx: int) -> int:
+        self.real.sample(ctx, idx)
+        tok = self.target[self.i] if self.i < len(self.target) else self.eos
+        self.i += 1
+        return tok
+
+    def accept(self, tok: int) -> None:
+        self.real.accept(tok)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+class Script:
+    """What the panel says under `--say corpus`: per turn, a good voicing of the corpus for the same kind of
+    turn (the same question when the corpus has one), cycling; the chair's note from the good notes."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from bench.wording_corpus import load_actions, load_items, load_notes
+
+        actions = load_actions()
+        self.by: dict[tuple[str, str], list[str]] = {}
+        for it in load_items():
+            if it.label == "good":
+                a = actions[it.action]
+                self.by.setdefault((a["kind"], a.get("question_id") or ""), []).append(it.text)
+                self.by.setdefault((a["kind"], ""), []).append(it.text)
+        self.notes = [n.text for n in load_notes() if n.label == "good"]
+        self.n = 0
+        self.text = ""
+
+    def pick(self, kind: str, question_id: str | None) -> None:
+        pool = self.by.get((kind, question_id or "")) or self.by[(kind, "")]
+        self.text = pool[self.n % len(pool)]
+        self.n += 1
+
+    def note(self) -> None:
+        self.text = self.notes[self.n % len(self.notes)]
+        self.n += 1
+
+    def force(self, be: LlamaBackend) -> None:
+        """From now on `be` says `self.text` (tokenized by the file's own vocabulary) on every turn."""
+        import llama_cpp
+
+        make = be._sampler
+        eos = llama_cpp.llama_vocab_eos(be._vocab)
+        be._sampler = lambda **kw: Forced(make(**kw), be.tokenize_text(self.text), eos)  # type: ignore[method-assign]
+
+
+def next_action(iv: Interview) -> Any:
+    from coach.panel import PanelState
+
+    return iv._panel.next_action(PanelState.from_dict(iv.state.to_dict()))
 
 
 def long_panel(turns: int) -> tuple[Scenario, object, dict]:
@@ -62,13 +134,26 @@ def _peak_rss_gb() -> float:
     return 0.0
 
 
+SHOWN: list[str] = []  # what each timed turn showed, whole
+
+
 def first_chunk(it) -> float:
-    """perf_counter() at the first non-empty chunk; the rest is drained."""
+    """perf_counter() at the first non-empty chunk; the rest is drained (and kept in SHOWN)."""
     first = None
+    text = ""
     for c in it:
         if first is None and c.strip():
             first = time.perf_counter()
+        text += c
+    SHOWN.append(text)
     return first if first is not None else time.perf_counter()
+
+
+def voiced(script: Script | None) -> str:
+    """Whether the last turn showed the panelist's own wording (the forced voicing) or the written question."""
+    if script is None or not SHOWN:
+        return ""
+    return "voiced" if SHOWN[-1].strip()[:24] == script.text.strip()[:24] else "written"
 
 
 def typed(ta: TypeAhead, answer: str, seconds: float) -> None:
@@ -81,19 +166,22 @@ def typed(ta: TypeAhead, answer: str, seconds: float) -> None:
 
 
 def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, real_time: set[int],
-            grader: Grader, cache_dir: Path) -> dict:
+            grader: Grader, cache_dir: Path, script: Script | None = None) -> dict:
     sc, bank, personas = long_panel(turns)
     store = Store(Path(tempfile.mkdtemp()) / "bench.db")
     out: dict = {"rows": []}
     for session in (1, 2):  # the first fills the on-disk card cache; the second is what a returning user sees
         be.forget()
         t0 = time.perf_counter()
-        iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1, max_tokens=48,  # type: ignore[arg-type]
+        iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1,  # type: ignore[arg-type]
                                   cache_dir=cache_dir)
         import threading
 
         warm = threading.Thread(target=iv.warm_up, daemon=True)
         warm.start()
+        if script:
+            a = next_action(iv)
+            script.pick(a.kind, a.question_id)
         out[f"open_s_{session}"] = first_chunk(iv.ask()) - t0
         out[f"open_eval_{session}"] = be.timings.prompt_eval_tokens if be.timings else -1
         print(f"session {session}: opening question {out[f'open_s_{session}']:.2f} s after Start "
@@ -116,18 +204,23 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         iv.answer(ANSWER, spent_s=typing_s)
         if iv.done:
             break
+        if script:
+            a = next_action(iv)
+            script.pick(a.kind, a.question_id)
         wait = first_chunk(iv.ask()) - t_send
         t = be.timings
         row = {"turn": turn, "speaker": iv.current.action.panelist if iv.current else "?",
                "kind": iv.current.action.kind if iv.current else "?", "send_to_word_s": wait,
                "eval": t.prompt_eval_tokens if t else -1, "prompt": t.prompt_tokens if t else -1,
-               "type_ahead_s": caught_up, "typed": turn in real_time, "tail_ms": t.prompt_eval_ms if t else 0}
+               "type_ahead_s": caught_up, "typed": turn in real_time, "tail_ms": t.prompt_eval_ms if t else 0,
+               "shown": voiced(script)}
         out["rows"].append(row)
         row["engine_ttft_s"] = t.ttft_s if t else 0.0  # the model's first token, from the turn's start
         print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s "
               f"(model's first token {row['engine_ttft_s']:5.2f} s)  "
               f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
-              + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)"),
+              + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)")
+              + (f"  {row['shown']}" if row["shown"] else ""),
               flush=True)
     # the last answer, then the committee's summary: the debrief's first word, from Send (typed in real
     # time when the last turn is, so any backlog the session built up is in the figure)
@@ -145,16 +238,18 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         iv.answer(ANSWER, spent_s=typing_s)
     iv.debrief()
     out["verdicts_s"] = time.perf_counter() - t_send  # the committee's decision and verdicts (grader)
+    if script:
+        script.note()
     t_note = time.perf_counter()
-    shown = first_chunk(iv.committee_note(max_tokens=48))
+    shown = first_chunk(iv.committee_note())
     t = be.timings
     out["chair_ttft_s"] = (t_note - t_send) + (t.ttft_s if t else 0.0)
     out["debrief_s"] = shown - t_send
     out["debrief_eval"] = t.prompt_eval_tokens if t else -1
     print(f"debrief: decision and verdicts {out['verdicts_s']:.2f} s after the last Send; the chair's first token "
           f"{out['chair_ttft_s']:.2f} s ({out['debrief_eval']} prompt tokens evaluated); its first shown words "
-          f"{out['debrief_s']:.2f} s (held until a whole first sentence of 8+ words passes the wording checks: "
-          "on a random-weight file that depends on the noise)", flush=True)
+          f"{out['debrief_s']:.2f} s (held until its first whole sentence passes the wording checks) "
+          f"{voiced(script)}", flush=True)
     return out
 
 
@@ -191,6 +286,8 @@ def main() -> int:
     ap.add_argument("--typing-s", type=float, default=60.0, help="seconds to type each answer")
     ap.add_argument("--real-time", default="2,10,20", help="turns typed in real time (the others fast-forwarded)")
     ap.add_argument("--compare", action="store_true", help="cache on/off comparison with no typing")
+    ap.add_argument("--say", choices=("corpus", "model"), default="corpus",
+                    help="corpus: the engine keeps a good corpus voicing token by token; model: its own tokens")
     args = ap.parse_args()
     settings = Settings.from_env(model=args.model)
     ref = bench_file(settings, args.shape)
@@ -215,7 +312,10 @@ def main() -> int:
     be = load_backend(settings, ref)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
     real = {int(x) for x in args.real_time.split(",") if x.strip()}
-    out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.kv_cache_dir)
+    script = Script() if args.say == "corpus" else None
+    if script:
+        script.force(be)
+    out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.kv_cache_dir, script)
     kv_gb = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots / 1e9
     size_gb = ref.path.stat().st_size / 1e9
     rss = _peak_rss_gb()

@@ -42,7 +42,8 @@ def main() -> int:
     ap.add_argument("--model")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--corpus", action="store_true", help="measure on the labelled corpus instead of a model")
-    ap.add_argument("--set", default="all", choices=["tune", "aside", "all"], help="which part of the corpus")
+    ap.add_argument("--set", default="dev", choices=["tune", "aside", "dev", "fresh"],
+                    help="tune, aside (the first round's held-out part), dev (both), or fresh (written after, held out)")
     ap.add_argument("--misses", action="store_true", help="print every item that missed its goal")
     args = ap.parse_args()
     if args.corpus:
@@ -89,7 +90,11 @@ def corpus(which: str, misses: bool) -> int:
     from bench import wording_corpus as wc
 
     actions = wc.load_actions()
-    items = [i for i in wc.load_items() if which in ("all", i.set)]
+    if which == "fresh":
+        items, notes = wc.load_items(wc.FRESH), (wc.load_notes(wc.FRESH_NOTES) if wc.FRESH_NOTES.exists() else [])
+    else:
+        items = [i for i in wc.load_items() if which in ("dev", i.set)]
+        notes = [n for n in wc.load_notes() if which in ("dev", n.set)]
     tallies = wc.measure(items, actions)
     print(f"{len(items)} voicings ({which}) for {len({i.action for i in items})} actions, streamed through Interview.ask "
           "in Mistral v3 token pieces")
@@ -103,7 +108,6 @@ def corpus(which: str, misses: bool) -> int:
     for kind, t in [*tallies.items(), ("all", total)]:
         print(f"{kind:11} {_frac(t.good_whole, t.good):>14} {t.good_cut:>9} {t.twice:>6} {_frac(t.bad_shown, t.bad):>10} "
               f"{t.bad_shown_4:>13} {_frac(t.bad_standing, t.bad):>13} {_frac(t.written_pass, t.written):>15}")
-    notes = [n for n in wc.load_notes() if which in ("all", n.set)]
     nt = wc.measure_notes(notes, actions)
     print(f"{'chair note':11} {_frac(nt.good_whole, nt.good):>14} {nt.good_cut:>9} {'-':>6} "
           f"{_frac(nt.bad_shown, nt.bad):>10} "

@@ -139,14 +139,22 @@ def load_notes(path: Path = DATA / "notes.yaml") -> list[Item]:
     """The committee chair's notes, one record (a whole session, replayed to its goodbye) per scenario."""
     raw = yaml.safe_load(path.read_text())["notes"]
     return [Item(action=r["record"], label=r["label"], text=r["text"], why=r.get("why", ""),
-                 offending=r.get("offending", ""), set="aside" if aside(r["record"] + r["text"][:12]) else "tune")
+                 offending=r.get("offending", ""),
+                 set="fresh" if path == FRESH_NOTES else "aside" if aside(r["record"] + r["text"][:12]) else "tune")
             for r in raw]
 
 
+FRESH = DATA / "parts" / "voicings_fresh.yaml"
+FRESH_NOTES = DATA / "parts" / "notes_fresh.yaml"
+
+
 def load_items(path: Path = DATA / "voicings.yaml") -> list[Item]:
+    """The development voicings (`tune`, and `aside`: the part kept aside in the first round, looked at
+    since), or, given `FRESH`, the voicings written afterwards for the same aside actions (`fresh`)."""
     raw = yaml.safe_load(path.read_text())["voicings"]
     return [Item(action=r["action"], label=r["label"], text=r["text"], why=r.get("why", ""),
-                 offending=r.get("offending", ""), set="aside" if aside(r["action"]) else "tune") for r in raw]
+                 offending=r.get("offending", ""),
+                 set="fresh" if path == FRESH else "aside" if aside(r["action"]) else "tune") for r in raw]
 
 
 # ---------------------------------------------------------------- replaying one item

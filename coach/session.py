@@ -260,7 +260,8 @@ class Interview:
         else:
             topic = [q.text if q else action.canonical, action.canonical]
         answers = [*(k.text for k in q.key_points), *(x for g in q.good for x in split_sentences(g))] if q else []
-        read = [x for x in [str(messages[0]["content"]), *last.split("\n\n")] if not x.startswith(ANSWERED)]
+        read = [x for x in [str(messages[0]["content"]), *last.split("\n\n"), action.instruction]
+                if not x.startswith(ANSWERED)]
         turn = Turn(kind=action.kind, speaker=p.name, role=p.role,
                     colleagues=[(o.name, o.role) for k, o in self.personas.items() if k != action.panelist],
                     topic=topic, secrets=list(p.hidden_priorities), answers=answers, read=read, heard=heard,

@@ -33,13 +33,15 @@ _OUT_OF_ROLE = re.compile(
     r"\b(?:opening|closing) (?:line|question|remarks?)\b|^\W*\(?end of (?:the )?(?:interview|panel|conversation)\b|"
     r"\bhere(?:'s| is) (?:the|a|my) (?:question|version|rephras\w*|reword\w*|response|reply|goodbye|summary)\b|"
     r"\b(?:rephrased|reworded|paraphrased)\b|\bin (?:my|your|his|her) own (?:voice|words)\b|"
-    r"\b(?:stay(?:ing)?|in|out of|break(?:ing)?) character\b|(?:^|\s)\(?note:|\bas (?:requested|instructed)\b|"
+    r"\b(?:stay(?:ing)?|in|out of|break(?:ing)?) character\b|(?:^|\s)\(?note:|\bnote to (?:the )?(?:user|reader|self)\b|"
+    r"\bthis turn\b|\bi hope (?:this|that) helps\b|\bas (?:requested|instructed)\b|"
     r"\b(?:the interviewer|dr\.? marchal|ines|marcus|sofia) (?:might|would|could) (?:ask|say)\b|"
     r"\bi (?:kept|have kept|will keep) (?:it|this) (?:to|under|within)\b|\b(?:two|three|one) sentences?\b",
     re.I | re.M)
 _PREAMBLE = re.compile(r":\s*\n\s*$|:\s*$")  # a sentence that only announces what follows ("Here it is:")
 _STAGE = re.compile(r"(?:^|\s)(?:\*[^*\n]{1,160}\*|\[[^\]\n]{1,80}\]|\((?=[^()\n]{0,160}\b(?:she|he|her|his|smiles?|"
-                    r"nods?|pauses?|laughs?|leans?|sighs?|looks?|glances?|adjusts?|stands?|closes?|dr\.? marchal|marcus|"
+                    r"nods?|pauses?|laughs?|leans?|sighs?|looks?|glances?|adjusts?|stands?|closes?|raises?|frowns?|shrugs?|grins?|"
+                    r"chuckles?|taps?|scribbles?|jots?|eyebrows?|checks (?:her|his) notes|dr\.? marchal|marcus|"
                     r"sofia)\b)[^()\n]{1,160}\))", re.I)
 _LEAK = re.compile(
     r"\bmy (?:instructions?|brief|script|persona|role card|hidden|private|secret|real agenda)\b|"
@@ -55,7 +57,11 @@ _LEAK = re.compile(
     r"\bwhat i(?:'m| am) (?:checking|watching|testing|listening for|judging)\b|"
     r"\bi care (?:a lot |most |deeply )?about whether\b|\bfair warning\b|\bi(?:'ll| will) be (?:honest|upfront) "
     r"(?:about|with you about) what i\b|\bon purpose to see\b|"
-    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)|\brecord format\b|\bgrader (?:line|score)s?\b|"
+    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)|\bseeing (?:whether|if|how) you\b|"
+    r"\b(?:part of|the point of) (?:this|the|today'?s) (?:round|interview|panel|exercise|conversation) is\b|"
+    r"\bi (?:want|need|'d like|would like|wanna) to see (?:whether|if|how) you (?:keep|stay|hold|cave|fold|stand|"
+    r"handle|push|go along|give in|cope|react|defend|stick)|\bi(?:'ll| will| am going to|'m going to) push back "
+    r"(?:hard )?on (?:whatever|anything|everything) you\b|\brecord format\b|\bgrader (?:line|score)s?\b|"
     r"\bquoted answers?\b", re.I)
 # intent to test the candidate ("to see whether you cave"): a hidden priority when its meaning is near one
 _INTENT = re.compile(r"\bto see (?:whether|if|how) you\b|"
@@ -84,7 +90,15 @@ _GRADE = re.compile(
     r"\byou(?:'ve| have) (?:passed|impressed|got the)\b|\bi (?:like|love|liked|loved) (?:that|this|your|how)\b|"
     r"\b(?:not|wasn'?t|isn'?t|n't) (?:an? )?(?:great|good|strong|convincing|acceptable|serious) (?:answer|response)\b|"
     r"\banswer (?:was|is|sounded|felt) (?:\w+ )?(?:weak|vague|thin|strong|great|good|solid|shallow|generic|off|poor)\b|"
-    r"\btells? me nothing\b|\b(?:a|an) (?:weak|poor|vague|shaky|great|strong|solid) starting point\b|"
+    r"\btells? me nothing\b|\bnot (?:a |an )?(?:real |actual |serious |proper )answer\b|"
+    r"\b(?:is|was|'s|are|were) (?:simply |just |frankly |plainly |flat-?out |flat out |completely |totally |entirely |"
+    r"clearly |obviously |definitely |honestly |dead |badly )(?:wrong|incorrect|false|mistaken|off base|backwards|"
+    r"right|correct)\b|\bthat'?s the (?:kind of |sort of )?(?:answer|response) (?:that|which) (?!i asked)|"
+    r"\b(?:that|your|this) (?:answer|response|reply) (?:would|will|won'?t|wouldn'?t|could) (?:lose|get|cost|kill|"
+    r"sink|win|impress|fail|pass|land|work)\b|\byou (?:clearly |really |certainly |definitely )?(?:finished|started|"
+    r"came across|sounded|seemed|ended|did) (?:much |a lot |far |way |so |very |really )?(?:stronger|weaker|better|"
+    r"worse|strong|weak|great|confident|shaky|nervous|lost)\b|"
+    r"\b(?:a|an) (?:weak|poor|vague|shaky|great|strong|solid) starting point\b|"
     r"\bisn'?t really (?:a plan|an option|an answer)\b|"
     r"\bthat(?:'s| is) not (?:quite )?(?:it|right|correct|what i)\b|\bexactly right\b|\bthat misses\b|"
     r"\byou (?:missed|forgot|overlooked|failed to)\b|\b(?:missed|forgot) (?:the|a|an|to)\b", re.I)
@@ -94,14 +108,33 @@ _LABEL = re.compile(r"(?:^|\n)\s*[*_\"]*([A-Z][\w.]*(?: [A-Z][\w.]*){0,3})[*_\"]
 _AS_CANDIDATE = re.compile(
     r"\bas (?:the|a) candidate\b|\bif i were (?:the|a|you|in your)\b[^?]*[.!]\s*$|\bmy answer (?:would be|is)\b|"
     r"\bhere(?:'s| is) (?:how|what) i(?:'d| would)\b|\bi(?:'d| would) (?:start|begin) by\b|"
-    r"\bthe (?:right|correct|best|short) answer (?:is|would be)\b|\bthe answer (?:is|would be)\b", re.I)
-_LEADING = re.compile(r"\b(?:wouldn'?t it be|shouldn'?t (?:you|we)|isn'?t it (?:true|better|the case)|"
+    r"\bthe (?:right|correct|best|short) answer (?:is|would be)\b|\bthe answer (?:is|would be)\b|"
+    r"\bmy (?:own )?answer\s*[:—–-]|\b(?:a|the) (?:good|strong|great|right|ideal|model) (?:answer|response) "
+    r"(?:would|should|will|might) (?:say|be|include|mention|cover|start|name)\b|"
+    r"\bwhat i(?:'d| would) (?:look at|check|do|try|want to see) first (?:is|would be)\b", re.I)
+_LEADING = re.compile(r",\s*(?:right|correct|no|yes|surely|yeah)\s*\?\s*$|"
+                      r"\b(?:wouldn'?t|shouldn'?t|couldn'?t|don'?t|doesn'?t|isn'?t|aren'?t|won'?t) (?:you|we|it|that|"
+                      r"they|this) (?:rather |just |first |simply )?\w+|"
+                      r"^\W*(?:\w+[,.]\s+){0,2}(?:would|should|will|could|can|do|does|is|are|did) "
+                      r"(?:you|we|they|it|that|this) (?:first |just |simply |start by |begin by )\w+|"
+                      r"\b(?:wouldn'?t it be|shouldn'?t (?:you|we)|isn'?t it (?:true|better|the case)|"
                       r"don'?t you think|have you (?:considered|thought about)|did you (?:consider|think about)|"
                       r"what about (?:\w+ing)|why not (?:just )?\w+|couldn'?t (?:you|we) (?:just )?)\b", re.I)
+# a yes/no question proposes its own answer ("Would you offer them reserved throughput?"): a give-away when
+# it is closer to the answer than to the question
+_YES_NO = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|but|right|now|then|next one|quick one)[,.:]?\s+)*(?:would|should|will|"
+                     r"could|can|do|does|did|is|are|was) (?:you|we|they|it|that|this|the)\b", re.I)
+# an aside inside a question that says what it is looking for ("— basically a ring buffer that ...")
+_ASIDE = re.compile(r"(?:[—–,;:(]|\s-)\s*(?:basically|essentially|i\.e\.|in other words|that is|meaning|which means|"
+                    r"think|as in)\b,?\s*(.{12,})", re.I)
 # a panelist proposing what it would do ("Personally I'd cap it at a million tokens"): the candidate's answer
 _PROPOSES = re.compile(r"\b(?:personally,? )?i(?:'d| would) (?!like\b|love\b|want\b|be\b|push\b|need\b|ask\b|hear\b|"
-                       r"say that\b|rather hear\b|expect\b|imagine\b|guess\b|assume\b|argue the\b)[a-z]+\b", re.I)
+                       r"say that\b|rather hear\b|expect (?:you|a|an|the candidate|some|more|to hear)\b|imagine\b|"
+                       r"guess\b|assume\b|argue the\b|question\b|challenge\b|disagree\b|push\b|pick\b|"
+                       r"start with (?:a|an|the|one|something) "
+                       r"(?:question|scenario|case|quick)|stay\b|keep\b)[a-z]+\b", re.I)
 _TELLS = re.compile(r"\b(?:obviously|of course|clearly|hint:?),? you(?:'d| should| would| need to| lead| want| just)\b|"
+                    r"\bhint\s*[:—–-]|\bspoiler\b|\bclue\s*:|,\s*(?:of course|obviously|naturally)\s*[.!]?\s*$|"
                     r"^\W*(?:of course|obviously|clearly),|\bthe (?:obvious|right|correct|real) (?:move|answer|fix|thing)"
                     r" (?:is|would be|here is)\b|"
                     r"(?:^|[-—,:]\s*)(?:and |but |just )?remember,? (?:that |only |you |the )", re.I)
@@ -109,7 +142,11 @@ _TELLS = re.compile(r"\b(?:obviously|of course|clearly|hint:?),? you(?:'d| shoul
 _HINT = re.compile(r"\byou(?:'d| would| should| need to| have to| could just| want to) (?!be\b|have\b|agree\b|think\b|say\b)"
                    r"[a-z]+|\bmy (?:first |own )?(?:step|move|answer|approach|instinct|recommendation|fix) would be\b", re.I)
 _NEW_TOPIC = re.compile(r"\b(?:different (?:angle|topic|question)|switching gears|change of (?:topic|subject)|new topic|"
-                        r"moving on|let'?s move on|on another note)\b", re.I)
+                        r"moving on|let'?s move on|on another note|(?:talk|discuss|do|cover) \w+ instead|"
+                        r"instead,? let'?s)\b", re.I)
+# deferring the question for another one ("Let's do pricing in a minute. First, ...")
+_DEFER = re.compile(r"\b(?:in a minute|in a moment|later|before (?:anything else|we get to (?:that|it|this)|that)|"
+                    r"first,? (?:though|a quick one)|let'?s (?:park|put) (?:that|it|this))\b", re.I)
 _CONTENT = re.compile(r"[a-z][a-z'-]{3,}")
 _STOP = set("that this with what your have about would there their they them then when which while where from into "
             "just like make more most only over some such than very will does tell give walk through want know "
@@ -156,7 +193,9 @@ ON_TOPIC = 0.35  # an asking sentence at least this close to what the turn is ab
 ON_TOPIC_FOLLOW_UP = 0.20  # a follow-up may come at the weak area from any side of the question and the answer
 ON_TOPIC_WORDS = 0.34  # ... or shares this share of the question's content stems
 SECRET = 0.40  # this close to a hidden priority says it aloud (no good sentence of the tune set came above 0.37)
+SECRET_MARGIN = 0.15  # ... unless it asks, and is this much closer to what the turn is about
 SECRET_INTENT = 0.25  # ... or this close, said as an intent to test the candidate ("to see whether you cave")
+DEFERRED = 0.5  # a question asked "first", before the one decided on, must be this close to it
 ANSWER = 0.62  # a statement this close to a key point or a strong answer gives the answer away
 ANSWER_MARGIN = 0.04  # ... and closer to it than to the question itself
 LEADING_ANSWER = 0.40  # a leading question ("Wouldn't it be better to ...") this close to the answer gives it away
@@ -261,6 +300,9 @@ class Judge:
                          rf"^\W*(?:dr\.?\s+)?(?:{first}|{last})(?:\s+\w+)?\s+here\b", s, re.I):
                 return "speaks as a colleague"
             if re.search(rf"\b(?:{first}|{last}) (?:will|would|is going to|wants to) (?:want|ask|say|push|need|tell)\b|"
+                         rf"\b(?:{first}|{last}) (?:asked|wanted|told|wants|needs) me to (?:add|say|tell|pass|mention|relay|"
+                         rf"remind|ask)\b|\b(?:on behalf of|passing on (?:a|something) from) "
+                         rf"(?:dr\.?\s+)?(?:{first}|{last})\b|"
                          rf"\bhand (?:this|it|you|things) (?:over )?to (?:dr\.?\s+)?(?:{first}|{last})\b", s, re.I):
                 return "speaks for a colleague"
             words = _role_words(role) - _role_words(t.role)
@@ -308,7 +350,10 @@ class Judge:
         scores.update(topic=topic, own_topic=own_topic)
         if len(self._vec["secrets"]):
             secret = scores["secret"] = float((self._vec["secrets"] @ v[0]).max())
-            if secret >= SECRET or (secret >= SECRET_INTENT and _INTENT.search(s)):
+            # a question about the turn's topic may come near a priority ("what do you give sales?"); a
+            # statement near one says it
+            asks_topic = is_q and own_topic >= secret + SECRET_MARGIN
+            if (secret >= SECRET and not asks_topic) or (secret >= SECRET_INTENT and _INTENT.search(s)):
                 return "says a hidden priority aloud"
         if len(self._vec["verdicts"]) and not is_q:
             scores["verdict"] = float((self._vec["verdicts"] @ v[0]).max())
@@ -320,10 +365,21 @@ class Judge:
             if (not is_q or leading) and len(s.split()) >= 8 and ans >= (LEADING_ANSWER if leading else ANSWER) and \
                     (leading or ans > said + ANSWER_MARGIN):
                 return "gives the answer away"
+            if is_q and len(s.split()) >= 8 and _YES_NO.search(s) and ans >= LEADING_ANSWER and ans > said:
+                return "gives the answer away"
+            aside = _ASIDE.search(s) if is_q else None
+            if aside:
+                va = self.embedder.embed([aside.group(1)])[0]
+                scores["aside"] = float((self._vec["answers"] @ va).max())
+                near_question = float((question @ va).max()) if len(question) else 0.0
+                if scores["aside"] >= LEADING_ANSWER and scores["aside"] > near_question:
+                    return "gives the answer away"
         if is_q and t.kind not in ("close", "note") and len(s.split()) > 5:  # "And the timeline?" leads on
             floor = ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC
             if topic < floor and not self._lexically_on(s + " " + before):
                 return "off the question"
+            if topic < DEFERRED and (_DEFER.search(s) or _DEFER.search(before.strip().split("\n")[-1])):
+                return "off the question"  # "Let's do pricing in a minute. First, ...": another question first
         return ""
 
     def _lexically_on(self, text: str) -> bool:

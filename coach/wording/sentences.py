@@ -21,9 +21,12 @@ _QUESTION_VERBS = frozenset(
     "walk talk tell explain describe give show help convince design choose pick rewrite estimate sketch outline "
     "list name make draft defend justify argue propose prioritise prioritize size compare define plan pitch frame "
     "position persuade share paint map spell recommend decide identify cut package reconcile diagnose rank quantify "
-    "price prove predict summarise summarize respond sell build write reframe find".split())
+    "price prove predict summarise summarize respond sell build write reframe find take say put translate turn "
+    "break lay run answer tackle weigh assess evaluate handle".split())
 _NOT_A_REQUEST = re.compile(r"(?i)(make sure|make no mistake|name (is|was)|plan (is|was)|price (is|was)|list (is|was)|"
-                             r"frame (is|was)|design (is|was)|help(s|ed)? (us|them))\b")
+                             r"frame (is|was)|design (is|was)|help(s|ed)? (us|them)|take (your|my|our|a|the) (time|moment|"
+                             r"second|minute|breath|point)|take care|turn (is|was)|run (is|was)|say (hi|hello)|"
+                             r"put (simply|another way|differently|bluntly)|break (is|was)|answer (is|was))\b")
 _ASK_PHRASES = re.compile(
     r"\b(i'?d (like|love) (you )?to (hear|know|understand|see)|i want (you )?to (hear|know|understand|see)|"
     r"i'?m (curious|interested) (how|what|why|whether|about|to hear|in hearing)|i would (like|love) to hear|"
