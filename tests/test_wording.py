@@ -35,6 +35,8 @@ def test_sentences_end_where_a_reader_would_end_them(text, sentences):
     ("Suppose the ML team is busy until Thursday.", False),
     ("Set the footnote aside for a moment.", False),
     ("I lead research on inference, so I care about mechanisms.", False),
+    ("Quick one: take the launch claim and say it the way a buyer would hear it.", True),
+    ("Take your time.", False),
 ])
 def test_which_sentences_ask(sentence, asking):
     assert asks(sentence) is asking
@@ -65,6 +67,14 @@ def judge(grader):
      "says a hidden priority aloud"),
     ("What is your favourite holiday destination and why?", False, "off the question"),
     ("Ask this question in your own voice, please.", False, "out of role"),
+    ("That's flat-out wrong, and any buyer would catch it in five minutes.", False, "grades the answer aloud"),
+    ("(raises an eyebrow) Slower than what, exactly?", False, "out of role"),
+    ("Sofia asked me to add that the API docs overstate the speed as well.", False, "speaks for a colleague"),
+    ("Hint: think about which workload and hardware they measured on.", False, "gives the answer away"),
+    ("Would you first find out which workload, hardware and metric the customer measured?", False,
+     "gives the answer away"),
+    ("Part of this round is seeing whether you hold the line when my reps push.", False,
+     "says a hidden priority aloud"),
 ])
 def test_a_sentence_is_judged_by_its_words_and_its_meaning(judge, sentence, ok, why):
     v = judge.judge(sentence)
@@ -118,18 +128,22 @@ def test_through_the_interview_a_bad_voicing_shows_nothing_of_its_offending_part
         assert shown.strip().endswith(row["canonical"].strip()) or row["fallback"] is None
 
 
-def test_the_corpus_meets_its_goals(corpus):
-    """Every sixth item of the whole corpus (both parts), and the written question of each action sampled.
-    Goals met: good wording stands, nothing is cut or asked twice, written questions pass. Not yet met (see
-    the README): bad wording that reaches the screen, which this guards from growing past what was measured."""
+@pytest.mark.parametrize("part", ["dev", "fresh", "fresh2", "fresh3"])
+def test_the_corpus_meets_its_goals(corpus, part):
+    """A sample of each part of the corpus (every sixth development item; every fourth of the two sets
+    written later for the actions kept aside), and the written question of each action sampled: good
+    wording stands, nothing is cut or asked twice, written questions pass, and bad wording reaches the
+    screen no more often than the README's measurement (at most 5%)."""
     actions, items, grader, _ = corpus
-    tallies = wc.measure(items[::6], actions, grader)
+    sample = items[::6] if part == "dev" else wc.load_items({"fresh": wc.FRESH, "fresh2": wc.FRESH2,
+                                                             "fresh3": wc.FRESH3}[part])[::4]
+    tallies = wc.measure(sample, actions, grader)
     for kind, t in tallies.items():
         assert t.good_cut == 0 and t.twice == 0, kind
         assert t.good_whole >= 0.8 * t.good, (kind, t.misses)
         assert t.written_pass == t.written, (kind, t.misses)
     bad = sum(t.bad for t in tallies.values())
-    assert sum(t.bad_shown for t in tallies.values()) <= 0.15 * bad, [m for t in tallies.values() for m in t.misses]
+    assert sum(t.bad_shown for t in tallies.values()) <= 0.05 * bad + 1, [m for t in tallies.values() for m in t.misses]
 
 
 def test_the_committee_note_shows_whole_sentences_that_pass(corpus):

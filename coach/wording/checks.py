@@ -36,7 +36,10 @@ _OUT_OF_ROLE = re.compile(
     r"\b(?:stay(?:ing)?|in|out of|break(?:ing)?) character\b|(?:^|\s)\(?note:|\bnote to (?:the )?(?:user|reader|self)\b|"
     r"\bthis turn\b|\bi hope (?:this|that) helps\b|\bas (?:requested|instructed)\b|"
     r"\b(?:the interviewer|dr\.? marchal|ines|marcus|sofia) (?:might|would|could) (?:ask|say)\b|"
-    r"\bi (?:kept|have kept|will keep) (?:it|this) (?:to|under|within)\b|\b(?:two|three|one) sentences?\b",
+    r"\bi (?:kept|have kept|will keep) (?:it|this) (?:to|under|within)\b|\b(?:kept|keeping|keep) (?:it|this|that) to "
+    r"(?:one|two|three)\b|\bin at most (?:one|two|three)\b|"
+    r"\b(?:one|two|three) sentences?,? as (?:requested|instructed|asked)\b|"
+    r"^\W*\((?=[^()]*(?::|\bgap\b|\bprob(?:e|ing)\b|\bnote\b|\bturn\b|\bin character\b))[^()]{1,160}\)",
     re.I | re.M)
 _PREAMBLE = re.compile(r":\s*\n\s*$|:\s*$")  # a sentence that only announces what follows ("Here it is:")
 _STAGE = re.compile(r"(?:^|\s)(?:\*[^*\n]{1,160}\*|\[[^\]\n]{1,80}\]|\((?=[^()\n]{0,160}\b(?:she|he|her|his|smiles?|"
@@ -52,17 +55,20 @@ _LEAK = re.compile(
     r"\bwhat i(?:'m| am) (?:really|actually|secretly) (?:looking for|testing|trying to|after)|"
     r"\bwhat i (?:really|actually|secretly) want to (?:know|find out|see|test)|\bthe real (?:test|question) (?:here )?is\b|"
     r"\b(?:just between us|between you and me|off the record)\b|"
-    r"\bi(?:'ll| will|'m| am)? ?(?:be |mostly |really |also |mainly )?"
+    r"\bi(?:'ll| will|'m| am)? ?(?:be |\w+ly )?"
     r"(?:checking|watching|testing|listening|looking|judging) (?:for )?(?:whether|if|how you|to see)\b|"
     r"\bwhat i(?:'m| am) (?:checking|watching|testing|listening for|judging)\b|"
     r"\bi care (?:a lot |most |deeply )?about whether\b|\bfair warning\b|\bi(?:'ll| will) be (?:honest|upfront) "
     r"(?:about|with you about) what i\b|\bon purpose to see\b|"
-    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)|\bseeing (?:whether|if|how) you\b|"
+    r"\bpart of what i(?:'m| am) (?:looking|checking|watching)|\brecord format\b|\bgrader (?:line|score)s?\b|"
+    r"\bquoted answers?\b", re.I)
+# what a panelist is testing, said aloud: a hidden priority whatever words it uses
+_TESTING = re.compile(
+    r"\bseeing (?:whether|if|how) you\b|"
     r"\b(?:part of|the point of) (?:this|the|today'?s) (?:round|interview|panel|exercise|conversation) is\b|"
     r"\bi (?:want|need|'d like|would like|wanna) to see (?:whether|if|how) you (?:keep|stay|hold|cave|fold|stand|"
     r"handle|push|go along|give in|cope|react|defend|stick)|\bi(?:'ll| will| am going to|'m going to) push back "
-    r"(?:hard )?on (?:whatever|anything|everything) you\b|\brecord format\b|\bgrader (?:line|score)s?\b|"
-    r"\bquoted answers?\b", re.I)
+    r"(?:hard )?on (?:whatever|anything|everything) you\b", re.I)
 # intent to test the candidate ("to see whether you cave"): a hidden priority when its meaning is near one
 _INTENT = re.compile(r"\bto see (?:whether|if|how) you\b|"
                      r"\b(?:see|know|find out|learn) (?:whether|if) you(?:'ll| will|'d| would)? "
@@ -89,7 +95,15 @@ _GRADE = re.compile(
     r"(?:candidate|interview|performance|showing|session)\b|\b(?:move|moving) (?:you )?forward\b|"
     r"\byou(?:'ve| have) (?:passed|impressed|got the)\b|\bi (?:like|love|liked|loved) (?:that|this|your|how)\b|"
     r"\b(?:not|wasn'?t|isn'?t|n't) (?:an? )?(?:great|good|strong|convincing|acceptable|serious) (?:answer|response)\b|"
-    r"\banswer (?:was|is|sounded|felt) (?:\w+ )?(?:weak|vague|thin|strong|great|good|solid|shallow|generic|off|poor)\b|"
+    r"\b(?:answer|story|example|explanation|framing|pitch|response) (?:was|is|sounded|felt) (?:\w+ )?(?:weak|vague|thin|"
+    r"strong|great|good|solid|shallow|generic|off|poor|excellent|impressive|convincing|unconvincing)\b|"
+    r"\bexactly what i (?:hoped|wanted|was hoping|needed|like) to hear\b|\bone of the (?:\w+est|best|worst|most \w+) "
+    r"(?:\w+ )?(?:we'?ve|i'?ve|i have|we have) (?:heard|seen|had)\b|\brookie\b|"
+    # a statement whose subject is the candidate's answer, with a predicate: a verdict on it
+    r"\b(?:that|your|this) (?:last |first |earlier |previous )?(?:\w+ )?(?:answer|response|reply|story|pitch)\b"
+    r"(?: [\w']+){0,4}? (?:was|is|'s|sounded|sounds|felt|feels|seemed|seems|won'?t|doesn'?t|didn'?t|isn'?t|wasn'?t|would|"
+    r"will|reads?|came across)\b(?! (?:about|on|from|that you|mostly|focused|centred|centered|useful|where|what|"
+    r"the (?:one|part)))|"
     r"\btells? me nothing\b|\bnot (?:a |an )?(?:real |actual |serious |proper )answer\b|"
     r"\b(?:is|was|'s|are|were) (?:simply |just |frankly |plainly |flat-?out |flat out |completely |totally |entirely |"
     r"clearly |obviously |definitely |honestly |dead |badly )(?:wrong|incorrect|false|mistaken|off base|backwards|"
@@ -111,7 +125,8 @@ _AS_CANDIDATE = re.compile(
     r"\bthe (?:right|correct|best|short) answer (?:is|would be)\b|\bthe answer (?:is|would be)\b|"
     r"\bmy (?:own )?answer\s*[:—–-]|\b(?:a|the) (?:good|strong|great|right|ideal|model) (?:answer|response) "
     r"(?:would|should|will|might) (?:say|be|include|mention|cover|start|name)\b|"
-    r"\bwhat i(?:'d| would) (?:look at|check|do|try|want to see) first (?:is|would be)\b", re.I)
+    r"\bwhat i(?:'d| would) (?:look at|check|do|try|want to see) first (?:is|would be)\b|"
+    r"\blet me answer (?:it|this|that)\b|\b(?:i'?ll|let me) (?:go first|start us off|give you my (?:own )?answer)\b", re.I)
 _LEADING = re.compile(r",\s*(?:right|correct|no|yes|surely|yeah)\s*\?\s*$|"
                       r"\b(?:wouldn'?t|shouldn'?t|couldn'?t|don'?t|doesn'?t|isn'?t|aren'?t|won'?t) (?:you|we|it|that|"
                       r"they|this) (?:rather |just |first |simply )?\w+|"
@@ -126,13 +141,14 @@ _YES_NO = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|but|right|now|then|next one|qu
                      r"could|can|do|does|did|is|are|was) (?:you|we|they|it|that|this|the)\b", re.I)
 # an aside inside a question that says what it is looking for ("— basically a ring buffer that ...")
 _ASIDE = re.compile(r"(?:[—–,;:(]|\s-)\s*(?:basically|essentially|i\.e\.|in other words|that is|meaning|which means|"
-                    r"think|as in)\b,?\s*(.{12,})", re.I)
+                    r"think|as in)\b,?\s*(.{12,})|"
+                    r"(?:[—–,;:]|\s-)\s*((?:is it|was it|isn'?t it) (?:because|that|since|due to)\b.{12,})", re.I)
 # a panelist proposing what it would do ("Personally I'd cap it at a million tokens"): the candidate's answer
 _PROPOSES = re.compile(r"\b(?:personally,? )?i(?:'d| would) (?!like\b|love\b|want\b|be\b|push\b|need\b|ask\b|hear\b|"
                        r"say that\b|rather hear\b|expect (?:you|a|an|the candidate|some|more|to hear)\b|imagine\b|"
-                       r"guess\b|assume\b|argue the\b|question\b|challenge\b|disagree\b|push\b|pick\b|"
-                       r"start with (?:a|an|the|one|something) "
-                       r"(?:question|scenario|case|quick)|stay\b|keep\b)[a-z]+\b", re.I)
+                       r"guess\b|assume\b|argue the\b|question\b|challenge\b|disagree\b|push\b|pick up\b|"
+                       r"start with (?:a|an|the|one|something) (?:question|scenario|case|quick)|stay (?:on|with)\b|"
+                       r"keep (?:it|this|that) (?:short|brief|simple|in mind)\b)[a-z]+\b", re.I)
 _TELLS = re.compile(r"\b(?:obviously|of course|clearly|hint:?),? you(?:'d| should| would| need to| lead| want| just)\b|"
                     r"\bhint\s*[:—–-]|\bspoiler\b|\bclue\s*:|,\s*(?:of course|obviously|naturally)\s*[.!]?\s*$|"
                     r"^\W*(?:of course|obviously|clearly),|\bthe (?:obvious|right|correct|real) (?:move|answer|fix|thing)"
@@ -145,8 +161,10 @@ _NEW_TOPIC = re.compile(r"\b(?:different (?:angle|topic|question)|switching gear
                         r"moving on|let'?s move on|on another note|(?:talk|discuss|do|cover) \w+ instead|"
                         r"instead,? let'?s)\b", re.I)
 # deferring the question for another one ("Let's do pricing in a minute. First, ...")
-_DEFER = re.compile(r"\b(?:in a minute|in a moment|later|before (?:anything else|we get to (?:that|it|this)|that)|"
-                    r"first,? (?:though|a quick one)|let'?s (?:park|put) (?:that|it|this))\b", re.I)
+_DEFER = re.compile(r"\b(?:in a minute|in a moment|first,? (?:though|a quick one)|let'?s (?:park|put) (?:that|it|this)|"
+                    r"hold that thought|instead(?! of)|setting \w+(?: \w+)? aside|leaving \w+(?: \w+)? aside)\b|"
+                    r"\bbefore (?:anything else|we get (?:to|into) (?:that|it|this)|that|this|the big picture|"
+                    r"the main (?:question|topic)|the real question)\s*[,—–-]", re.I)
 _CONTENT = re.compile(r"[a-z][a-z'-]{3,}")
 _STOP = set("that this with what your have about would there their they them then when which while where from into "
             "just like make more most only over some such than very will does tell give walk through want know "
@@ -193,9 +211,11 @@ ON_TOPIC = 0.35  # an asking sentence at least this close to what the turn is ab
 ON_TOPIC_FOLLOW_UP = 0.20  # a follow-up may come at the weak area from any side of the question and the answer
 ON_TOPIC_WORDS = 0.34  # ... or shares this share of the question's content stems
 SECRET = 0.40  # this close to a hidden priority says it aloud (no good sentence of the tune set came above 0.37)
-SECRET_MARGIN = 0.15  # ... unless it asks, and is this much closer to what the turn is about
+SECRET_MARGIN = 0.10  # ... unless it is this much closer to what the turn is about (the question is near one)
+SECRET_HARD = 0.55  # ... and never this close
 SECRET_INTENT = 0.25  # ... or this close, said as an intent to test the candidate ("to see whether you cave")
 DEFERRED = 0.5  # a question asked "first", before the one decided on, must be this close to it
+DEFERRED_FOLLOW_UP = 0.35  # ... in a follow-up, to the weak area, the question or the answer
 ANSWER = 0.62  # a statement this close to a key point or a strong answer gives the answer away
 ANSWER_MARGIN = 0.04  # ... and closer to it than to the question itself
 LEADING_ANSWER = 0.40  # a leading question ("Wouldn't it be better to ...") this close to the answer gives it away
@@ -284,12 +304,18 @@ class Judge:
             return "out of role"
         if _LEAK.search(s):
             return "repeats its instructions"
+        if _TESTING.search(s):
+            return "says a hidden priority aloud"
         if self._read and quoted_run(s, self._read, self.READ_RUN):
             return "quotes what it was given to read"
         if self._heard and quoted_run(s, self._heard, self.HEARD_RUN):
             return "echoes the answer"
         others = {"candidate", "interviewer", "panelist", "assistant", "user", "system"} | {
             w.lower().strip(".") for name, _ in t.colleagues for w in name.split() if len(w.strip(".")) > 2}
+        me = re.escape(t.speaker.replace("Dr. ", "").split()[0])
+        if re.match(r"\W*[\w. ]{2,40}(?:\([^)]{1,40}\))?\W*:", s) and re.match(
+                rf"\W*(?:dr\.?\s+)?(?:{me}|interviewer|panelist)\b", s, re.I):
+            return "out of role"  # a speaker label of its own ("**Marcus Oyelaran (GTM lead):** Hi")
         for m in _LABEL.finditer(s):
             if others & {w.lower().strip(".") for w in m.group(1).split()}:
                 return "speaks as someone else"
@@ -299,9 +325,14 @@ class Judge:
             if re.search(rf"\b(?:i'?m|i am|my name is|this is|it'?s)\s+(?:dr\.?\s+)?(?:{first}|{last})\b|"
                          rf"^\W*(?:dr\.?\s+)?(?:{first}|{last})(?:\s+\w+)?\s+here\b", s, re.I):
                 return "speaks as a colleague"
+            if t.kind not in ("contradict", "note") and re.search(
+                    rf"\b(?:{first}|{last})(?:'s)? (?:says|said|thinks|thought|tells|told|mentioned|believes|feels|wants|"
+                    rf"wanted|asked|reckons|claims|keeps saying|would say|would tell|'d say|will say)\b|"
+                    rf"^\W*(?:{first}|{last}),\s(?![A-Z][a-z]+(?:,| and)|and\b)", s):
+                return "speaks for a colleague"
             if re.search(rf"\b(?:{first}|{last}) (?:will|would|is going to|wants to) (?:want|ask|say|push|need|tell)\b|"
                          rf"\b(?:{first}|{last}) (?:asked|wanted|told|wants|needs) me to (?:add|say|tell|pass|mention|relay|"
-                         rf"remind|ask)\b|\b(?:on behalf of|passing on (?:a|something) from) "
+                         rf"remind|ask)\b|\bpassing on (?:a|something) from "
                          rf"(?:dr\.?\s+)?(?:{first}|{last})\b|"
                          rf"\bhand (?:this|it|you|things) (?:over )?to (?:dr\.?\s+)?(?:{first}|{last})\b", s, re.I):
                 return "speaks for a colleague"
@@ -311,7 +342,8 @@ class Judge:
             if words and re.search(rf"\b(?:speaking (?:for|as)|as|wearing my)\s+(?:the|a|your|our)\s+(?:\w+\s+)?"
                                    rf"(?:{named})\b|\bspeaking (?:for|as) (?:{named}|{domain})\b", s, re.I):
                 return "speaks as a colleague"
-        if (not is_q and _AS_CANDIDATE.search(s)) or ("?" not in s and _PROPOSES.search(s)):
+        stated = [c for c in re.split(r"\s[—–-]\s|;\s|:\s", s) if "?" not in c]  # its statements
+        if (not is_q and _AS_CANDIDATE.search(s)) or any(_PROPOSES.search(c) for c in stated):
             return "answers its own question"
         if _TELLS.search(s) or (not is_q and "?" not in s and _HINT.search(s) and t.kind != "note"):
             return "gives the answer away"
@@ -352,8 +384,8 @@ class Judge:
             secret = scores["secret"] = float((self._vec["secrets"] @ v[0]).max())
             # a question about the turn's topic may come near a priority ("what do you give sales?"); a
             # statement near one says it
-            asks_topic = is_q and own_topic >= secret + SECRET_MARGIN
-            if (secret >= SECRET and not asks_topic) or (secret >= SECRET_INTENT and _INTENT.search(s)):
+            on_topic = max(topic, own_topic) >= secret + SECRET_MARGIN and secret < SECRET_HARD
+            if (secret >= SECRET and not on_topic) or (secret >= SECRET_INTENT and _INTENT.search(s)):
                 return "says a hidden priority aloud"
         if len(self._vec["verdicts"]) and not is_q:
             scores["verdict"] = float((self._vec["verdicts"] @ v[0]).max())
@@ -369,7 +401,7 @@ class Judge:
                 return "gives the answer away"
             aside = _ASIDE.search(s) if is_q else None
             if aside:
-                va = self.embedder.embed([aside.group(1)])[0]
+                va = self.embedder.embed([aside.group(1) or aside.group(2)])[0]
                 scores["aside"] = float((self._vec["answers"] @ va).max())
                 near_question = float((question @ va).max()) if len(question) else 0.0
                 if scores["aside"] >= LEADING_ANSWER and scores["aside"] > near_question:
@@ -378,7 +410,9 @@ class Judge:
             floor = ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC
             if topic < floor and not self._lexically_on(s + " " + before):
                 return "off the question"
-            if topic < DEFERRED and (_DEFER.search(s) or _DEFER.search(before.strip().split("\n")[-1])):
+            deferred = DEFERRED if t.kind == "ask" else DEFERRED_FOLLOW_UP
+            if t.kind in ("ask", "follow_up") and topic < deferred and (
+                    _DEFER.search(s) or _DEFER.search(before.strip().split("\n")[-1])):
                 return "off the question"  # "Let's do pricing in a minute. First, ...": another question first
         return ""
 

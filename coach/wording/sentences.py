@@ -32,7 +32,8 @@ _ASK_PHRASES = re.compile(
     r"i'?m (curious|interested) (how|what|why|whether|about|to hear|in hearing)|i would (like|love) to hear|"
     r"(can|could|would|will) you|how (would|do|did|does|will|can|should) you|what (would|do|did|will|should) you|"
     r"i'?d like your (take|view|thoughts)|your (take|thinking) on|let'?s hear|help me understand|"
-    r"talk me through|walk me through|take me through)\b", re.I)
+    r"talk me through|walk me through|take me through|run me through|"
+    r"i'?d (?:like|love) you to \w+|i (?:want|need) you to \w+)\b", re.I)
 
 
 def ends(text: str, final: bool = False) -> list[int]:
