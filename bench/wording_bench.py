@@ -91,10 +91,9 @@ def corpus(which: str, misses: bool) -> int:
     from bench import wording_corpus as wc
 
     actions = wc.load_actions()
-    if which == "fresh":
-        items, notes = wc.load_items(wc.FRESH), wc.load_notes(wc.FRESH_NOTES)
-    elif which in ("fresh2", "fresh3"):
-        items, notes = wc.load_items(wc.FRESH2 if which == "fresh2" else wc.FRESH3), []
+    if which in wc.FRESH_SETS:
+        items = wc.load_items(wc.FRESH_SETS[which])
+        notes = wc.load_notes(wc.FRESH_NOTES) if which == "fresh" else []
     else:
         items = [i for i in wc.load_items() if which in ("dev", i.set)]
         notes = [n for n in wc.load_notes() if which in ("dev", n.set)]

@@ -147,6 +147,7 @@ def load_notes(path: Path = DATA / "notes.yaml") -> list[Item]:
 FRESH = DATA / "parts" / "voicings_fresh.yaml"  # written after the first round, for the aside actions
 FRESH2 = DATA / "parts" / "voicings_fresh2.yaml"  # written after the second round
 FRESH3 = DATA / "parts" / "voicings_fresh3.yaml"  # written after the third, measured once at the end
+FRESH_SETS = {"fresh": FRESH, "fresh2": FRESH2, "fresh3": FRESH3}
 FRESH_NOTES = DATA / "parts" / "notes_fresh.yaml"
 
 
@@ -154,7 +155,7 @@ def load_items(path: Path = DATA / "voicings.yaml") -> list[Item]:
     """The development voicings (`tune`, and `aside`: the part kept aside in the first round, looked at
     since), or, given `FRESH`, `FRESH2` or `FRESH3`, a set written afterwards for the same aside actions."""
     raw = yaml.safe_load(path.read_text())["voicings"]
-    fresh = {FRESH: "fresh", FRESH2: "fresh2", FRESH3: "fresh3"}.get(path)
+    fresh = next((name for name, p in FRESH_SETS.items() if p == path), None)
     return [Item(action=r["action"], label=r["label"], text=r["text"], why=r.get("why", ""),
                  offending=r.get("offending", ""),
                  set=fresh or ("aside" if aside(r["action"]) else "tune")) for r in raw]

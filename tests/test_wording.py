@@ -135,8 +135,7 @@ def test_the_corpus_meets_its_goals(corpus, part):
     nothing is cut or asked twice, written questions pass, and bad wording reaches the screen no more
     often than docs/wording.md measured on the whole part (the last set was never tuned on: 37%)."""
     actions, items, grader, _ = corpus
-    sample = items[::6] if part == "dev" else wc.load_items({"fresh": wc.FRESH, "fresh2": wc.FRESH2,
-                                                             "fresh3": wc.FRESH3}[part])[::6]
+    sample = items[::6] if part == "dev" else wc.load_items(wc.FRESH_SETS[part])[::6]
     tallies = wc.measure(sample, actions, grader)
     for kind, t in tallies.items():
         assert t.good_cut == 0 and t.twice == 0, kind

@@ -350,8 +350,7 @@ class Judge:
         if t.kind == "follow_up" and _NEW_TOPIC.search(s):
             return "off the question"
         written = any(_flat(s) in _flat(o) for o in t.own)  # a sentence of the written question may echo its framing
-        if before.strip() and not written and (quoted_run(s, ngrams([before], 6), 6) or
-                               re.sub(r"\W+", " ", s.lower()).strip() in re.sub(r"\W+", " ", before.lower())):
+        if before.strip() and not written and (quoted_run(s, ngrams([before], 6), 6) or _flat(s) in _flat(before)):
             return "repeats itself"
         seq = [_norm(w) for w in s.split()]
         if len({tuple(seq[i:i + 5]) for i in range(len(seq) - 4)}) < len(seq) - 4:
@@ -374,7 +373,9 @@ class Judge:
         if self.embedder is None:
             return "" if not is_q or t.kind == "close" or self._lexically_on(s) else "off the question"
         probe = [s] if not before.strip() else [s, (before.strip().split("\n")[-1] + " " + s).strip()]
-        v = self.embedder.embed(probe)
+        aside = _ASIDE.search(s) if is_q else None  # embedded with the sentence, in one call
+        vecs = self.embedder.embed([*probe, *([aside.group(1) or aside.group(2)] if aside else [])])
+        v = vecs[:len(probe)]
         topic = float((self._vec["topic"] @ v.T).max()) if len(self._vec["topic"]) else 1.0
         own_topic = float((self._vec["topic"] @ v[0]).max()) if len(self._vec["topic"]) else 1.0
         question = self._vec["topic"][t.frame:t.frame + 2]
@@ -399,9 +400,8 @@ class Judge:
                 return "gives the answer away"
             if is_q and len(s.split()) >= 8 and _YES_NO.search(s) and ans >= LEADING_ANSWER and ans > said:
                 return "gives the answer away"
-            aside = _ASIDE.search(s) if is_q else None
             if aside:
-                va = self.embedder.embed([aside.group(1) or aside.group(2)])[0]
+                va = vecs[-1]
                 scores["aside"] = float((self._vec["answers"] @ va).max())
                 near_question = float((question @ va).max()) if len(question) else 0.0
                 if scores["aside"] >= LEADING_ANSWER and scores["aside"] > near_question:
