@@ -42,9 +42,10 @@ def main() -> int:
     ap.add_argument("--model")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--corpus", action="store_true", help="measure on the labelled corpus instead of a model")
-    ap.add_argument("--set", default="dev", choices=["tune", "aside", "dev", "fresh", "fresh2", "fresh3"],
-                    help="tune, aside (the first round's held-out part), dev (both), fresh, fresh2 (written after the "
-                         "first and second rounds), fresh3 (written after the third, measured once at the end)")
+    ap.add_argument("--set", default="dev", choices=["tune", "aside", "dev", "fresh", "fresh2", "fresh3", "fresh4"],
+                    help="tune, aside (the first round's held-out part), dev (both), fresh, fresh2, fresh3 (written "
+                         "after the first, second and third rounds), fresh4 (written after the fourth by a writer who "
+                         "had not seen the checks, measured once at the end)")
     ap.add_argument("--misses", action="store_true", help="print every item that missed its goal")
     args = ap.parse_args()
     if args.corpus:

@@ -147,7 +147,9 @@ def load_notes(path: Path = DATA / "notes.yaml") -> list[Item]:
 FRESH = DATA / "parts" / "voicings_fresh.yaml"  # written after the first round, for the aside actions
 FRESH2 = DATA / "parts" / "voicings_fresh2.yaml"  # written after the second round
 FRESH3 = DATA / "parts" / "voicings_fresh3.yaml"  # written after the third, measured once at the end
-FRESH_SETS = {"fresh": FRESH, "fresh2": FRESH2, "fresh3": FRESH3}
+# written after the fourth round by a writer who had not seen the checks; measured once at the end
+FRESH4 = DATA / "fresh4" / "voicings_fresh4.yaml"
+FRESH_SETS = {"fresh": FRESH, "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4}
 FRESH_NOTES = DATA / "parts" / "notes_fresh.yaml"
 
 

@@ -196,7 +196,7 @@ class Interview:
         if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
             warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
         voice = Voicing(action.kind, self._judge(action, messages),
-                        opener=action.kind == "ask" and action.instruction.startswith("Introduce yourself"))
+                        opener=_opener(action))
         reason: str | None = None
         timings: dict[str, Any] | None = None
         try:
@@ -265,7 +265,7 @@ class Interview:
         turn = Turn(kind=action.kind, speaker=p.name, role=p.role,
                     colleagues=[(o.name, o.role) for k, o in self.personas.items() if k != action.panelist],
                     topic=topic, secrets=list(p.hidden_priorities), answers=answers, read=read, heard=heard,
-                    frame=1 if action.kind == "follow_up" else 0,
+                    frame=1 if action.kind == "follow_up" else 0, opener=_opener(action),
                     own=[action.canonical, *([q.text] if q else []), *self._framings(action),
                          f"You are {p.name}, {p.role}", f"I'm {p.name}, {p.role}"])
         return Judge(turn, self.grader.embedder)
@@ -434,3 +434,8 @@ class Interview:
         turn = Turn(kind="note", speaker="the committee chair", role="chair",
                     colleagues=[(p.name, p.role) for p in self.personas.values()], topic=[], read=read, heard=heard)
         return Judge(turn, self.grader.embedder)
+
+
+def _opener(action: Action) -> bool:
+    """The session's first question, where the panelist introduces itself first."""
+    return action.kind == "ask" and action.instruction.startswith("Introduce yourself")

@@ -58,7 +58,7 @@ def judge(grader):
 
 @pytest.mark.parametrize(("sentence", "ok", "why"), [
     ("Good morning, I'm Marcus Oyelaran and I run go-to-market here.", True, ""),
-    ("Our coding assistant and the system prompt docs are not the point today.", True, ""),
+    ("Something for sales, with our coding assistant and the system prompt docs in mind.", True, ""),
     ("Sales hears we are slower than we claimed at launch; what do they say to buyers this week?", True, ""),
     ("Sure! Here's how Marcus might ask it:", False, "out of role"),
     ("That was a great answer, you nailed it.", False, "grades the answer aloud"),
@@ -75,6 +75,11 @@ def judge(grader):
      "gives the answer away"),
     ("Part of this round is seeing whether you hold the line when my reps push.", False,
      "says a hidden priority aloud"),
+    ("(Pushback delivered; awaiting the candidate's response.)", False, "out of role"),
+    ("Let me give you one from this week's deals.", True, ""),
+    ("Okay, brand story, got it.", True, ""),
+    ("Avoiding benchmarks is not a strategy; it is a retreat.", False, "comments instead of leading in"),
+    ("Honestly, that rebrand story left me cold.", False, "comments instead of leading in"),
 ])
 def test_a_sentence_is_judged_by_its_words_and_its_meaning(judge, sentence, ok, why):
     v = judge.judge(sentence)
@@ -94,6 +99,18 @@ def test_only_whole_sentences_show_and_a_refused_one_shows_nothing(judge):
     said = feed(v, "Thanks for that. That was a great answer. What do you tell sales this week?")
     assert said == "Thanks for that. " and v.why == "grades the answer aloud" and v.verdict()[0] is False
     assert joined(said, "Q?") == "\n\nQ?"  # the written question follows whole sentences: never a "…"
+
+
+def test_the_turn_ends_with_its_question(judge):
+    """A statement after the question is the panelist answering it or adding what was not asked: the
+    turn ends at the question, and what stood is the whole turn (no written question after it)."""
+    v = Voicing("ask", judge)
+    said = feed(v, "Sales says we are slower than the launch claimed. What do they tell buyers this week? "
+                   "Yes, they should just repeat the launch numbers with more confidence.")
+    assert said.strip().endswith("this week?") and v.verdict() == (True, "")
+    v = Voicing("ask", judge)
+    said = feed(v, "What do sales tell buyers this week? I mean the reps on the calls, not marketing.")
+    assert said.strip().endswith("not marketing.")
 
 
 def test_a_sentence_cut_by_the_token_budget_is_never_shown(judge):
@@ -128,7 +145,7 @@ def test_through_the_interview_a_bad_voicing_shows_nothing_of_its_offending_part
         assert shown.strip().endswith(row["canonical"].strip()) or row["fallback"] is None
 
 
-@pytest.mark.parametrize("part", ["dev", "fresh", "fresh2", "fresh3"])
+@pytest.mark.parametrize("part", ["dev", "fresh", "fresh2", "fresh3", "fresh4"])
 def test_the_corpus_meets_its_goals(corpus, part):
     """Every sixth item of each part of the corpus (the development voicings; the three sets written later
     for the actions kept aside), and the written question of each action sampled: good wording stands,

@@ -46,6 +46,9 @@ _STAGE = re.compile(r"(?:^|\s)(?:\*[^*\n]{1,160}\*|\[[^\]\n]{1,80}\]|\((?=[^()\n
                     r"nods?|pauses?|laughs?|leans?|sighs?|looks?|glances?|adjusts?|stands?|closes?|raises?|frowns?|shrugs?|grins?|"
                     r"chuckles?|taps?|scribbles?|jots?|eyebrows?|checks (?:her|his) notes|dr\.? marchal|marcus|"
                     r"sofia)\b)[^()\n]{1,160}\))", re.I)
+# a sentence in brackets or asterisks, or one that opens with a parenthesis: a note or a stage direction
+# whatever its words ("(Pushback delivered; awaiting the answer.)"); none of the 461 good voicings seen has one
+_ASIDE_NOTE = re.compile(r"^[\W\d]{0,3}[(\[*]\s*\w|\[[^\]\n]{3,}\]|(?:^|\s)\*\w[^*\n]*\*")
 _LEAK = re.compile(
     r"\bmy (?:instructions?|brief|script|persona|role card|hidden|private|secret|real agenda)\b|"
     r"\b(?:i was|i've been|i have been|i am|i'm) (?:told|instructed|asked|supposed|meant) to\b|"
@@ -67,7 +70,10 @@ _TESTING = re.compile(
     r"\bseeing (?:whether|if|how) you\b|"
     r"\b(?:part of|the point of) (?:this|the|today'?s) (?:round|interview|panel|exercise|conversation) is\b|"
     r"\bi (?:want|need|'d like|would like|wanna) to see (?:whether|if|how) you (?:keep|stay|hold|cave|fold|stand|"
-    r"handle|push|go along|give in|cope|react|defend|stick)|\bi(?:'ll| will| am going to|'m going to) push back "
+    r"handle|push|go along|give in|cope|react|defend|stick)|"
+    # "... to see whether you keep your cool": in 22 bad voicings of the seen sets, and in no good one
+    r"\bto see (?:whether|if) you\b|\bto see how you (?:handle|react|cope|respond|deal|take)\b|"
+    r"\bi(?:'ll| will| am going to|'m going to) push back "
     r"(?:hard )?on (?:whatever|anything|everything) you\b", re.I)
 # intent to test the candidate ("to see whether you cave"): a hidden priority when its meaning is near one
 _INTENT = re.compile(r"\bto see (?:whether|if|how) you\b|"
@@ -165,6 +171,22 @@ _DEFER = re.compile(r"\b(?:in a minute|in a moment|first,? (?:though|a quick one
                     r"hold that thought|instead(?! of)|setting \w+(?: \w+)? aside|leaving \w+(?: \w+)? aside)\b|"
                     r"\bbefore (?:anything else|we get (?:to|into) (?:that|it|this)|that|this|the big picture|"
                     r"the main (?:question|topic)|the real question)\s*[,—–-]", re.I)
+# how a lead-in turns to the next question, acknowledges the last answer, or says something of it
+_TRANSITION = re.compile(
+    r"^\W*(?:(?:okay|ok|right|alright|all right|fine|good|thanks|thank you|noted|sure|got it|understood|fair enough|"
+    r"great|cool|so|and|now|then|well|hm+|mm+)\b[\s,.;:—–-]*)*"
+    r"(?:let me|let'?s|let us|now\b|next\b|here'?s|here is|quick one|one more|a (?:quick|different|new|last|final|related|"
+    r"harder|concrete|practical|commercial|real|broader|technical|mechanism)|switching|shifting|moving|turning|back to|"
+    r"step back|on to\b|onto\b|another\b|different\b|new (?:topic|one|question|scenario)|i (?:want|'d like|would like) to "
+    r"(?:move|switch|turn|shift|go|change|bring|give|try|ask|put|stay|stick)|my next|this one|one from|i have (?:one|a)|"
+    r"i'?ve got (?:one|a)|time for|last (?:one|question)|final (?:one|question)|staying|sticking|same|change of|"
+    r"to (?:the|a) |over to|over on|i hear you\b|[\w-]+(?: [\w-]+)? aside\b|something\b)", re.I)
+_ACK = re.compile(r"(?:got it|noted|thanks|thank you|understood|fair enough)\W*$", re.I)
+_EVALUATIVE = re.compile(
+    r"\b(?:not|no|never|nothing|great|good|love[ds]?|nailed|strong|weak|solid|wrong|correct|exactly|impressive|excellent|"
+    r"brilliant|perfect|honestly|frankly|blunt|afraid|worr\w*|impress\w*|clean\w*|bold|best|worst|slogan|hope|wish|"
+    r"spot on|fly|should|must|wants?|says|said|thinks|asked|checking|testing|watching|see (?:if|whether)|i'?d|i would|"
+    r"i will|i'?ll|my)\b|n'?t\b", re.I)
 _CONTENT = re.compile(r"[a-z][a-z'-]{3,}")
 _STOP = set("that this with what your have about would there their they them then when which while where from into "
             "just like make more most only over some such than very will does tell give walk through want know "
@@ -207,7 +229,10 @@ def quoted_run(sentence: str, grams: set[tuple[str, ...]], n: int) -> bool:
 # ---------------------------------------------------------------- what has a meaning
 
 # Thresholds on cosine similarity (all-MiniLM-L6-v2), tuned on the "tune" part of tests/data/wording/.
-ON_TOPIC = 0.35  # an asking sentence at least this close to what the turn is about asks the question
+ON_TOPIC = 0.40  # an asking sentence at least this close to what the turn is about asks the question (0.35 until
+# round five: the lowest good voicing of the seen sets, with its lead-in, came at 0.43; 14 of 24 neighbouring questions
+# under 0.40)
+ON_TOPIC_CONTRADICT = 0.35  # a push-back comes at the question from a colleague's side
 ON_TOPIC_FOLLOW_UP = 0.20  # a follow-up may come at the weak area from any side of the question and the answer
 ON_TOPIC_WORDS = 0.34  # ... or shares this share of the question's content stems
 SECRET = 0.40  # this close to a hidden priority says it aloud (no good sentence of the tune set came above 0.37)
@@ -220,6 +245,7 @@ ANSWER = 0.62  # a statement this close to a key point or a strong answer gives 
 ANSWER_MARGIN = 0.04  # ... and closer to it than to the question itself
 LEADING_ANSWER = 0.40  # a leading question ("Wouldn't it be better to ...") this close to the answer gives it away
 VERDICT = 0.62  # this close to a verdict on the answer is grading aloud
+LEAD_IN = 0.30  # a lead-in to a new question this far from it is a comment, not a set-up (see _lead_in)
 
 VERDICTS = [
     "That was a great answer.", "Good answer, well done.", "That answer was vague and weak.",
@@ -244,6 +270,7 @@ class Turn:
     heard: list[str] = field(default_factory=list)  # the candidate's words: quoted only briefly
     own: list[str] = field(default_factory=list)  # texts it may repeat freely (the written question, its name)
     frame: int = 0  # how many of `topic`, from the first, are the weak area (not the question itself)
+    opener: bool = False  # the session's first question: the panelist introduces itself before it
 
 
 @dataclass
@@ -294,13 +321,30 @@ class Judge:
             return Verdict(False, is_q, why)
         scores: dict[str, float] = {}
         why = self._meaning(s, before, is_q, scores)
+        if not why and self._lead_in(s, is_q, asked, scores):
+            why = "comments instead of leading in"
         return Verdict(not why, is_q, why, scores)
+
+    def _lead_in(self, s: str, is_q: bool, asked: bool, scores: dict[str, float]) -> bool:
+        """Before a new question (not the opener: that one introduces itself), a sentence that does not ask
+        may acknowledge ("Okay, noted."), turn to the question ("Let me give you a live one.") or set it
+        up (close to the question in meaning). Anything else far from the question is a comment on the last
+        answer, a colleague's view or an agenda: grading aloud and hidden priorities in their many wordings
+        (measured on the seen corpus: 2 of 309 good lead-in sentences refused, 44 bad ones)."""
+        if self.turn.kind != "ask" or self.turn.opener or is_q or asked or "own_topic" not in scores:
+            return False
+        if scores["own_topic"] >= LEAD_IN or _TRANSITION.match(s) or _ACK.search(s):
+            return False
+        names = {w.strip(".").lower() for w in self.turn.speaker.split() if len(w.strip(".")) > 2}
+        if names & {w.strip(".,").lower() for w in s.split()}:
+            return False  # it introduces itself
+        return len(s.split()) > 5 or bool(_EVALUATIVE.search(s))
 
     def _form(self, sentence: str, before: str, is_q: bool) -> str:
         s = sentence.strip()
         t = self.turn
-        if _OUT_OF_ROLE.search(s) or _STAGE.search(s) or (_PREAMBLE.search(sentence) and not before.strip()
-                                                             and not asks(s)):
+        if _OUT_OF_ROLE.search(s) or _STAGE.search(s) or _ASIDE_NOTE.search(s) or (
+                _PREAMBLE.search(sentence) and not before.strip() and not asks(s)):
             return "out of role"
         if _LEAK.search(s):
             return "repeats its instructions"
@@ -407,7 +451,7 @@ class Judge:
                 if scores["aside"] >= LEADING_ANSWER and scores["aside"] > near_question:
                     return "gives the answer away"
         if is_q and t.kind not in ("close", "note") and len(s.split()) > 5:  # "And the timeline?" leads on
-            floor = ON_TOPIC_FOLLOW_UP if t.kind == "follow_up" else ON_TOPIC
+            floor = {"follow_up": ON_TOPIC_FOLLOW_UP, "ask": ON_TOPIC}.get(t.kind, ON_TOPIC_CONTRADICT)
             if topic < floor and not self._lexically_on(s + " " + before):
                 return "off the question"
             deferred = DEFERRED if t.kind == "ask" else DEFERRED_FOLLOW_UP
