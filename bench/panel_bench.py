@@ -310,13 +310,14 @@ def main() -> int:
         print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
         return 0
     be = load_backend(settings, ref)
-    print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
+    print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.cells} cells (grown up to {be.n_ctx}); "
+          f"use_mmap={be.use_mmap}", flush=True)
     real = {int(x) for x in args.real_time.split(",") if x.strip()}
     script = Script() if args.say == "corpus" else None
     if script:
         script.force(be)
     out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.kv_cache_dir, script)
-    kv_gb = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots / 1e9
+    kv_gb = be.info.kv_bytes_per_token() * be.cells * be.n_slots / 1e9
     size_gb = ref.path.stat().st_size / 1e9
     rss = _peak_rss_gb()
     waits = [r["send_to_word_s"] for r in out["rows"]]

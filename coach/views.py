@@ -244,7 +244,8 @@ SESSION_COLUMNS = ["id", "scenario", "status", "answers", "mean score", "decisio
 def model_rows(rows: list[ModelRow]) -> list[dict[str, Any]]:
     """The models table: every catalog file and registered file, with its size and whether it fits."""
     return [{"name": r.name, "installed": "yes" if r.installed else "no", "size GB": round(r.size / 1e9, 2),
-             "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO"} for r in rows]
+             "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO",
+             "licence": r.licence + (" (older)" if r.older else "")} for r in rows]
 
 
 def model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:

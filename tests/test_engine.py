@@ -206,3 +206,28 @@ def test_a_model_loads_and_speaks_after_every_module_the_front_ends_import_first
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
     assert p.stdout.strip().startswith("'")
+
+
+def test_kv_cells_start_at_a_sessions_need_and_grow_keeping_every_speaker(embedded, monkeypatch):
+    """Each speaker starts with the cells a session needs (here forced to 256) and a longer thread grows
+    them; the other speaker's cells survive the rebuild, and every output is what an engine that had the
+    cells from the start says."""
+    a = [{"role": "system", "content": "You are a terse interviewer."}, {"role": "user", "content": "Ask one question."}]
+    a2 = [*a, {"role": "assistant", "content": "What?"}, {"role": "user", "content": "Go on, ask another."}]
+    long = thread("the candidate talks about quantization and latency " * 60 + "Ask.")
+    outs = []
+    for start in (256, 2048):
+        monkeypatch.setattr("coach.engine.llama.session_cells", lambda n_ctx, train, s=start: s)
+        be = LlamaBackend(embedded.path, n_ctx=2048, n_threads=2, slots=2)
+        assert be.cells == start
+        first = be.complete("a", a, max_tokens=4, temperature=0)
+        kept, prompt_a = be.resident("a"), be.timings.prompt_tokens if be.timings else 0
+        second = be.complete("b", long, max_tokens=6, temperature=0)
+        assert be.timings is not None and be.timings.prompt_tokens > 256
+        assert be.cells == (512 if start == 256 else 2048) or be.cells >= be.timings.prompt_tokens
+        assert be.resident("a") == kept  # the other speaker's cells came through the rebuild
+        third = be.complete("a", a2, max_tokens=6, temperature=0)
+        assert be.timings.cached_tokens >= prompt_a - 1  # its prompt still cached: only the new turn read
+        outs.append((first, second, third))
+        be.close()
+    assert outs[0] == outs[1]

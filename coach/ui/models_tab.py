@@ -12,7 +12,7 @@ import pandas as pd
 from coach.doctor import report as doctor_report
 from coach.errors import CoachError
 from coach.ladder import QUANT_TYPES, quantize
-from coach.models import ModelRow, add, list_models, pull
+from coach.models import ModelRow, add, get_mistral, list_models, pull, recommended_spec
 from coach.ui.common import Ctx
 from coach.views import model_choices, model_rows
 
@@ -25,10 +25,12 @@ class ModelsTab:
     def __init__(self, ctx: Ctx, catalog: list[ModelRow]) -> None:
         self.ctx = ctx
         with gr.Tab("Models", id="models"):
+            # "fits" comes from coach.fit's one rule, the same that `coach doctor` and the engine's check use
             self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog)), interactive=False, elem_id="models-table")
+            self.advice = gr.Markdown(f"**Recommended here:** {get_mistral()}", elem_id="models-recommended")
             with gr.Row():
                 self.pull_name = gr.Textbox(label="Pull NAME:QUANT, or a voice model (whisper-base.en, piper-…: "
-                                                  "`coach voice list`)", value="mistral-7b-instruct-v0.3:Q4_K_M")
+                                                  "`coach voice list`)", value=recommended_spec())
                 self.pull_btn = gr.Button("Pull")
             with gr.Row():
                 self.add_path = gr.Textbox(label="Add a local .gguf (path)")
