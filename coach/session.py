@@ -174,9 +174,17 @@ class Interview:
         """Start reading every persona card in the background (the first speaker's opening first)."""
         if self._warming is None and self.turn_count == 0:
             cancel = threading.Event()
-            thread = threading.Thread(target=self.warm_up, args=(cancel,), daemon=True, name="coach-warm-up")
+            thread = threading.Thread(target=self._warm_quietly, args=(cancel,), daemon=True, name="coach-warm-up")
             self._warming = (thread, cancel)
             thread.start()
+
+    def _warm_quietly(self, cancel: threading.Event) -> None:
+        """The background warm-up: only a speed-up, so a failure (the model freed under it by Ctrl-C or a
+        closing window) is logged, never printed as a stray thread trace."""
+        try:
+            self.warm_up(cancel)
+        except Exception as exc:  # noqa: BLE001
+            log.info("warm-up stopped: %s: %s", type(exc).__name__, exc)
 
     def draft(self, text: str) -> None:
         """The candidate's answer so far: the next speakers read it in the background while they type."""

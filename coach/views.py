@@ -248,7 +248,8 @@ def debrief_markdown(d: Debrief) -> str:
                          f"against: “{v.evidence_against}”" for v in d.verdicts)
     head = f"*{d.heading}*\n\n" if d.heading else ""
     first = fix_first(d)
-    return f"## {d.decision}\n\n{head}{d.reason}\n\n" + (f"{first}\n\n" if first else "") + verdicts
+    return (f"## {d.decision}\n\n{head}{d.reason}\n\n" + (f"{first}\n\n" if first else "")
+            + (f"### The panel\n\n{verdicts}" if first and verdicts else verdicts))
 
 
 def _score(q: dict[str, Any]) -> str:
@@ -280,10 +281,27 @@ SESSION_COLUMNS = ["session", "status", "answers", "mean score", "decision", "re
 
 # ---------------------------------------------------------------- models
 
-def model_rows(rows: list[ModelRow]) -> list[dict[str, Any]]:
-    """The models table: every catalog file and registered file, with its size and whether it fits."""
+QUESTION_TOKENS = 45  # a panelist's question, about 35 words: what the candidate waits for before reading it
+
+
+def feels_like(size_bytes: int, fits: bool, bandwidth_gbps: float | None) -> str:
+    """What a file will feel like here: about how long each question takes to appear, from the estimated
+    writing speed (decoding reads every weight once a token; half the copy bandwidth, as `coach doctor`)."""
+    if not fits:
+        return "does not fit"
+    if not bandwidth_gbps or size_bytes <= 0:
+        return "—"
+    tps = bandwidth_gbps * 1e9 / 2 / size_bytes
+    s = QUESTION_TOKENS / tps
+    return f"about {max(1, round(s))} s before each question (~{tps:.0f} tokens/s, estimated)"
+
+
+def model_rows(rows: list[ModelRow], bandwidth_gbps: float | None = None) -> list[dict[str, Any]]:
+    """The models table: every catalog file and registered file, with its size, whether it fits, and
+    (given this machine's memory bandwidth) what a panel on it will feel like here."""
     return [{"name": r.name, "installed": "yes" if r.installed else "no", "size GB": round(r.size / 1e9, 2),
              "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO",
+             **({"what it will feel like here": feels_like(r.size, r.fits, bandwidth_gbps)} if bandwidth_gbps else {}),
              "licence": r.licence + (" (older)" if r.older else "")} for r in rows]
 
 
@@ -295,6 +313,13 @@ def model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:
 
 BENCH_COLUMNS = ["quant", "gen_tps", "top1", "kl", "size_mb", "pp_tps", "ttft_open_ms", "ttft_follow_ms", "peak_rss_mb",
                  "bandwidth_share", "status", "name", "error"]  # what a user compares first on the left
+# what the Benchmark tab calls them (the CSV and JSON keep the field names)
+BENCH_LABELS = {"quant": "quantization", "gen_tps": "writing speed (tokens/s)",
+                "top1": "same next word as the reference", "kl": "drift from the reference (KL)",
+                "size_mb": "file size (MB)", "pp_tps": "reading speed (prompt tokens/s)",
+                "ttft_open_ms": "first word, opening question (ms)", "ttft_follow_ms": "first word, follow-up (ms)",
+                "peak_rss_mb": "peak memory (MB)", "bandwidth_share": "share of memory bandwidth",
+                "status": "status", "name": "file", "error": "why not measured"}
 
 
 def timing_line(t: dict[str, Any] | None) -> str:

@@ -47,7 +47,9 @@ class Ctx:
         return {k: p.colour for k, p in self.personas.items()}
 
     def banner(self) -> str:
-        return f"**Model running:** {self.models.describe()}"
+        from coach.ui.models_tab import in_the_browser
+
+        return f"**Model running:** {in_the_browser(self.models.describe())}"
 
     @property
     def shared(self) -> bool:
@@ -116,6 +118,19 @@ def guard(handler: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any) -> Any:
         try:
             return handler(*args)
+        except Exception as exc:
+            raise ui_error(exc) from None
+
+    return wrapped
+
+
+def guard_stream(handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """A streaming handler's error boundary (for handlers that own no chat)."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any) -> Iterator[Any]:
+        try:
+            yield from handler(*args)
         except Exception as exc:
             raise ui_error(exc) from None
 

@@ -6,6 +6,7 @@ makes them take turns. Every turn is stored as it happens, so a closed tab loses
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -27,13 +28,14 @@ from coach.prompts import load_personas, load_scenarios
 from coach.rubrics import load_all
 from coach.store import Store
 from coach.ui.bench_tab import BenchTab
-from coach.ui.common import BROWSER_JS, Ctx, guard, streaming
+from coach.ui.common import BROWSER_JS, Ctx, guard, guard_stream, streaming
 from coach.ui.debrief_tab import DebriefTab
 from coach.ui.history_tab import HistoryTab
 from coach.ui.models_tab import ModelsTab
 from coach.ui.panel_tab import PanelTab
 from coach.ui.voice_box import HUSH_JS, PLAYER_JS
 
+log = logging.getLogger("coach.ui")
 # System fonts only: the default theme would fetch web fonts from a CDN.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CONCURRENCY = 32  # handlers at once: the local model's lock (or the model server's queue) orders the turns
@@ -42,12 +44,15 @@ CSS = """
 @keyframes typing {0%, 100% {opacity: .25} 50% {opacity: .9}}
 #title h1 {font-size: 1.35em; margin: 0}
 #model-banner {font-size: .8em; line-height: 1.3}
+#coach-feedback:not(:has(h4)) {display: none}
 #coach-feedback {max-height: max(190px, calc(100vh - 520px)); overflow-y: auto; font-size: .9em}
 #clock-row {gap: 8px; align-items: baseline}
 #status {text-align: right}
 #timer .warn {color: #b3261e; font-weight: 600}
+#debrief-details td, #debrief-details th {word-break: normal; overflow-wrap: normal}
 #debrief-details td:first-child, #debrief-details th:first-child, #debrief-details td:nth-child(4) {
-  white-space: nowrap; word-break: normal}
+  white-space: nowrap}
+#debrief-details td:nth-child(2) {min-width: 7em}
 #panel-chat button[aria-label="Clear"], #panel-chat button[title="Clear"] {display: none}
 #brief {font-size: .92em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis}
 #brief p {margin: 0; overflow: hidden; text-overflow: ellipsis}
@@ -67,8 +72,11 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     catalog = list_models(settings)  # what the pickers list when the page is built; refreshed on each load
 
     def warm_grader() -> None:  # the grader's model loads in the background so the page is usable at once
-        for b in banks.values():
-            grader.warm(b)
+        try:
+            for b in banks.values():
+                grader.warm(b)
+        except Exception as exc:  # noqa: BLE001  (only a speed-up; Ctrl-C may tear torch down under it)
+            log.info("grader warm-up stopped: %s: %s", type(exc).__name__, exc)
 
     threading.Thread(target=warm_grader, daemon=True).start()
 
@@ -143,8 +151,9 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             button.click(guard(handler), inputs, models.status, api_name=name).then(
                 guard(models.refresh), None, pickers).then(guard(voice.describe), None, voice.info,
                                                            api_visibility="private")
-        bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
-                            api_name="bench")
+        bench.run_btn.click(guard_stream(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps],
+                            bench.outputs, api_name="bench")
+        bench.cancel_btn.click(guard(bench.cancel), None, bench.recommendation, api_name="bench_cancel", queue=False)
         settings_in: list[Any] = [panel.scenario, panel.seed, panel.coach_mode, panel.quick, voice.speak]
         for control in settings_in:
             control.change(guard(panel.remember), settings_in, panel.saved, api_visibility="private", queue=False,

@@ -72,7 +72,8 @@ class PanelTab:
                 # the latest question sits at the chat's foot, right above the clock and the answer box
                 self.chatbot = gr.Chatbot(elem_id="panel-chat", height=CHAT_HEIGHT, buttons=["copy"],
                                           label="The panel", show_label=False, scale=3)
-                self.coach_md = gr.Markdown("", elem_id="coach-feedback", visible=False)  # beside the transcript
+                # beside the transcript; hidden by the page's CSS while empty (coach mode off)
+                self.coach_md = gr.Markdown("", elem_id="coach-feedback")
             with gr.Row(elem_id="clock-row"):
                 self.clock = gr.Markdown("", elem_id="timer")
                 self.status = gr.Markdown("", elem_id="status")
@@ -106,9 +107,8 @@ class PanelTab:
         return [self.settings_box, self.brief, self.scenario, self.seed, self.coach_mode, self.quick, self.offer_btn]
 
     def _update(self, chat: list[dict], iv: Interview | None, status: str = "", coach: str = "") -> dict[Any, Any]:
-        return {self.chatbot: chat, self.iv: iv, self.status: status,
-                self.coach_md: gr.update(value=coach, visible=bool(coach)), self.banner: self.ctx.banner(),
-                self.armed: False}
+        return {self.chatbot: chat, self.iv: iv, self.status: status, self.coach_md: coach,
+                self.banner: self.ctx.banner(), self.armed: False}
 
     def _session(self, iv: Interview) -> dict[Any, Any]:
         """The page set for `iv`: settings folded and showing its own scenario, seed, coach mode and Quick
