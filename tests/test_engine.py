@@ -231,3 +231,19 @@ def test_kv_cells_start_at_a_sessions_need_and_grow_keeping_every_speaker(embedd
         outs.append((first, second, third))
         be.close()
     assert outs[0] == outs[1]
+
+
+def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings):
+    """The UI's ModelHolder starts reading every opening card into the disk cache as soon as it has loaded
+    a model, so the first session on it finds them there."""
+    import threading
+
+    from coach.loader import ModelHolder, opening_cards
+
+    holder = ModelHolder(settings)  # the embedded model here
+    reader = next(t for t in threading.enumerate() if t.name == "coach-read-cards")
+    reader.join(timeout=600)
+    assert not reader.is_alive()
+    assert len(list(settings.kv_cache_dir.glob("*.kv"))) == len(opening_cards()) == 20
+    assert holder.backend.read_cards(opening_cards(), settings.kv_cache_dir) == 0  # all there: nothing read
+    holder.backend.close()
