@@ -98,13 +98,16 @@ class ModelHolder:
     """The one loaded model that every browser tab shares. `use(name)` loads another one and only then
     swaps it in under a lock, so a failed load leaves the running model in place. With a model server
     the server holds the model, and `use` refuses another. A model the holder loads reads every scenario's
-    persona cards in the background at once, before anyone presses Start."""
+    persona cards in the background at once, before anyone presses Start (not the embedded demo model: it
+    reads a card at Start in about a second)."""
 
     def __init__(self, settings: Settings, backend: ChatBackend | None = None) -> None:
         self.settings = settings
         ref = target(settings)
         self.backend: Any = backend or load_backend(settings, ref)
-        self._cards = read_cards_in_background(self.backend, settings) if backend is None else threading.Event()
+        # the embedded demo model reads a card at Start in about a second: only real models read ahead
+        self._cards = read_cards_in_background(self.backend, settings) if backend is None and not ref.is_embedded \
+            else threading.Event()
         if isinstance(ref, ServerRef):
             ref = ServerRef(ref.url, describe(ref, self.backend))
         self.ref: ModelRef | ServerRef = ref
@@ -126,7 +129,7 @@ class ModelHolder:
             old, self.backend, self.ref = self.backend, backend, ref
             self._cards.set()
             old.close()
-            self._cards = read_cards_in_background(backend, self.settings)
+            self._cards = read_cards_in_background(backend, self.settings) if not ref.is_embedded else threading.Event()
 
     def describe(self) -> str:
         return self.ref.describe()

@@ -233,14 +233,18 @@ def test_kv_cells_start_at_a_sessions_need_and_grow_keeping_every_speaker(embedd
     assert outs[0] == outs[1]
 
 
-def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings):
+def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings, tmp_path):
     """The UI's ModelHolder starts reading every opening card into the disk cache as soon as it has loaded
-    a model, so the first session on it finds them there."""
+    a model (a tiny file in Mistral Small 3's format here), so the first session on it finds them there."""
+    import dataclasses
     import threading
 
     from coach.loader import ModelHolder, opening_cards
+    from coach.shapes import Shape, write_shape
 
-    holder = ModelHolder(settings)  # the embedded model here
+    tiny = write_shape(tmp_path / "tiny-v7.gguf", Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128,
+                                                         n_vocab=32768, tokenizer="v7", chat_format="mistral-v7"), "F16")
+    holder = ModelHolder(dataclasses.replace(settings, model=str(tiny)))
     reader = next(t for t in threading.enumerate() if t.name == "coach-read-cards")
     reader.join(timeout=600)
     assert not reader.is_alive()
