@@ -181,13 +181,14 @@ def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
     handles = []
     for i, scenario in enumerate(dict.fromkeys(r["scenario"] for r in rows)):
         colour = PALETTE[i % len(PALETTE)]
+        title = next((r.get("title") for r in rows if r["scenario"] == scenario and r.get("title")), None)
         for r in (r for r in rows if r["scenario"] == scenario):
             decision = r.get("decision", "")
             marker = "x" if decision == "No offer" else "o"
             face = colour if decision == "Offer" or marker == "x" else "none"
             ax.scatter([when(r)], [r["mean_total"]], s=46, marker=marker, facecolors=face, edgecolors=colour,
                        color=colour if marker == "x" else None, linewidths=1.6, zorder=2)
-        handles.append(Line2D([], [], color=colour, linewidth=3, label=scenario.replace("_", " ")))
+        handles.append(Line2D([], [], color=colour, linewidth=3, label=title or scenario.replace("_", " ")))
     handles += [Line2D([], [], marker="o", color="#555", linestyle="", label="offer"),
                 Line2D([], [], marker="x", color="#555", linestyle="", label="no offer"),
                 Line2D([], [], marker="o", markerfacecolor="none", color="#555", linestyle="", label="incomplete")]
@@ -238,7 +239,8 @@ def fix_first(d: Debrief) -> str:
         return ""
     items = "\n".join(f"{i}. **Question {g['n']}** — {g['who']} asked “{clip(g['question'], 110)}” ({_score(g)}/5). "
                       f"{g['improvement']}" for i, g in enumerate(gaps, 1))
-    return f"### Fix these three first\n\n{items}"
+    head = "Fix this one first" if len(gaps) == 1 else f"Fix these {['two', 'three'][len(gaps) - 2]} first"
+    return f"### {head}\n\n{items}"
 
 
 def debrief_markdown(d: Debrief) -> str:
