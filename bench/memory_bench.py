@@ -25,7 +25,7 @@ def child(path: str, mmap: bool) -> None:
     load = time.perf_counter() - t0
     be.complete("x", [{"role": "user", "content": "word " * 60}], max_tokens=8, temperature=0)
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    kv = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots
+    kv = be.info.kv_bytes_per_token() * be.cells * be.n_slots
     print(json.dumps({"use_mmap": mmap, "load_s": round(load, 1),
                       "peak_rss_gb": int(status["VmHWM"].split()[0]) * 1024 / 1e9,
                       "rss_gb": int(status["VmRSS"].split()[0]) * 1024 / 1e9, "kv_gb": kv / 1e9,

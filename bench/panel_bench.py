@@ -3,8 +3,10 @@
 Segments rotate researcher -> GTM lead -> product manager, one question each, so the speaker changes at
 almost every turn (a weak answer earns a follow-up from the same panelist).
 
-Default mode (`--typing-s 60`): the app as it runs. A second session's opening question is timed from
-Start (the persona cards come from the on-disk prefix cache the first session filled); each answer is
+Default mode (`--typing-s 60`): the app as it runs. The on-disk prefix cache starts empty, as on a new
+model: the persona cards are read when the model loads (as the UI's ModelHolder does, timed), then the
+first session ever on the model is timed from Start to its first word; then a second session's opening
+(its cards and openings from the disk cache the first session filled); each answer is
 typed over `--typing-s` seconds, a few words at a time, while type-ahead reads it; the wait is from
 Send to the first word of the next question (grading included); at the end, the committee's summary,
 from the last Send. Turns in `--real-time` are typed in real time; the others are fed at once and we
@@ -27,6 +29,7 @@ keeps the model's own tokens.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -170,6 +173,13 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     sc, bank, personas = long_panel(turns)
     store = Store(Path(tempfile.mkdtemp()) / "bench.db")
     out: dict = {"rows": []}
+    from coach.hearing import Hearing
+
+    hearing = Hearing(sc, bank, personas)
+    t0 = time.perf_counter()
+    n = be.read_cards([hearing.thread(p)[0] for p in personas] + [hearing.committee()[0]], cache_dir)
+    out["cards_read_s"], out["cards_tokens"] = time.perf_counter() - t0, n
+    print(f"cards read at load (before Start): {n} tokens in {out['cards_read_s']:.1f} s", flush=True)
     for session in (1, 2):  # the first fills the on-disk card cache; the second is what a returning user sees
         be.forget()
         t0 = time.perf_counter()
@@ -310,22 +320,29 @@ def main() -> int:
         print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
         return 0
     be = load_backend(settings, ref)
-    print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.n_ctx} cells; use_mmap={be.use_mmap}", flush=True)
+    print("load average at the start (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.cells} cells (grown up to {be.n_ctx}); "
+          f"use_mmap={be.use_mmap}", flush=True)
     real = {int(x) for x in args.real_time.split(",") if x.strip()}
     script = Script() if args.say == "corpus" else None
     if script:
         script.force(be)
-    out = app_run(be, settings, args.turns, args.typing_s, real, grader, settings.kv_cache_dir, script)
-    kv_gb = be.info.kv_bytes_per_token() * be.n_ctx * be.n_slots / 1e9
+    fresh = Path(tempfile.mkdtemp(prefix="coach-kv-"))  # a new model: nothing cached on disk yet
+    out = app_run(be, settings, args.turns, args.typing_s, real, grader, fresh, script)
+    kv_gb = be.info.kv_bytes_per_token() * be.cells * be.n_slots / 1e9
     size_gb = ref.path.stat().st_size / 1e9
     rss = _peak_rss_gb()
     waits = [r["send_to_word_s"] for r in out["rows"]]
     print(f"\nSend -> first word: median {statistics.median(waits):.2f} s, max {max(waits):.2f} s over "
           f"{len(waits)} turns; typed in real time: "
           + ", ".join(f"turn {r['turn']} {r['send_to_word_s']:.2f} s" for r in out["rows"] if r["typed"]))
+    print(f"first session ever on this model: {out['open_s_1']:.2f} s from Start to the first word (cards read at "
+          f"load in {out['cards_read_s']:.1f} s); ", end="")
     print(f"opening of a second session: {out['open_s_2']:.2f} s after Start; debrief: verdicts "
           f"{out['verdicts_s']:.2f} s, the chair's first token {out['chair_ttft_s']:.2f} s")
     print(f"peak RSS {rss:.2f} GB = file {size_gb:.2f} GB + KV {kv_gb:.2f} GB + {rss - size_gb - kv_gb:.2f} GB")
+    print("load average at the end (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+          + " (a shared machine: these are loaded-machine numbers when it is above the core count)")
     be.close()
     return 0
 

@@ -27,7 +27,7 @@ import psutil
 from coach.config import DATA_DIR, Settings
 from coach.download import sha256_file
 from coach.errors import CoachError
-from coach.fit import available_ram
+from coach.fit import Footprint, available_ram, fits_cpu
 from coach.gguf import read_header
 from coach.machine import manifest, memory_bandwidth, peak_rss_mb, vram_of
 from coach.models import ModelRef
@@ -220,8 +220,9 @@ def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: b
             try:
                 info = read_header(ref.path)
                 row.size_mb = info.size_bytes / 2**20
-                need = info.estimate_ram(settings.n_ctx)
-                if need > available_ram():
+                fp = Footprint.of(info, settings.n_ctx)  # the worker's one context, by the one fit rule
+                need = fp.ram_only
+                if not fits_cpu(fp, available_ram()):
                     row.status = "skipped"
                     row.error = f"needs about {need / 2**30:.1f} GiB, {available_ram() / 2**30:.1f} GiB free"
                 else:

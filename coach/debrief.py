@@ -18,6 +18,7 @@ from coach.grader import Grade, split_sentences
 from coach.rubrics import LABELS
 
 YES = 3.4  # a panelist's score from which its verdict is Yes
+STRONG = 4.2  # ... and a Strong Yes: what a gap is measured against
 
 # What each panelist weighs (persona files may override). Criteria absent from a turn are skipped.
 PANELIST_WEIGHTS: dict[str, dict[str, float]] = {
@@ -37,6 +38,8 @@ class Turn:
     question: str
     answer: str
     grade: Grade
+    idx: int = -1  # the stored turn's index (what a retry names)
+    retry: Grade | None = None  # the latest answer given again from History, if any
 
 
 @dataclass
@@ -66,6 +69,11 @@ class Debrief:
     meta: dict[str, Any] = field(default_factory=dict)  # session, scenario, model, date, complete
 
     @property
+    def names(self) -> dict[str, str]:
+        """Each panelist's name as the report shows it ("Dr. Ines Marchal"), by id."""
+        return {v.panelist: v.name.split(" (")[0] for v in self.verdicts}
+
+    @property
     def heading(self) -> str:
         """What the session was: scenario, date, model, and whether it was finished."""
         m = self.meta
@@ -88,10 +96,19 @@ class Debrief:
                 delivery = (f"typed, estimated: {d.words} words, about {d.spoken_s // 60}:{d.spoken_s % 60:02d} "
                             f"spoken of a {d.time_box_s // 60}:{d.time_box_s % 60:02d} box"
                             + (" (over time)" if d.over_time else "") + f", {d.fillers} filler(s), {d.hedges} hedge(s)")
-            out.append({"n": i, "panelist": t.panelist, "question": t.question, "answer": t.answer,
-                        "score": t.grade.total, "criteria": t.grade.criteria, "delivery": delivery,
-                        "improvement": t.grade.improvement})
+            out.append({"n": i, "idx": t.idx, "panelist": t.panelist, "who": self.names.get(t.panelist, t.panelist),
+                        "question": t.question, "answer": t.answer, "score": t.grade.total,
+                        "criteria": t.grade.criteria, "delivery": delivery, "improvement": t.grade.improvement,
+                        "retry": t.retry.total if t.retry is not None else None})
         return out
+
+    def costliest(self, n: int = 3) -> list[dict[str, Any]]:
+        """Fix these first: the answers furthest below a Strong Yes across the whole panel, the panelist
+        who blocks an offer first among equals (what each costs, who asked it, and its fix)."""
+        blocker = self.lost
+        gaps = [{**q, "cost": round(STRONG - q["score"], 2)} for q in self.questions() if q["score"] < STRONG]
+        gaps.sort(key=lambda q: (-q["cost"] - (0.25 if q["panelist"] == blocker else 0.0), q["n"]))
+        return gaps[:n]
 
     # ---------------------------------------------------------- exports
 
@@ -106,12 +123,19 @@ class Debrief:
             "decision": self.decision, "reason": self.reason, "lost": self.lost, "session": self.meta,
             "verdicts": [v.__dict__ for v in self.verdicts], "weak_answers": self.weak_answers,
             "turns": [{"panelist": t.panelist, "question_id": t.question_id, "question": t.question,
-                       "answer": t.answer, "grade": t.grade.as_dict()} for t in self.turns],
+                       "answer": t.answer, "grade": t.grade.as_dict(),
+                       "retry": t.retry.as_dict() if t.retry is not None else None} for t in self.turns],
+            "fix_first": [{k: g[k] for k in ("n", "who", "question", "score", "improvement")} for g in self.costliest()],
         }, indent=2, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        out = [f"# Debrief: {self.decision}", "", f"*{self.heading}*" if self.heading else "", "", self.reason, "",
-               "## Panelists", ""]
+        out = [f"# Debrief: {self.decision}", "", f"*{self.heading}*" if self.heading else "", "", self.reason, ""]
+        if self.costliest():
+            out += ["## Fix these first", ""]
+            out += [f"{i}. **Question {g['n']}** ({g['who']}, {g['score']:.1f}/5): {g['improvement']}"
+                    for i, g in enumerate(self.costliest(), 1)]
+            out += [""]
+        out += ["## Panelists", ""]
         for v in self.verdicts:
             out += [f"### {v.name}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
                     "| criterion | score |", "| --- | --- |"]
@@ -122,7 +146,9 @@ class Debrief:
             out += ["## Question by question", ""]
             for q in self.questions():
                 crit = ", ".join(f"{LABELS.get(c, c)} {v:.1f}" for c, v in q["criteria"].items())
-                out += [f"**{q['n']}. {q['question']}** ({q['score']:.2f}/5)", "", f"> {q['answer']}", "",
+                again = f" → {q['retry']:.2f} when answered again" if q["retry"] is not None else ""
+                out += [f"**{q['n']}. {q['who']}: {q['question']}** ({q['score']:.2f}/5{again})", "",
+                        f"> {q['answer']}", "",
                         f"- {crit}", f"- Delivery: {q['delivery']}", f"- Next time: {q['improvement']}", ""]
         if self.weak_answers:
             out += ["## Weak answers and what good looks like", ""]
@@ -137,9 +163,11 @@ class Debrief:
         chart = (f"<img alt='Per-criterion scores by panelist' style='max-width:100%' src='data:image/png;base64,"
                  f"{base64.b64encode(chart_png).decode()}'>" if chart_png else "")
         rows = "".join(
-            f"<tr><td>{q['n']}</td><td>{e(q['question'])}<blockquote>{e(q['answer'])}</blockquote>"
-            f"<small>{e(q['delivery'])}</small><p><b>Next time:</b> {e(q['improvement'])}</p></td>"
-            f"<td><b>{q['score']:.2f}</b>" + "".join(
+            f"<tr><td class='n'>{q['n']}</td><td><b>{e(q['who'])}</b>: {e(q['question'])}<blockquote>"
+            f"{e(q['answer'])}</blockquote><small>{e(q['delivery'])}</small><p><b>Next time:</b> "
+            f"{e(q['improvement'])}</p></td><td><b>{q['score']:.2f}</b>"
+            + (f" → <b>{q['retry']:.2f}</b> <small>answered again</small>" if q["retry"] is not None else "")
+            + "".join(
                 f"<div class='row mini'><span>{e(LABELS.get(c, c))}</span><div class='bar'><i style='width:"
                 f"{(v - 1) / 4 * 100:.0f}%'></i></div><b>{v:.1f}</b></div>" for c, v in q["criteria"].items())
             + "</td></tr>" for q in self.questions())
@@ -155,6 +183,9 @@ class Debrief:
                 f"<section class='card'><h2>{e(v.name)} <span class='pill' style='background:{colour[v.verdict]}'>"
                 f"{e(v.verdict)}</span></h2><p class='score'>{v.score:.2f} / 5 over {v.turns} answer(s)</p>{bars}"
                 f"<p><b>For:</b> “{e(v.evidence_for)}”</p><p><b>Against:</b> “{e(v.evidence_against)}”</p></section>")
+        first = "".join(f"<li><b>Question {g['n']}</b> ({e(g['who'])}, {g['score']:.1f}/5): {e(g['improvement'])}</li>"
+                        for g in self.costliest())
+        first = f"<section class='card'><h2>Fix these first</h2><ol>{first}</ol></section>" if first else ""
         weak = "".join(
             f"<section class='card'><h3>{e(w['question'])} <small>{w['score']:.2f}/5</small></h3>"
             f"<blockquote>{e(w['answer'])}</blockquote><p><b>Better:</b> {e(w['exemplar'])}</p>"
@@ -168,8 +199,8 @@ class Debrief:
 blockquote{{border-left:3px solid #ccc;margin:.5em 0;padding-left:.8em;color:#444}}.score{{color:#555}}
 table{{border-collapse:collapse;width:100%}}
 td,th{{border-top:1px solid #ddd;padding:.6em;vertical-align:top;text-align:left}}
-.mini{{grid-template-columns:9em 6em 2em;font-size:.8em}}.meta{{color:#555}}</style></head>
-<body><h1>Debrief: {e(self.decision)}</h1><p class='meta'>{e(self.heading)}</p><p>{e(self.reason)}</p>{chart}
+.mini{{grid-template-columns:9em 6em 2em;font-size:.8em}}.meta{{color:#555}}td.n{{white-space:nowrap}}</style></head>
+<body><h1>Debrief: {e(self.decision)}</h1><p class='meta'>{e(self.heading)}</p><p>{e(self.reason)}</p>{first}{chart}
 {''.join(cards)}{table}
 {'<h2>Weak answers and what good looks like</h2>' + weak if weak else ''}</body></html>"""
 

@@ -17,10 +17,8 @@ from pathlib import Path
 import psutil
 
 from coach.config import Settings
-from coach.fit import BUFFERS, place
-from coach.models import entry_footprint, load_catalog
-
-SLOTS = 4  # resident speakers: the engine's KV cache holds one context each
+from coach.fit import BUFFERS, SESSION_CELLS, SLOTS, fit
+from coach.models import entry_footprint, load_catalog, recommend
 
 
 @dataclass(frozen=True)
@@ -72,21 +70,32 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
     lines += [f"RAM: {vm.available / 2**30:.1f} GiB free of {vm.total / 2**30:.1f}",
               f"disk: {disk / 2**30:.1f} GiB free in {home}",
               f"memory bandwidth: {bw:.1f} GB/s (copy, every core)", "",
-              f"{'MODEL:QUANT':40} {'SIZE':>8} {'RUNS ON':>14} {'EST. TOK/S':>10}"]
+              f"{'MODEL:QUANT':40} {'SIZE':>8} {'RUNS ON':>14} {'EST. TOK/S':>10}  LICENCE"]
     free_vram = max((g.free for g in gpus), default=0)
-    for e in load_catalog().models:
-        for q, f in e.files.items():
-            spot = place(entry_footprint(e, f, settings.n_ctx, SLOTS), vm.available, free_vram, offload)
+    catalog = load_catalog()
+    for e in catalog.models:
+        for q in e.files:
+            size = e.size(q)
+            spot = fit(entry_footprint(e, q, settings.n_ctx), vm.available, free_vram, offload)
             where, share = spot.where, spot.share
             if where == "split":
                 where = f"split {spot.gpu_layers} layers GPU"
             # decoding reads every weight once a token; CPU speed is bandwidth-bound (GPU layers: faster)
-            est = "-" if where == "does not fit" else f"{bw * 1e9 / 2 / (f.size * (1 - share) or f.size):.1f}"
+            est = "-" if where == "does not fit" else f"{bw * 1e9 / 2 / (size * (1 - share) or size):.1f}"
             if where == "GPU":
                 est = "GPU-bound"
-            lines.append(f"{e.name + ':' + q:40} {f.size / 1e9:7.2f}G {where:>14} {est:>10}")
-    lines += ["", f"RUNS ON counts the weights, {SLOTS} KV contexts of {settings.n_ctx} tokens (--ctx) and "
-              f"{BUFFERS // 2**20} MiB of buffers on each side, as the engine's own check does; "
-              "EST. TOK/S is an estimate (half the copy bandwidth over the bytes of weights read per token "
-              "on the CPU), not a measurement: `coach bench` measures."]
+            older = " (older)" if e.older else ""
+            lines.append(f"{e.name + ':' + q:40} {size / 1e9:7.2f}G {where:>14} {est:>10}  {e.licence}{older}")
+    rec = recommend(vm.total, vm.available, settings.n_ctx, catalog)
+    lines += ["", (f"Recommended here: {rec[0].name}:{rec[1]} ({rec[0].title}, {rec[0].licence}), about "
+                   f"{rec[2] / 1e9:.1f} GB for a session of {vm.total / 1e9:.0f} GB RAM: "
+                   f"`coach models pull {rec[0].name}:{rec[1]}`") if rec else
+              "Recommended here: no current Mistral fits with room to spare; the embedded demo model runs"]
+    lines += ["", f"RUNS ON counts the weights, {SLOTS} speakers' KV caches of {SESSION_CELLS} cells each (what a "
+              f"full-length session needs; grown when a thread needs more, up to --ctx {settings.n_ctx}) and "
+              f"{BUFFERS // 2**20} MiB of buffers on each side: one rule (coach/fit.py) shared with the engine's "
+              "own check and the Models table. The recommendation is the largest current Mistral whose session "
+              "fits in free RAM and takes at most 55% of the machine's RAM. EST. TOK/S is an estimate (half the "
+              "copy bandwidth over the bytes of weights read per token on the CPU), not a measurement: "
+              "`coach bench` measures. No GPU was used to write or test any of this."]
     return "\n".join(lines)

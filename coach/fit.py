@@ -1,9 +1,13 @@
-"""Where a model fits: RAM, VRAM, or split between them. One rule for the engine's check before it loads
-a file, for `--gpu-layers auto`, for `coach models list` and for `coach doctor`'s table.
+"""Where a model fits: RAM, VRAM, or split between them. One rule (`fit`) for the engine's check before it
+loads a file, for `--gpu-layers auto`, for `coach models list`, the Models tab and `coach doctor`'s table.
 
 A footprint is the weights (per layer where the GGUF's tensor table says so) plus every resident
 speaker's KV cache. Offloaded layers take their own tensors and their share of the KV cache to VRAM;
 the rest stays in RAM; each side also needs its compute buffers.
+
+The KV cache is sized to what a session needs, not to the context limit: each of the SLOTS speakers
+starts with SESSION_CELLS cells (a full-length panel's thread is under 2,800 tokens a speaker at turn
+20) and the engine grows a speaker's cells when a longer thread needs them, up to --ctx.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from coach.errors import CoachError, InsufficientMemory
 from coach.gguf import GGUFInfo, read_header
 
 BUFFERS = 256 * 2**20  # compute buffers on each side (and the CUDA context on the GPU's)
+SLOTS = 4  # resident speakers: three panelists and the committee
+SESSION_CELLS = 3072  # KV cells a speaker starts with: a 20-turn panel thread (< 2,800 tokens) and its reply
+ROOM = 0.55  # "fits with room to spare": at most this share of the machine's RAM (the rest: OS, browser, grader)
+
+
+def session_cells(n_ctx: int, n_ctx_train: int) -> int:
+    """The cells each speaker starts with: a session's need, never more than --ctx or the trained context."""
+    return max(1, min(n_ctx, n_ctx_train, SESSION_CELLS))
 
 
 def available_ram() -> int:
@@ -77,6 +89,35 @@ class Placement:
     share: float  # of the layers on the GPU
 
 
+def fit(fp: Footprint, free_ram: int, free_vram: int | None, offload: bool,
+        gpu_layers: int | None = None) -> Placement:
+    """THE fit rule. With `gpu_layers` None: where `fp` runs best here (`place`). With a number (-1 all, 0
+    none): whether that placement fits, each part counted where it lives; VRAM unknown (`free_vram` None
+    with layers offloaded: Metal, Vulkan) checks RAM only."""
+    if gpu_layers is None:
+        return place(fp, free_ram, free_vram, offload)
+    n = len(fp.layers)
+    on_gpu, on_cpu = fp.split(gpu_layers)
+    if gpu_layers and free_vram is not None and on_gpu > free_vram:
+        return Placement("does not fit", gpu_layers, 0.0)
+    if on_cpu > free_ram:
+        return Placement("does not fit", gpu_layers, 0.0)
+    if not gpu_layers:
+        return Placement("CPU", 0, 0.0)
+    return Placement("GPU" if gpu_layers < 0 or gpu_layers >= n else "split", gpu_layers,
+                     1.0 if gpu_layers < 0 else min(1.0, gpu_layers / n))
+
+
+def fits_cpu(fp: Footprint, free_ram: int) -> bool:
+    """`fit` for the CPU (what `coach models list` and the Models table show)."""
+    return fit(fp, free_ram, None, False, 0).where != "does not fit"
+
+
+def has_room(need: int, total_ram: int, free_ram: int) -> bool:
+    """Fits now, and leaves the machine room for everything else a candidate runs (see ROOM)."""
+    return need <= free_ram and need <= ROOM * total_ram
+
+
 def place(fp: Footprint, free_ram: int, free_vram: int | None, offload: bool) -> Placement:
     """Where `fp` runs best here: all on the GPU, else as many layers as fit with the rest in RAM, else
     the CPU, else nowhere. `free_vram` None: no GPU known."""
@@ -96,6 +137,9 @@ def check_fits(info: GGUFInfo, n_ctx: int, slots: int, gpu_layers: int, free_vra
     """Refuse before loading, counting each part where it lives. `gpu_layers` -1 means all; `free_vram`
     None means unknown (Metal, Vulkan: unified or unreported memory), and then only RAM is checked."""
     fp = Footprint.of(info, n_ctx, slots)
+    free = available_ram()
+    if fit(fp, free, free_vram, True, gpu_layers).where != "does not fit":
+        return
     on_gpu, on_cpu = fp.split(gpu_layers)
     kv = f" with {slots} resident speakers" if slots > 1 else ""
     if gpu_layers and free_vram is not None and on_gpu > free_vram:
@@ -103,7 +147,6 @@ def check_fits(info: GGUFInfo, n_ctx: int, slots: int, gpu_layers: int, free_vra
             f"{info.path.name} needs about {on_gpu / 2**30:.1f} GiB of VRAM for {gpu_layers if gpu_layers > 0 else 'all'}"
             f" layers at context {n_ctx} but only {free_vram / 2**30:.1f} GiB is free; lower --gpu-layers "
             "(or leave it to auto), lower --ctx, or pick a smaller quant")
-    free = available_ram()
     if on_cpu > free:
         fix = ("pick a smaller quant, lower --ctx, or close other programs" if not gpu_layers
                else "offload more layers, pick a smaller quant, or lower --ctx")
@@ -116,10 +159,12 @@ def gpu_layers_that_fit(info: GGUFInfo, n_ctx: int, slots: int, free_vram: int) 
     return Footprint.of(info, n_ctx, slots).layers_that_fit(free_vram)
 
 
-def ram_for(path: Path, n_ctx: int) -> int:
-    """RAM to run `path` on the CPU with one context (the file's size when its header cannot be read)."""
+def ram_for(path: Path, n_ctx: int, slots: int = SLOTS) -> int:
+    """RAM to run `path` on the CPU for a session: every speaker's starting cells (`session_cells`), as
+    the engine allocates them (the file's size when its header cannot be read)."""
     try:
-        return Footprint.of(read_header(path), n_ctx).ram_only
+        info = read_header(path)
+        return Footprint.of(info, session_cells(n_ctx, info.n_ctx_train), slots).ram_only
     except CoachError:
         return path.stat().st_size
 

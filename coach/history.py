@@ -3,13 +3,15 @@ answered again. The UI's History tab and `coach sessions` read sessions only thr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from coach.debrief import Debrief, Turn, build_debrief
 from coach.errors import CoachError
 from coach.grader import Grade, Grader
-from coach.prompts import Persona, load_personas, scenario_parts
+from coach.prompts import Persona, load_personas, load_scenarios, scenario_parts
 from coach.store import Store
 
 CANDIDATE = "candidate"
@@ -48,15 +50,25 @@ def transcript(turns: list[dict[str, Any]]) -> list[Line]:
 
 def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | None = None) -> Debrief:
     personas = personas or load_personas()
+    retries = store.retries(session_id)
     # the written question names what was asked (the spoken one may open with the panelist's own words)
     turns = [Turn(t["panelist"], t["question_id"] or "", t["canonical"] or t["spoken"], t["answer"] or "",
-                  Grade.from_dict(t["grade"])) for t in store.turns(session_id) if t["grade"]]
+                  Grade.from_dict(t["grade"]), t["idx"],
+                  Grade.from_dict(retries[t["idx"]][-1]["grade"]) if t["idx"] in retries else None)
+             for t in store.turns(session_id) if t["grade"]]
     weights = {k: p.criteria_weights for k, p in personas.items() if p.criteria_weights}
     names = {k: f"{p.name} ({p.role})" for k, p in personas.items()}
     row = store.session(session_id) or {}
-    meta = {"session": session_id, "scenario": row.get("scenario", "").replace("_", " "), "model": row.get("model", ""),
-            "created": row.get("created"), "complete": row.get("status") == "finished"}
+    scenario = row.get("scenario", "")
+    meta = {"session": session_id, "scenario": _titles().get(scenario, scenario.replace("_", " ")),
+            "model": row.get("model", ""), "created": row.get("created"), "complete": row.get("status") == "finished"}
     return build_debrief(turns, weights or None, names, meta)
+
+
+@lru_cache(maxsize=1)
+def _titles() -> dict[str, str]:
+    """Each packaged scenario's title, by id (what reports and lists call a session)."""
+    return {k: s.title for k, s in load_scenarios().items()}
 
 
 class History:
@@ -70,13 +82,41 @@ class History:
         """The same history as one user sees it: their sessions only; another's id reads as unknown."""
         return History(self.store, self.grader, self.personas, owner)
 
+    @property
+    def titles(self) -> dict[str, str]:
+        return _titles()
+
+    def label(self, row: dict[str, Any]) -> str:
+        """A session as a person names it: its scenario's title and when it started ("PMM final panel ·
+        3 Dec 08:36")."""
+        t = time.localtime(row["created"])
+        when = f"{t.tm_mday} {time.strftime('%b %H:%M', t)}"
+        return f"{self.titles.get(row['scenario'], row['scenario'].replace('_', ' '))} · {when}"
+
     def sessions(self) -> list[dict[str, Any]]:
-        """Every stored session, newest first, with its answer count, mean score and the committee's
-        decision (by the debrief's rule, so the list and the debrief never disagree)."""
+        """Every stored session, newest first, with its readable name, answer count, mean score, the
+        committee's decision (by the debrief's rule, so the list and the debrief never disagree) and its
+        retries as before -> after."""
         rows = self.store.sessions(self.owner)
         for r in rows:
-            r["decision"] = debrief_for(self.store, r["id"], self.personas).decision if r["answered"] else "No decision"
+            d = debrief_for(self.store, r["id"], self.personas) if r["answered"] else None
+            r["decision"] = d.decision if d else "No decision"
+            r["title"] = self.titles.get(r["scenario"], r["scenario"])
+            r["label"] = self.label(r)
+            r["retries"] = ", ".join(f"Q{q['n']} {q['score']:.1f} → {q['retry']:.1f}" for q in d.questions()
+                                     if q["retry"] is not None) if d else ""
         return rows
+
+    def abandon(self, session_id: str) -> None:
+        """Mark an unfinished session abandoned (it can still be resumed)."""
+        if self.require(session_id)["status"] == "finished":
+            raise CoachError("that session is finished; only an unfinished one can be abandoned")
+        self.store.set_status(session_id, "abandoned")
+
+    def delete(self, session_id: str) -> None:
+        """A session and everything stored with it, gone for good."""
+        self.require(session_id)
+        self.store.delete_session(session_id)
 
     def require(self, session_id: str) -> dict[str, Any]:
         row = self.store.session(session_id, self.owner)
@@ -92,18 +132,26 @@ class History:
         return transcript(self.turns(session_id))
 
     def graded_questions(self, session_id: str) -> list[tuple[int, str]]:
-        """(turn index, question) for every graded answer: what can be answered again."""
-        return [(t["idx"], t["spoken"]) for t in self.turns(session_id) if t["grade"]]
+        """(turn index, "n. who: the written question") for every graded answer, numbered from 1 as the
+        debrief numbers them: what can be answered again."""
+        graded = [t for t in self.turns(session_id) if t["grade"]]
+        return [(t["idx"], f"{n}. {self.personas[t['panelist']].name}: {t['canonical'] or t['spoken']}")
+                for n, t in enumerate(graded, 1)]
 
-    def retry(self, session_id: str, idx: int, text: str) -> Retry:
-        """Grade a new answer to turn `idx`'s question with the rubric the session used; nothing is stored."""
+    def retry(self, session_id: str, idx: int, text: str, *, save: bool = True) -> Retry:
+        """Grade a new answer to turn `idx`'s question with the rubric the session used, and (with `save`)
+        keep it beside the stored answer: History and the debrief then show it as before -> after."""
         if self.grader is None:
             raise CoachError("no grader loaded to grade the new answer")
         t = next((t for t in self.turns(session_id) if t["idx"] == idx), None)
         if t is None or not t["question_id"] or not t["grade"]:
             raise CoachError("that turn has no graded question to retry")
         _, bank, _ = scenario_parts(self.require(session_id)["scenario"])
+        if not text.strip():
+            raise CoachError("type the new answer first")
         grade = self.grader.grade(bank, bank.get(t["question_id"]), text)
+        if save:
+            self.store.save_retry(session_id, idx, text, grade.as_dict())
         return Retry(t["grade"]["total"], grade)
 
     def debrief(self, session_id: str) -> Debrief:

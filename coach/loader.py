@@ -6,6 +6,7 @@ threads, GPU layers, seed, a model server's address) reaches the engine by one r
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from coach.config import Settings
 from coach.engine import ChatBackend, LlamaBackend
 from coach.errors import CoachError
 from coach.models import ModelRef, resolve
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,53 @@ def describe(ref: ModelRef | ServerRef, backend: Any) -> str:
     return backend.describe() if isinstance(ref, ServerRef) else ref.describe()
 
 
+def opening_cards() -> list[dict[str, str]]:
+    """Every card a packaged scenario's threads open with: each persona's card for that scenario (a session
+    warms all three) and the committee chair's: 5 scenarios x 4 cards."""
+    from coach.hearing import Hearing
+    from coach.prompts import load_personas, load_scenarios
+    from coach.rubrics import load_all
+
+    personas, banks = load_personas(), load_all()
+    cards: list[dict[str, str]] = []
+    for sc in load_scenarios(personas=personas, banks=banks).values():
+        hearing = Hearing(sc, banks[sc.rubric], personas)
+        cards += [hearing.thread(p)[0] for p in personas] + [hearing.committee()[0]]  # as warm_up reads them
+    return cards
+
+
+def read_cards_in_background(backend: Any, settings: Settings) -> threading.Event:
+    """Read every opening card into the on-disk prefix cache while nobody waits (a model was just loaded),
+    so the first session on a new model does not read its cards at Start. Returns the event that stops it."""
+    stop = threading.Event()
+    if not isinstance(backend, LlamaBackend):
+        return stop
+
+    def run() -> None:
+        try:
+            n = backend.read_cards(opening_cards(), settings.kv_cache_dir, cancel=stop)
+            log.info("read %d tokens of persona cards for %s", n, backend.info.path.name)
+        except CoachError as exc:  # a model unloaded under it, a card the model cannot hold: Start reads it
+            log.info("persona cards not read ahead: %s", exc)
+
+    threading.Thread(target=run, name="coach-read-cards", daemon=True).start()
+    return stop
+
+
 class ModelHolder:
     """The one loaded model that every browser tab shares. `use(name)` loads another one and only then
     swaps it in under a lock, so a failed load leaves the running model in place. With a model server
-    the server holds the model, and `use` refuses another."""
+    the server holds the model, and `use` refuses another. A model the holder loads reads every scenario's
+    persona cards in the background at once, before anyone presses Start (not the embedded demo model: it
+    reads a card at Start in about a second)."""
 
     def __init__(self, settings: Settings, backend: ChatBackend | None = None) -> None:
         self.settings = settings
         ref = target(settings)
         self.backend: Any = backend or load_backend(settings, ref)
+        # the embedded demo model reads a card at Start in about a second: only real models read ahead
+        self._cards = read_cards_in_background(self.backend, settings) if backend is None and not ref.is_embedded \
+            else threading.Event()
         if isinstance(ref, ServerRef):
             ref = ServerRef(ref.url, describe(ref, self.backend))
         self.ref: ModelRef | ServerRef = ref
@@ -86,7 +127,9 @@ class ModelHolder:
             ref = resolve(name, self.settings)
             backend = load_backend(self.settings, ref)
             old, self.backend, self.ref = self.backend, backend, ref
+            self._cards.set()
             old.close()
+            self._cards = read_cards_in_background(backend, self.settings) if not ref.is_embedded else threading.Event()
 
     def describe(self) -> str:
         return self.ref.describe()

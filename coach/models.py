@@ -25,20 +25,42 @@ from coach.errors import (
     InvalidModelFile,
     ModelNotFound,
 )
-from coach.fit import Footprint, available_ram, ram_for
+from coach.fit import SLOTS, Footprint, available_ram, fits_cpu, has_room, session_cells
 from coach.gguf import GGUFInfo, read_header
 from coach.textfiles import read_text
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
-GET_MISTRAL = "for a real panel run `coach models pull mistral-7b-instruct-v0.3:Q4_K_M` (4.4 GB)"
+
+
+def recommended_spec() -> str:
+    """`name:QUANT` of the best current Mistral for this machine (`recommend`), else the smallest current one."""
+    import psutil
+
+    rec = recommend(psutil.virtual_memory().total, available_ram())
+    if rec is not None:
+        return f"{rec[0].name}:{rec[1]}"
+    smallest = min((e for e in load_catalog().models if not e.older and not e.package), key=lambda e: e.params_b)
+    return f"{smallest.name}:{smallest.recommended}"
+
+
+def get_mistral() -> str:
+    """The one line that says what to pull for a real panel: the best current Mistral for this machine."""
+    import psutil
+
+    rec = recommend(psutil.virtual_memory().total, available_ram())
+    if rec is None:
+        return "no current Mistral fits this machine's free RAM; close programs, or see `coach doctor`"
+    entry, quant, need = rec
+    return (f"for a real panel run `coach models pull {entry.name}:{quant}` ({entry.size(quant) / 1e9:.1f} GB, "
+            f"{entry.licence}; about {need / 1e9:.1f} GB RAM for a session)")
 
 
 class FileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     filename: str
-    size: int
+    size: int | None = Field(gt=0)  # None: the hub's figure was not known when the entry was written
     sha256: str | None = None
 
 
@@ -54,8 +76,17 @@ class ShapeSpec(BaseModel):
     n_vocab: int = Field(gt=0)
     head_dim: int | None = None
     rope_theta: float = 1_000_000.0
-    tokenizer: str  # mistral-common SentencePiece version: v1, v2, v3, v7
+    tokenizer: str  # mistral-common SentencePiece v1, v2, v3, v7, or Tekken: tekken-v3, tekken-v7, tekken-v13
     chat_format: str  # a coach.chat_formats name
+    arch: str = "llama"  # llama.cpp architecture: llama, or mistral3 (Ministral 3)
+    tied_embeddings: bool = False
+    yarn_factor: float | None = None
+    yarn_original_context: int | None = None
+    attn_temperature_scale: float | None = None
+
+    def kv_bytes_per_token(self, bytes_per_value: float = 2) -> int:
+        """K and V for every layer, f16 by default."""
+        return int(2 * self.n_layer * self.n_head_kv * (self.head_dim or self.n_embd // self.n_head) * bytes_per_value)
 
 
 class CatalogEntry(BaseModel):
@@ -71,6 +102,7 @@ class CatalogEntry(BaseModel):
     revision: str | None = None
     package: str | None = None  # shipped inside a PyPI package: always installed, never pulled
     shape: ShapeSpec | None = None
+    older: bool = False  # superseded by a newer Mistral: offered, never recommended
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -78,7 +110,20 @@ class CatalogEntry(BaseModel):
             raise ValueError("exactly one of `repo` (pulled from the hub) or `package` (embedded) is needed")
         if self.recommended not in self.files:
             raise ValueError(f"recommended quant {self.recommended!r} is not one of {sorted(self.files)}")
+        for q, f in self.files.items():
+            if f.size is None and self.shape is None:
+                raise ValueError(f"file {q} has no size and the entry no shape to estimate it from")
         return self
+
+    def size(self, quant: str) -> int:
+        """The file's bytes: the hub's figure, else what the entry's shape gives at that quant."""
+        f = self.files[quant]
+        if f.size is not None:
+            return f.size
+        assert self.shape is not None  # the validator guarantees it
+        from coach.shapes import Shape, shape_bytes
+
+        return shape_bytes(Shape(**self.shape.model_dump()), quant) + 8 * 2**20  # + the header and vocabulary
 
 
 class Catalog(BaseModel):
@@ -125,7 +170,7 @@ class ModelRef:
         return self.source == "embedded"
 
     def describe(self) -> str:
-        note = f" — embedded demo model; {GET_MISTRAL}" if self.is_embedded else ""
+        note = f" — embedded demo model; {get_mistral()}" if self.is_embedded else ""
         return f"{self.title} [{self.quant}] ({self.path.name}){note}"
 
 
@@ -183,17 +228,43 @@ class ModelRow:
     ram_needed: int
     fits: bool
     recommended: bool
+    licence: str = ""
+    older: bool = False
 
 
-def entry_footprint(entry: CatalogEntry, f: FileEntry, n_ctx: int, slots: int = 1) -> Footprint:
-    """A catalog file's footprint before it is pulled: its KV cache from the entry's shape when it has one
-    (f16 K and V for every layer), else Mistral 7B's 128 KiB a token scaled by parameter count."""
-    cells = min(n_ctx, entry.context_length) * slots
+def entry_footprint(entry: CatalogEntry, quant: str, n_ctx: int, slots: int = SLOTS) -> Footprint:
+    """A catalog file's footprint before it is pulled, for a session (`fit.session_cells` a speaker): its
+    KV cache from the entry's shape when it has one (f16 K and V for every layer), else Mistral 7B's
+    128 KiB a token scaled by parameter count."""
+    cells = session_cells(n_ctx, entry.context_length) * slots
+    size = entry.size(quant)
     sh = entry.shape
     if sh is not None:
-        per_token = 2 * sh.n_layer * sh.n_head_kv * (sh.head_dim or sh.n_embd // sh.n_head) * 2
-        return Footprint.estimate(f.size, cells * per_token, sh.n_layer)
-    return Footprint.estimate(f.size, int(cells * entry.params_b / 7.25 * 0.125 * 2**20), 32)
+        return Footprint.estimate(size, cells * sh.kv_bytes_per_token(), sh.n_layer)
+    return Footprint.estimate(size, int(cells * entry.params_b / 7.25 * 0.125 * 2**20), 32)
+
+
+def file_footprint(path: Path, n_ctx: int, slots: int = SLOTS) -> Footprint:
+    """A local file's footprint for a session; a header that cannot be read counts the file's bytes."""
+    try:
+        info = read_header(path)
+    except CoachError:
+        return Footprint.estimate(path.stat().st_size, 0, 1)
+    return Footprint.of(info, session_cells(n_ctx, info.n_ctx_train), slots)
+
+
+def recommend(total_ram: int, free_ram: int, n_ctx: int = 8192,
+              catalog: Catalog | None = None) -> tuple[CatalogEntry, str, int] | None:
+    """The best current Mistral that fits this machine with room to spare (`fit.has_room`): the largest
+    entry not marked older, at its recommended quant, on the CPU. Returns (entry, quant, RAM needed)."""
+    best: tuple[CatalogEntry, str, int] | None = None
+    for e in (catalog or load_catalog()).models:
+        if e.older or e.package:
+            continue
+        need = entry_footprint(e, e.recommended, n_ctx).ram_only
+        if has_room(need, total_ram, free_ram) and (best is None or e.params_b > best[0].params_b):
+            best = (e, e.recommended, need)
+    return best
 
 
 def installed_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:
@@ -208,18 +279,21 @@ def list_models(settings: Settings) -> list[ModelRow]:
     ram = available_ram()
     rows: list[ModelRow] = []
     for e in cat.models:
-        for q, f in e.files.items():
+        for q in e.files:
             path = installed_path(e, q, settings)
-            need = ram_for(path, settings.n_ctx) if path else entry_footprint(e, f, settings.n_ctx).ram_only
-            rows.append(ModelRow(f"{e.name}:{q}", e.title, q, path is not None, path, f.size, need, need <= ram,
-                            q == e.recommended))
+            fp = file_footprint(path, settings.n_ctx) if path else entry_footprint(e, q, settings.n_ctx)
+            rows.append(ModelRow(f"{e.name}:{q}", e.title, q, path is not None, path,
+                                 path.stat().st_size if path else e.size(q), fp.ram_only,
+                                 fits_cpu(fp, ram), q == e.recommended,
+                                 e.licence, e.older))
     for name, info in sorted(load_registry(settings).items()):
         path = Path(info["path"])
         exists = path.exists()
         size = path.stat().st_size if exists else 0
-        need = ram_for(path, settings.n_ctx) if exists else 0
-        rows.append(ModelRow(name, info.get("title", name), info.get("quant", "?"), exists, path, size, need,
-                        exists and need <= ram, False))
+        own = file_footprint(path, settings.n_ctx) if exists else None
+        rows.append(ModelRow(name, info.get("title", name), info.get("quant", "?"), exists, path, size,
+                             own.ram_only if own else 0, own is not None and fits_cpu(own, ram), False,
+                             "your own file"))
     return rows
 
 
@@ -273,7 +347,7 @@ def default_model(settings: Settings) -> ModelRef:
         return (r.fits, tier, r.recommended, r.size)
 
     if not rows:
-        raise ModelNotFound(f"no model installed; {GET_MISTRAL}")
+        raise ModelNotFound(f"no model installed; {get_mistral()}")
     for best in sorted(rows, key=rank, reverse=True):  # a file that no longer reads is skipped, and named
         try:
             ref = resolve(best.name, settings)
@@ -281,7 +355,7 @@ def default_model(settings: Settings) -> ModelRef:
             return ref
         except CoachError as exc:
             log.warning("coach: skipping model %s: %s (`coach models rm %s`)", best.name, exc, best.name)
-    raise ModelNotFound(f"no installed model can be loaded; {GET_MISTRAL}")
+    raise ModelNotFound(f"no installed model can be loaded; {get_mistral()}")
 
 
 # ---------------------------------------------------------------- guards
@@ -311,7 +385,7 @@ def pull(spec: str, settings: Settings, *, progress: bool = True) -> Path:
     if dest.exists():
         return dest
     download.fetch(
-        repo=entry.repo, revision=entry.revision or "main", filename=f.filename, size=f.size,
+        repo=entry.repo, revision=entry.revision or "main", filename=f.filename, size=entry.size(quant),
         sha256=f.sha256, dest=dest, staging=settings.home / "downloads", progress=progress,
     )
     try:

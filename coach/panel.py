@@ -32,8 +32,8 @@ PROBES = {
                            "would you say, and in what order?",
     "stakeholder_alignment": "Let me push on the people. Who has to agree to this, what does each of them need to hear, "
                              "and how do you get them there?",
-    "tension_handling": "Let me push on the disagreement. Your colleagues want different things here: what do you give "
-                        "each side, and what do you refuse?",
+    "tension_handling": "Let me push on the disagreement in that question: what do you give each side, and what do "
+                        "you refuse?",
 }
 
 
@@ -83,6 +83,7 @@ class PanelState:
     pending_follow_up: str | None = None
     done: bool = False
     pace: float = 1.0  # segment time boxes are scaled by this (below 1 for a quick round)
+    invited: bool = False  # the panel has asked whether the candidate has questions for it
     seg_best: dict[str, float] = field(default_factory=dict)  # this segment's best score per criterion
     log: list[dict[str, Any]] = field(default_factory=list)
 
@@ -115,6 +116,10 @@ class Panel:
         """Segment `seg_index`'s time box at this panel's pace, in seconds."""
         return max(1, round(self.scenario.segments[seg_index].time_box_s * st.pace))
 
+    def question_box(self, st: PanelState, qid: str) -> int:
+        """Question `qid`'s time box at this panel's pace, in seconds (what its answer is measured against)."""
+        return max(15, round(self.bank.get(qid).time_box_s * st.pace))
+
     def segment_questions(self, seg_index: int) -> list[str]:
         """The segment's questions with its contradiction (if any) moved first: at least one per round."""
         seg = self.scenario.segments[seg_index]
@@ -142,6 +147,20 @@ class Panel:
             return 0
         return max(0, len(self.segment_questions(st.order[st.seg_pos])) - st.q_pos)
 
+    def questions_coming(self, st: PanelState, used_s: float, open_question: bool) -> tuple[int, bool]:
+        """How many written questions of this segment follow the open one if its answer were sent after
+        `used_s` seconds of the segment, by the same rule that ends segments (`segment_end`), and whether
+        the coverage rule may still end it sooner (then it is "up to" that many)."""
+        if st.done or st.seg_pos >= len(st.order):
+            return 0, False
+        seg_index = st.order[st.seg_pos]
+        qs = self.segment_questions(seg_index)
+        nxt = st.q_pos + (1 if open_question else 0)
+        box = self.time_box(st, seg_index)
+        if nxt >= len(qs) or used_s >= box or box - used_s < 0.5 * self.question_box(st, qs[nxt]):
+            return 0, False
+        return len(qs) - nxt, nxt >= COVERAGE_AFTER
+
     def upcoming(self, st: PanelState) -> list[str]:
         """Who may speak next: this segment's panelist (a follow-up or its next question) and the next one's."""
         if st.done or st.seg_pos >= len(st.order):
@@ -156,7 +175,7 @@ class Panel:
     def next_action(self, st: PanelState) -> Action:
         if st.done or st.seg_pos >= len(st.order):
             st.done = True
-            return self._close(st)
+            return self._close(st) if st.invited else self._invite(st)
         seg_index = st.order[st.seg_pos]
         seg = self.scenario.segments[seg_index]
         if st.pending_follow_up:
@@ -165,7 +184,11 @@ class Panel:
             # the written probe asks about the weak area without saying what the answer should have been
             criterion = self._criterion_of(qid, subject)
             voice = self.personas[seg.panelist].follow_ups  # the panelist's own words for the weak area
-            return Action("follow_up", seg.panelist, qid, voice.get(criterion, PROBES[criterion]),  # type: ignore[call-overload]
+            written = voice.get(criterion, PROBES[criterion])  # type: ignore[call-overload]
+            if criterion == "tension_handling" and st.log and st.log[-1]["kind"] != "contradict":
+                written = PROBES[criterion]  # no colleague was contradicted: the panelist's "my colleague and I" is hearsay
+            written = self.scenario.probes.get(qid or "", written)  # a question the usual words do not fit
+            return Action("follow_up", seg.panelist, qid, written,
                           f"Probe, in one or two sentences and without giving the answer away, what that answer "
                           f"left out: {subject}", seg_index)
         return self.question_action(seg_index, st.q_pos, _spoken(st))
@@ -226,6 +249,9 @@ class Panel:
         if action.kind == "close":
             st.done = True
             return
+        if action.segment < 0:  # the candidate's questions for the panel: nothing is graded or timed
+            st.invited = st.done = True
+            return
         seg_index = st.order[st.seg_pos]
         st.seg_spent_s += max(0.0, spent_s)
         if action.kind == "contradict":
@@ -260,16 +286,25 @@ class Panel:
             return None
         if st.q_pos >= len(qs):
             return "questions done"
-        if box - st.seg_spent_s < 0.5 * self.bank.get(qs[st.q_pos]).time_box_s:
+        if box - st.seg_spent_s < 0.5 * self.question_box(st, qs[st.q_pos]):
             return "time box"  # no room for the next question: the panelist wraps up
         if st.q_pos >= COVERAGE_AFTER and st.seg_best and min(st.seg_best.values()) >= COVERED_AT:
             return "covered"
         return None
 
+    def _invite(self, st: PanelState) -> Action:
+        """Before the goodbye, as in a real loop: the candidate's own questions (an answer nobody grades)."""
+        return Action("ask", self._last(st), None, "That is all from our side. Before we finish: do you have any "
+                      "questions for us?", "The questions are over. In at most two sentences, thank the candidate "
+                      "and ask whether they have any questions for the panel.", -1)
+
     def _close(self, st: PanelState) -> Action:
-        last = self.scenario.segments[st.order[-1] if st.order else -1].panelist  # whoever spoke last
-        return Action("close", last, None, "Thank you, that is all from the panel. We will share a decision soon.",
+        return Action("close", self._last(st), None, "Thank you. Anything we could not answer today, the recruiter "
+                      "will follow up on. We will share a decision soon.",
                       "The interview is over. Thank the candidate in one sentence. Do not ask anything.", -1)
+
+    def _last(self, st: PanelState) -> str:
+        return self.scenario.segments[st.order[-1] if st.order else -1].panelist  # whoever spoke last
 
 
 def _spoken(st: PanelState) -> set[str]:
@@ -283,7 +318,8 @@ class Clock:
 
     used: int
     box: int
-    questions_left: int = 0  # written questions of this segment still to come
+    questions_left: int = 0  # written questions of this segment still to come (by the segment-end rule)
+    up_to: bool = False  # the coverage rule may end the segment before all of them
 
     @property
     def warn(self) -> bool:

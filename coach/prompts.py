@@ -77,6 +77,8 @@ class Scenario(BaseModel):
     data_notes: list[str] = Field(default_factory=list)
     segments: list[Segment] = Field(min_length=1)
     tension_pairs: list[TensionPair] = Field(min_length=1)
+    # the written follow-up of a question that the panelist's usual follow-ups (by criterion) do not fit
+    probes: dict[str, str] = Field(default_factory=dict)
 
 
 def _load(path: Path, model: type[BaseModel]) -> BaseModel:
@@ -126,6 +128,10 @@ def _check(f: Path, s: Scenario, personas: dict[str, Persona], banks: dict[str, 
         for q in seg.questions:
             if q not in ids:
                 raise ConfigError(f"{f}: field `segments.{i}.questions`: no question {q!r} in bank {s.rubric}")
+    asked = {q for seg in s.segments for q in seg.questions}
+    for q in s.probes:
+        if q not in asked:
+            raise ConfigError(f"{f}: field `probes.{q}`: {q!r} is not a question of this scenario")
     panelists = {seg.panelist for seg in s.segments}
     for i, t in enumerate(s.tension_pairs):
         for role in ("by", "against"):

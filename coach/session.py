@@ -44,9 +44,10 @@ class Interview:
     def __init__(self, *, backend: ChatBackend, grader: Grader, store: Store, scenario: Scenario, bank: Bank,
                  personas: dict[str, Persona], session_id: str, seed: int, state: PanelState,
                  max_tokens: int = 90, cache_dir: Path | None = None, holder: str | None = None,
-                 owner: str = "") -> None:
+                 owner: str = "", options: dict[str, Any] | None = None) -> None:
         self.backend, self.grader, self.store = backend, grader, store
         self.owner = owner  # the signed-in user it belongs to ("" without sign-in)
+        self.options = dict(options or {})  # how the front end runs it (coach mode): stored, and back on resume
         self.holder = holder or new_holder()  # this window's lease on the session (one writer at a time)
         self._unsaved: tuple[str, int, str] | None = None  # (scenario, seed, model) until the first question
         self.scenario, self.bank, self.personas = scenario, bank, personas
@@ -100,9 +101,11 @@ class Interview:
         sc, bank, personas = scenario_parts(row["scenario"])
         iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
                  session_id=session_id, seed=row["seed"], state=PanelState.from_dict(row["state"]),
-                 owner=row["owner"], **kw)
+                 owner=row["owner"], options=row["options"], **kw)
         if row["status"] != "finished":
             store.acquire(session_id, iv.holder, take_over=take_over)
+            if row["status"] == "abandoned":  # picked up again
+                store.set_status(session_id, "active")
         turns = store.turns(session_id)
         for t in turns:  # rebuild what each panelist heard; the engine re-reads it once
             action = Action(t["kind"], t["panelist"], t["question_id"], t["canonical"], "", -1)
@@ -125,6 +128,15 @@ class Interview:
     def done(self) -> bool:
         return self.closed
 
+    def progress(self) -> tuple[int, int]:
+        """(which interviewer now, of how many): past the last one while the panel closes."""
+        return self.state.seg_pos + 1, len(self.state.order)
+
+    @property
+    def quick(self) -> bool:
+        """A Quick round: every time box scaled down (kept in the stored state, so a resume keeps it)."""
+        return self.state.pace < 1
+
     def persona(self, panelist: str) -> Persona:
         return self.personas[panelist]
 
@@ -141,10 +153,14 @@ class Interview:
             return None
         if self.current is not None and self.asked_at is not None:
             used += int(time.time() - self.asked_at)
-        left = self._panel.questions_left(self.state)
-        if self.current is not None and self.current.action.kind != "follow_up":
-            left = max(0, left - 1)  # the open question is being answered
-        return Clock(used, box, left)
+        left, up_to = self._panel.questions_coming(
+            self.state, used, self.current is not None and self.current.action.kind != "follow_up")
+        return Clock(used, box, left, up_to)
+
+    def question_box(self) -> int:
+        """The open question's time box in seconds at this session's pace (0 when there is none)."""
+        qid = self.current.action.question_id if self.current is not None else None
+        return self._panel.question_box(self.state, qid) if qid else 0
 
     def transcript(self) -> list[Line]:
         """What the candidate saw and said so far (stored turns; the open question is not in it)."""
@@ -158,9 +174,17 @@ class Interview:
         """Start reading every persona card in the background (the first speaker's opening first)."""
         if self._warming is None and self.turn_count == 0:
             cancel = threading.Event()
-            thread = threading.Thread(target=self.warm_up, args=(cancel,), daemon=True, name="coach-warm-up")
+            thread = threading.Thread(target=self._warm_quietly, args=(cancel,), daemon=True, name="coach-warm-up")
             self._warming = (thread, cancel)
             thread.start()
+
+    def _warm_quietly(self, cancel: threading.Event) -> None:
+        """The background warm-up: only a speed-up, so a failure (the model freed under it by Ctrl-C or a
+        closing window) is logged, never printed as a stray thread trace."""
+        try:
+            self.warm_up(cancel)
+        except Exception as exc:  # noqa: BLE001
+            log.info("warm-up stopped: %s: %s", type(exc).__name__, exc)
 
     def draft(self, text: str) -> None:
         """The candidate's answer so far: the next speakers read it in the background while they type."""
@@ -231,7 +255,7 @@ class Interview:
         if self._unsaved is not None:
             scenario, seed, model = self._unsaved
             self.store.create_session(scenario, seed, model, self.state.to_dict(), holder=self.holder,
-                                      session_id=self.session_id, owner=self.owner)
+                                      session_id=self.session_id, owner=self.owner, options=self.options)
             self._unsaved = None
         self.store.save_question(self.session_id, idx, kind=action.kind, panelist=action.panelist,
                                  question_id=action.question_id, canonical=action.canonical, spoken=text,
@@ -371,8 +395,9 @@ class Interview:
         cur = self.current
         grade: Grade | None = None
         if cur.action.kind != "close" and cur.action.question_id:
-            grade = self.grader.grade(self.bank, self.bank.get(cur.action.question_id), text,
-                                      spoken_s=voice.spoken_s if voice else None)
+            q = self.bank.get(cur.action.question_id)  # measured against its time box at this session's pace
+            q = q.model_copy(update={"time_box_s": self._panel.question_box(self.state, q.id)})
+            grade = self.grader.grade(self.bank, q, text, spoken_s=voice.spoken_s if voice else None)
             grade.voice = voice.as_dict() if voice else None
         text, _ = clean_answer(text)  # what is stored is what was graded (the grade's notes say what changed)
         self._panel.record(self.state, cur.action, grade, text, spent_s)

@@ -10,12 +10,15 @@ file has the same size and the same kernels as the published Q4_K_M (tests compa
 with `llama_model_quantize` on a small file with the same layer count). Writing takes as long as the
 disk needs, not the 20 minutes that an F16 file plus quantization takes on 2 cores.
 
-The tokenizer comes from mistral-common, Mistral's reference package (SentencePiece v1-v7 files), and
-the chat template from `coach.chat_formats`.
+The tokenizer comes from mistral-common, Mistral's reference package: its SentencePiece files (v1-v7) or
+its Tekken file (Nemo, Small 3, Ministral 3: a 131,072-token BPE vocabulary written the way llama.cpp's own
+converter writes it, `tokenizer.ggml.pre = tekken`), and the chat template from `coach.chat_formats`.
+Ministral 3 files use llama.cpp's `mistral3` architecture (YaRN RoPE and its attention temperature).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +56,13 @@ class Shape:
     head_dim: int | None = None  # Nemo and Small 3: 128, not n_embd / n_head
     rope_theta: float = 1_000_000.0
     context_length: int = 32768
-    tokenizer: str = "v3"  # a mistral-common SentencePiece file: v1, v2, v3, v7
+    tokenizer: str = "v3"  # mistral-common SentencePiece v1, v2, v3, v7, or Tekken: tekken-v3, tekken-v7, tekken-v13
     chat_format: str = "mistral-v3"
+    arch: str = "llama"  # llama.cpp's architecture name: llama, or mistral3 (Ministral 3)
+    tied_embeddings: bool = False  # no output.weight: the token embedding is reused (Ministral 3 3B)
+    yarn_factor: float | None = None  # YaRN RoPE scaling (Ministral 3: 16 over 16,384 original positions)
+    yarn_original_context: int | None = None
+    attn_temperature_scale: float | None = None  # Ministral 3's position-dependent attention temperature
 
     @property
     def hd(self) -> int:
@@ -64,19 +72,62 @@ class Shape:
         return 2 * self.n_layer * self.n_head_kv * self.hd * bytes_per_value
 
 
+TEKKEN_VERSIONS = ("v3", "v7", "v13")
+
+
 def tokenizer_file(version: str) -> Path:
-    """Mistral's SentencePiece tokenizer file for `version`, from the mistral-common package."""
+    """Mistral's tokenizer file for `version`, from the mistral-common package: a SentencePiece model
+    (v1-v7), or for `tekken-vN` its Tekken vocabulary declared as instruct version N."""
     import mistral_common
 
     data = Path(mistral_common.__file__).parent / "data"
+    if version.startswith("tekken-"):
+        return _tekken_file(data / "tekken_240911.json", version.removeprefix("tekken-"))
     names = {"v1": "tokenizer.model.v1", "v2": "mistral_instruct_tokenizer_240216.model.v2",
              "v3": "mistral_instruct_tokenizer_240323.model.v3", "v7": "mistral_instruct_tokenizer_241114.model.v7"}
     if version not in names:
-        raise CoachError(f"no SentencePiece tokenizer {version!r} in mistral-common; known: {', '.join(names)}")
+        known = [*names, *(f"tekken-{v}" for v in TEKKEN_VERSIONS)]
+        raise CoachError(f"no tokenizer {version!r} in mistral-common; known: {', '.join(known)}")
     return data / names[version]
 
 
+def _tekken_file(src: Path, version: str) -> Path:
+    """mistral-common ships one Tekken vocabulary (Nemo's, 131,072 tokens, 1,000 special). Newer instruct
+    versions (v11+) want the special tokens listed in the file: the same vocabulary, with the known
+    special tokens named in mistral-common's order, is written once under the temp folder as `tekken.json`
+    (the name llama.cpp's converter and mistral-common look for)."""
+    import json
+    import tempfile
+
+    from mistral_common.tokens.tokenizers.base import SpecialTokens
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+    if version not in TEKKEN_VERSIONS:
+        raise CoachError(f"no Tekken instruct version {version!r}; known: {', '.join(TEKKEN_VERSIONS)}")
+    dest = Path(tempfile.gettempdir()) / f"coach-tekken-{os.getuid() if hasattr(os, 'getuid') else 0}" / \
+        f"tekken-{version}" / "tekken.json"
+    if dest.exists():
+        return dest
+    data = json.loads(src.read_text())
+    data["config"]["version"] = version
+    specials = [{"rank": int(t["rank"]), "token_str": str(getattr(t["token_str"], "value", t["token_str"])),
+                 "is_control": bool(t["is_control"])} for t in Tekkenizer.DEPRECATED_SPECIAL_TOKENS]
+    named = {t["token_str"] for t in specials}
+    specials += [{"rank": len(specials) + i, "token_str": s, "is_control": True}
+                 for i, s in enumerate(x.value for x in SpecialTokens if x.value not in named)]
+    data["special_tokens"] = specials
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"tekken.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, dest)
+    return dest
+
+
+@functools.lru_cache(maxsize=4)
 def _tokenizer_kv(version: str) -> dict[str, object]:
+    """The vocabulary's GGUF fields, read once a process per version (fixtures write several files)."""
+    if version.startswith("tekken-"):
+        return _tekken_kv(version)
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer_file(version)))
@@ -92,13 +143,29 @@ def _tokenizer_kv(version: str) -> dict[str, object]:
             "unk": sp.unk_id()}
 
 
+def _tekken_kv(version: str) -> dict[str, object]:
+    """A Tekken vocabulary as llama.cpp's converter writes it (gguf's MistralVocab): specials first as
+    control tokens, then the byte-level BPE pieces, with the merges rebuilt from the ranks."""
+    from gguf.vocab import MistralVocab
+
+    vocab = MistralVocab(tokenizer_file(version).parent)
+    tokens, scores, types = [], [], []
+    for text, score, kind in vocab.all_tokens():
+        tokens.append(text)
+        scores.append(score)
+        types.append(int(kind))
+    return {"tokens": tokens, "scores": scores, "types": types, "bos": vocab.bos_id, "eos": vocab.eos_id,
+            "unk": vocab.unk_id, "merges": vocab.extract_vocab_merges_from_model()}
+
+
 def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
 def tensor_types(shape: Shape, rung: str) -> dict[str, str]:
-    """Which type each tensor gets at `rung`, as llama.cpp's quantizer chooses for a llama model."""
-    names = ["token_embd.weight", "output.weight"]
+    """Which type each tensor gets at `rung`, as llama.cpp's quantizer chooses for a llama model. With tied
+    embeddings there is no output.weight and the token embedding takes its type (llama.cpp's rule)."""
+    names = ["token_embd.weight"] + ([] if shape.tied_embeddings else ["output.weight"])
     for i in range(shape.n_layer):
         names += [f"blk.{i}.{t}.weight" for t in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
                                                     "ffn_up", "ffn_down")]
@@ -106,7 +173,7 @@ def tensor_types(shape: Shape, rung: str) -> dict[str, str]:
         return dict.fromkeys(names, rung)
     base = {"Q4_0": "Q4_0", "Q5_K_M": "Q5_K", "Q4_K_M": "Q4_K", "Q3_K_M": "Q3_K"}[rung]
     out = dict.fromkeys(names, base)
-    out["output.weight"] = "Q6_K"
+    out["token_embd.weight" if shape.tied_embeddings else "output.weight"] = "Q6_K"
     n = shape.n_layer
     for i in range(n):
         v, down, o = f"blk.{i}.attn_v.weight", f"blk.{i}.ffn_down.weight", f"blk.{i}.attn_output.weight"
@@ -123,8 +190,9 @@ def tensor_types(shape: Shape, rung: str) -> dict[str, str]:
 def _shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
     """Tensor name -> numpy-order shape (rows, columns)."""
     e, q, kv = shape.n_embd, shape.n_head * shape.hd, shape.n_head_kv * shape.hd
-    out: dict[str, tuple[int, ...]] = {"token_embd.weight": (shape.n_vocab, e), "output_norm.weight": (e,),
-                                       "output.weight": (shape.n_vocab, e)}
+    out: dict[str, tuple[int, ...]] = {"token_embd.weight": (shape.n_vocab, e), "output_norm.weight": (e,)}
+    if not shape.tied_embeddings:
+        out["output.weight"] = (shape.n_vocab, e)
     for i in range(shape.n_layer):
         p = f"blk.{i}."
         out |= {p + "attn_norm.weight": (e,), p + "attn_q.weight": (q, e), p + "attn_k.weight": (kv, e),
@@ -182,7 +250,7 @@ def write_shape(path: Path, shape: Shape, rung: str, *, name: str = "shape", see
     dims = _shapes(shape)
     tmp = path.with_name(path.name + ".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(tmp), "llama")
+    w = gguf.GGUFWriter(str(tmp), shape.arch)
     w.add_name(f"{name} (random weights: speed and memory only)")
     w.add_file_type(FILE_TYPES[rung])
     w.add_quantization_version(2)
@@ -196,10 +264,24 @@ def write_shape(path: Path, shape: Shape, rung: str, *, name: str = "shape", see
     w.add_value_length(shape.hd)
     w.add_rope_dimension_count(shape.hd)
     w.add_rope_freq_base(shape.rope_theta)
+    if shape.yarn_factor:
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(shape.yarn_factor)
+        w.add_rope_scaling_orig_ctx_len(shape.yarn_original_context or shape.context_length)
+        w.add_rope_scaling_yarn_beta_fast(32.0)
+        w.add_rope_scaling_yarn_beta_slow(1.0)
+    if shape.attn_temperature_scale:
+        w.add_attn_temperature_scale(shape.attn_temperature_scale)
+        w.add_attn_temperature_length(shape.yarn_original_context or shape.context_length)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(shape.n_vocab)
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
+    if "merges" in tok:  # Tekken: byte-level BPE
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("tekken")
+        w.add_token_merges(tok["merges"])  # type: ignore[arg-type]
+    else:
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
     w.add_token_list(tok["tokens"])  # type: ignore[arg-type]
     w.add_token_scores(tok["scores"])  # type: ignore[arg-type]
     w.add_token_types(tok["types"])  # type: ignore[arg-type]
@@ -208,7 +290,8 @@ def write_shape(path: Path, shape: Shape, rung: str, *, name: str = "shape", see
     w.add_unk_token_id(int(tok["unk"]))  # type: ignore[call-overload]
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    w.add_add_space_prefix(True)
+    if "merges" not in tok:
+        w.add_add_space_prefix(True)
     w.add_chat_template(chat_template(chat_format or shape.chat_format))
     for t, d in dims.items():
         qtype = types.get(t, "F32")

@@ -52,7 +52,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';
         CREATE INDEX sessions_by_owner ON sessions(owner, created);
     """),
+    ("005_session_options", """
+        ALTER TABLE sessions ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    """),
+    ("006_retries", """
+        CREATE TABLE retries (
+            session_id TEXT NOT NULL REFERENCES sessions(id), idx INTEGER NOT NULL, answer TEXT NOT NULL,
+            grade TEXT NOT NULL, created REAL NOT NULL);
+        CREATE INDEX retries_by_session ON retries(session_id, idx, created);
+    """),
 ]
+STATUSES = ("active", "abandoned", "finished")  # abandoned: left unfinished on purpose; it can still be resumed
 
 HOST = socket.gethostname()
 STALE_S = 30 * 60  # a holder on another host that has not written for this long is presumed gone
@@ -162,15 +172,16 @@ class Store:
     # ---------------------------------------------------------------- sessions
 
     def create_session(self, scenario: str, seed: int, model: str, state: dict[str, Any],
-                       holder: str | None = None, session_id: str | None = None, owner: str = "") -> str:
+                       holder: str | None = None, session_id: str | None = None, owner: str = "",
+                       options: dict[str, Any] | None = None) -> str:
         """A new session of `owner` ("" on a coach without sign-in), leased to `holder` (when given) in the
-        same transaction."""
+        same transaction. `options`: how the front end ran it (coach mode), so a resume runs it the same way."""
         sid = session_id or new_session_id()
         now = time.time()
         with self.tx() as db:
-            db.execute("INSERT INTO sessions (id, scenario, seed, model, status, state, created, updated, owner)"
-                       " VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                       (sid, scenario, seed, model, json.dumps(state), now, now, owner))
+            db.execute("INSERT INTO sessions (id, scenario, seed, model, status, state, created, updated, owner,"
+                       " options) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                       (sid, scenario, seed, model, json.dumps(state), now, now, owner, json.dumps(options or {})))
             if holder is not None:
                 db.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?)", (sid, holder, os.getpid(), HOST, now, now))
         return sid
@@ -194,6 +205,29 @@ class Store:
     def release(self, sid: str, holder: str) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM leases WHERE session_id = ? AND holder = ?", (sid, holder))
+
+    def held_by(self, holder: str, owner: str | None = None) -> list[str]:
+        """The unfinished sessions leased to `holder` (one browser's), newest first."""
+        where, args = (" AND s.owner = ?", (holder, owner)) if owner is not None else ("", (holder,))
+        with self._lock:
+            rows = self._db.execute("SELECT s.id FROM sessions s JOIN leases l ON l.session_id = s.id WHERE "
+                                    f"l.holder = ? AND s.status != 'finished'{where} ORDER BY s.updated DESC",
+                                    args).fetchall()
+        return [r[0] for r in rows]
+
+    def set_status(self, sid: str, status: str) -> None:
+        """Mark a session abandoned (left on purpose, still resumable) or active again; never un-finish one."""
+        if status not in STATUSES or status == "finished":
+            raise CoachError(f"a session can be marked {' or '.join(STATUSES[:2])}, not {status!r}")
+        with self.tx() as db:
+            db.execute("UPDATE sessions SET status = ? WHERE id = ? AND status != 'finished'", (status, sid))
+
+    def delete_session(self, sid: str) -> None:
+        """A session, its turns, retries and lease, gone for good."""
+        with self.tx() as db:
+            for table in ("retries", "turns", "leases"):
+                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (sid,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
 
     def holder(self, sid: str) -> str | None:
         with self._lock:
@@ -223,6 +257,7 @@ class Store:
         if owner is not None and d["owner"] != owner:
             return None
         d["state"] = json.loads(d["state"])
+        d["options"] = json.loads(d.get("options") or "{}")
         return d
 
     def sessions(self, owner: str | None = None) -> list[dict[str, Any]]:
@@ -235,7 +270,7 @@ class Store:
                 " (SELECT AVG(json_extract(t.grade, '$.total')) FROM turns t WHERE t.session_id = s.id"
                 f"  AND t.grade IS NOT NULL) AS mean_total FROM sessions s {where} ORDER BY s.created DESC",
                 args).fetchall()
-        return [{k: r[k] for k in r.keys() if k != "state"} for r in rows]
+        return [{k: r[k] for k in r.keys() if k not in ("state", "options")} for r in rows]
 
     # ---------------------------------------------------------------- turns
 
@@ -281,6 +316,27 @@ class Store:
             for k in ("grade", "timings"):
                 d[k] = json.loads(d[k]) if d[k] else None
             out.append(d)
+        return out
+
+    def save_retry(self, sid: str, idx: int, answer: str, grade: dict[str, Any]) -> None:
+        """A new answer to turn `idx`'s question, graded; the stored answer and its grade stay as they were."""
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM turns WHERE session_id = ? AND idx = ?", (sid, idx)).fetchone() is None:
+                raise CoachError(f"no question {idx + 1} in session {sid}")
+            db.execute("INSERT INTO retries VALUES (?, ?, ?, ?, ?)", (sid, idx, answer, json.dumps(grade), time.time()))
+
+    def retries(self, sid: str) -> dict[int, list[dict[str, Any]]]:
+        """Every retry of the session's questions, oldest first, by turn index."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT idx, answer, grade, created FROM retries WHERE session_id = ? "
+                                        "ORDER BY created", (sid,)).fetchall()
+            except sqlite3.OperationalError:  # a database opened read-only before the retries migration
+                return {}
+        out: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r["idx"], []).append({"answer": r["answer"], "grade": json.loads(r["grade"]),
+                                                 "created": r["created"]})
         return out
 
     # ---------------------------------------------------------------- benchmark runs

@@ -15,6 +15,17 @@ from coach.rubrics import LABELS
 if TYPE_CHECKING:
     from coach.bench import BenchRow
     from coach.models import ModelRow
+    from coach.panel import Clock
+
+
+def segment_note(clock: Clock) -> str:
+    """What follows the segment's time: how it stands, and how many questions the segment still has, by
+    the rule that ends segments (so a "1 more question" is the question that comes)."""
+    note = " — time is up for this segment" if clock.over else " — nearly out of time, wrap up" if clock.warn else ""
+    n = clock.questions_left
+    left = "last question of this segment" if n == 0 else f"{'up to ' if clock.up_to else ''}{n} more question" + (
+        "s" if n > 1 else "")
+    return f"{note} · {left}"
 
 
 
@@ -141,7 +152,8 @@ def criteria_png(d: Debrief, colours: dict[str, str] | None = None) -> bytes:
     ax.text(YES + 0.02, -0.6, "Yes", color="#666", fontsize=8)
     ax.set_xlabel("score (1 to 5)")
     ax.set_title("Per-criterion scores by panelist", fontsize=10, loc="left")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    # beside the axes, never over a bar's label
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -169,13 +181,14 @@ def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
     handles = []
     for i, scenario in enumerate(dict.fromkeys(r["scenario"] for r in rows)):
         colour = PALETTE[i % len(PALETTE)]
+        title = next((r.get("title") for r in rows if r["scenario"] == scenario and r.get("title")), None)
         for r in (r for r in rows if r["scenario"] == scenario):
             decision = r.get("decision", "")
             marker = "x" if decision == "No offer" else "o"
             face = colour if decision == "Offer" or marker == "x" else "none"
             ax.scatter([when(r)], [r["mean_total"]], s=46, marker=marker, facecolors=face, edgecolors=colour,
                        color=colour if marker == "x" else None, linewidths=1.6, zorder=2)
-        handles.append(Line2D([], [], color=colour, linewidth=3, label=scenario.replace("_", " ")))
+        handles.append(Line2D([], [], color=colour, linewidth=3, label=title or scenario.replace("_", " ")))
     handles += [Line2D([], [], marker="o", color="#555", linestyle="", label="offer"),
                 Line2D([], [], marker="x", color="#555", linestyle="", label="no offer"),
                 Line2D([], [], marker="o", markerfacecolor="none", color="#555", linestyle="", label="incomplete")]
@@ -210,41 +223,88 @@ def debrief_files(d: Debrief, out_dir: Path, colours: dict[str, str]) -> dict[st
     return paths
 
 
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary with an ellipsis (never mid-word)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0].rstrip(",;:")
+    return f"{cut} …"
+
+
+def fix_first(d: Debrief) -> str:
+    """The three costliest gaps across the panel, each with its question, who asked it and its fix."""
+    gaps = d.costliest()
+    if not gaps:
+        return ""
+    items = "\n".join(f"{i}. **Question {g['n']}** — {g['who']} asked “{clip(g['question'], 110)}” ({_score(g)}/5). "
+                      f"{g['improvement']}" for i, g in enumerate(gaps, 1))
+    head = "Fix this one first" if len(gaps) == 1 else f"Fix these {['two', 'three'][len(gaps) - 2]} first"
+    return f"### {head}\n\n{items}"
+
+
 def debrief_markdown(d: Debrief) -> str:
-    """The decision with the session's heading, and each panelist's verdict with its evidence."""
+    """The decision with the session's heading, the three gaps to fix first, and each panelist's verdict
+    with its evidence."""
     verdicts = "\n".join(f"- **{v.name}**: {v.verdict} ({v.score:.2f}/5) — for: “{v.evidence_for}” · "
                          f"against: “{v.evidence_against}”" for v in d.verdicts)
     head = f"*{d.heading}*\n\n" if d.heading else ""
-    return f"## {d.decision}\n\n{head}{d.reason}\n\n{verdicts}"
+    first = fix_first(d)
+    return (f"## {d.decision}\n\n{head}{d.reason}\n\n" + (f"{first}\n\n" if first else "")
+            + (f"### The panel\n\n{verdicts}" if first and verdicts else verdicts))
+
+
+def _score(q: dict[str, Any]) -> str:
+    return f"{q['score']:.1f}" + (f" → {q['retry']:.1f}" if q["retry"] is not None else "")
 
 
 def debrief_details(d: Debrief) -> str:
-    """Question by question (score and the fix), then the weak answers next to what good looks like."""
-    rows = "\n".join(f"| {q['n']} | {q['question'][:110]} | {q['score']:.1f} | {q['improvement'][:120]} | "
-                     f"{q['delivery'].replace('|', '/')} |" for q in d.questions())
-    table = (f"### Question by question\n\n| # | question | /5 | next time | delivery |\n|---|---|---|---|---|\n{rows}"
-             if rows else "")
+    """Question by question (who asked, score, before -> after for a retried one, and the fix), then the
+    weak answers next to what good looks like."""
+    rows = "\n".join(f"| {q['n']} | {q['who']} | {clip(q['question'], 160)} | {_score(q)} | "
+                     f"{clip(q['improvement'], 160)} | {q['delivery'].replace('|', '/')} |" for q in d.questions())
+    table = (f"### Question by question\n\n| # | asked by | question | /5 | next time | delivery |\n"
+             f"|---|---|---|---|---|---|\n{rows}" if rows else "")
     weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
                        f"Next time: {w['improvement']}" for w in d.weak_answers)
     return table + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
 
 
 def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The history table: one row per stored session."""
-    return [{"id": r["id"], "scenario": r["scenario"], "status": r["status"], "answers": r["answered"],
+    """The history table: one row per stored session, named as a person names it (its id last)."""
+    return [{"session": r.get("label", r["scenario"]), "status": r["status"], "answers": r["answered"],
              "mean score": round(r["mean_total"], 2) if r["mean_total"] is not None else None,
-             "decision": r.get("decision", ""), "model": r["model"]} for r in rows]
+             "decision": r.get("decision", ""), "retried": r.get("retries", ""), "model": r["model"], "id": r["id"]}
+            for r in rows]
 
 
-SESSION_COLUMNS = ["id", "scenario", "status", "answers", "mean score", "decision", "model"]
+SESSION_COLUMNS = ["session", "status", "answers", "mean score", "decision", "retried", "model", "id"]
 
 
 # ---------------------------------------------------------------- models
 
-def model_rows(rows: list[ModelRow]) -> list[dict[str, Any]]:
-    """The models table: every catalog file and registered file, with its size and whether it fits."""
+QUESTION_TOKENS = 45  # a panelist's question, about 35 words: what the candidate waits for before reading it
+
+
+def feels_like(size_bytes: int, fits: bool, bandwidth_gbps: float | None) -> str:
+    """What a file will feel like here: about how long each question takes to appear, from the estimated
+    writing speed (decoding reads every weight once a token; half the copy bandwidth, as `coach doctor`)."""
+    if not fits:
+        return "does not fit"
+    if not bandwidth_gbps or size_bytes <= 0:
+        return "—"
+    tps = bandwidth_gbps * 1e9 / 2 / size_bytes
+    s = QUESTION_TOKENS / tps
+    return f"about {max(1, round(s))} s before each question (~{tps:.0f} tokens/s, estimated)"
+
+
+def model_rows(rows: list[ModelRow], bandwidth_gbps: float | None = None) -> list[dict[str, Any]]:
+    """The models table: every catalog file and registered file, with its size, whether it fits, and
+    (given this machine's memory bandwidth) what a panel on it will feel like here."""
     return [{"name": r.name, "installed": "yes" if r.installed else "no", "size GB": round(r.size / 1e9, 2),
-             "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO"} for r in rows]
+             "RAM needed GB": round(r.ram_needed / 1e9, 2), "fits": "yes" if r.fits else "NO",
+             **({"what it will feel like here": feels_like(r.size, r.fits, bandwidth_gbps)} if bandwidth_gbps else {}),
+             "licence": r.licence + (" (older)" if r.older else "")} for r in rows]
 
 
 def model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:
@@ -255,6 +315,13 @@ def model_choices(rows: list[ModelRow]) -> list[tuple[str, str]]:
 
 BENCH_COLUMNS = ["quant", "gen_tps", "top1", "kl", "size_mb", "pp_tps", "ttft_open_ms", "ttft_follow_ms", "peak_rss_mb",
                  "bandwidth_share", "status", "name", "error"]  # what a user compares first on the left
+# what the Benchmark tab calls them (the CSV and JSON keep the field names)
+BENCH_LABELS = {"quant": "quantization", "gen_tps": "writing speed (tokens/s)",
+                "top1": "same next word as the reference", "kl": "drift from the reference (KL)",
+                "size_mb": "file size (MB)", "pp_tps": "reading speed (prompt tokens/s)",
+                "ttft_open_ms": "first word, opening question (ms)", "ttft_follow_ms": "first word, follow-up (ms)",
+                "peak_rss_mb": "peak memory (MB)", "bandwidth_share": "share of memory bandwidth",
+                "status": "status", "name": "file", "error": "why not measured"}
 
 
 def timing_line(t: dict[str, Any] | None) -> str:

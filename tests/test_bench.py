@@ -134,4 +134,5 @@ def test_bench_shape_measures_speed_only_and_reuses_the_file(tmp_path: Path):
         assert row["gen_tps"] > 0 and row["ttft_follow_ms"] > 0 and row["peak_rss_mb"] > 0
     missing = subprocess.run([COACH, "bench", "--shape", "smollm2-135m-instruct"], env=env, capture_output=True,
                              text=True, timeout=120)
-    assert missing.returncode != 0 and "models with a shape: mistral-7b-instruct-v0.3, tiny-mistral" in missing.stderr
+    assert missing.returncode != 0 and "models with a shape: ministral-3-3b-instruct-2512, " in missing.stderr
+    assert "ministral-3-8b-instruct-2512" in missing.stderr and ", tiny-mistral" in missing.stderr

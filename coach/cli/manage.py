@@ -17,21 +17,21 @@ def _gb(n: int) -> str:
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
     from coach.fit import available_ram
-    from coach.models import default_model, list_models
+    from coach.models import default_model, get_mistral, list_models
 
     rows = list_models(settings)
     try:
         default = default_model(settings).name
     except CoachError:
         default = ""
-    print(f"{'NAME':42} {'INSTALLED':9} {'SIZE':>9} {'RAM NEEDED':>10}  FITS  NOTE")
+    print(f"{'NAME':42} {'INSTALLED':9} {'SIZE':>9} {'RAM NEEDED':>10}  FITS  {'LICENCE':14} NOTE")
     for r in rows:
         note = ", ".join(x for x in ("default" if r.name == default else "",
-                                     "recommended" if r.recommended else "") if x)
+                                     "recommended quant" if r.recommended else "", "older" if r.older else "") if x)
         print(f"{r.name:42} {'yes' if r.installed else 'no':9} {_gb(r.size):>9} {_gb(r.ram_needed):>10}  "
-              f"{'yes' if r.fits else 'NO':4}  {note}")
-    print(f"\nRAM estimate = weights + f16 KV cache at context {settings.n_ctx} + 256 MiB buffers; "
-          f"free now: {available_ram() / 1e9:.1f} GB")
+              f"{'yes' if r.fits else 'NO':4}  {r.licence:14} {note}")
+    print(f"\nRAM estimate = weights + f16 KV cache of 4 speakers x 3072 cells (a session's need; grown up to "
+          f"--ctx {settings.n_ctx}) + 256 MiB buffers; free now: {available_ram() / 1e9:.1f} GB\n{get_mistral()}")
     return 0
 
 

@@ -79,6 +79,7 @@ def _run(iv, coach_mode: bool, voice=None, keep: bool = False) -> int:  # noqa: 
 def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
     from coach.errors import ConfigError
     from coach.textfiles import InputTooLong
+    from coach.views import segment_note
 
     iv.begin()  # every persona card, from the on-disk cache when this model has read it before
     try:
@@ -95,9 +96,7 @@ def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
                 break
             clock = iv.clock()
             if clock is not None:
-                print(f"[segment time {clock}" + (" — time is up" if clock.over else " — nearly out of time"
-                                                   if clock.warn else "")
-                      + f", {clock.questions_left} more question(s) in this segment]", flush=True)
+                print(f"[segment time {clock}{segment_note(clock)}]", flush=True)
             iv.draft("")  # the next speakers read the answer while it is typed
             spoken = None
             if voice is not None:
@@ -150,7 +149,8 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
     scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
-                         model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir)
+                         model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir,
+                         options={"coach": bool(args.coach)})
     print(f"session {iv.session_id}", file=sys.stderr)
     return _run(iv, args.coach, _voice(args, settings), bool(getattr(args, "keep_recordings", False)))
 
@@ -200,4 +200,4 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     if iv.done:
         print("that session is finished; `coach sessions export` writes its report")
         return 0
-    return _run(iv, args.coach)
+    return _run(iv, args.coach or bool(iv.options.get("coach")))  # run as it was started

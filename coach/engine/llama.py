@@ -1,11 +1,14 @@
 """The in-process llama.cpp runtime: every panelist's prompt stays resident in llama.cpp's KV cache.
 
 One context holds one KV sequence per slot (`slots`, default 4: three panelists and the committee),
-each with its own stream of `n_ctx` cells (llama.cpp's non-unified cache, so attention for one
-panelist never scans the others' cells). A speaker keeps its slot; its turn appends only the tokens
-that are new since its last turn (the layout guarantees its prefix never moves), so switching
-speakers copies nothing. A state is copied out only to evict a speaker when more speakers than slots
-are live (several UI tabs) or to persist an evaluated persona card on disk.
+each with its own stream of cells (llama.cpp's non-unified cache, so attention for one panelist never
+scans the others' cells). Each stream starts at what a session needs (`fit.session_cells`: 3,072, a
+full-length panel's thread is under 2,800 tokens) and grows, doubling up to `n_ctx`, when a longer
+thread needs it: every resident speaker's cells are copied out, the context is rebuilt, and they are
+copied back (a rare pause instead of 4 x 8,192 cells held from the start). A speaker keeps its slot;
+its turn appends only the tokens that are new since its last turn (the layout guarantees its prefix
+never moves), so switching speakers copies nothing. A state is copied out only to evict a speaker when
+more speakers than slots are live (several UI tabs) or to persist an evaluated persona card on disk.
 
 `prefill` evaluates what a speaker will read next while the candidate is still typing, in batches that
 a real turn aborts as soon as it is waiting.
@@ -46,7 +49,7 @@ from coach.engine.native import (
 )
 from coach.engine.prefix_files import PrefixFiles
 from coach.errors import CoachError, InvalidModelFile
-from coach.fit import check_fits
+from coach.fit import check_fits, session_cells
 from coach.gguf import read_header
 
 log = logging.getLogger("coach.engine")
@@ -108,12 +111,15 @@ class LlamaBackend(PrefixFiles, Measure):
         quiet_aborts()
         self.info = read_header(model_path)
         self.n_ctx = min(n_ctx, self.info.n_ctx_train)
+        self.cells = session_cells(self.n_ctx, self.info.n_ctx_train)  # each slot's cells now; grown on demand
         self.n_slots = max(1, slots)
-        self.n_gpu_layers = auto_gpu_layers(self.info, self.n_ctx, self.n_slots) if n_gpu_layers is None \
+        self.n_gpu_layers = auto_gpu_layers(self.info, self.cells, self.n_slots) if n_gpu_layers is None \
             else n_gpu_layers
+        self.check_memory = check_memory
+        self._offloaded = self.n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
         if check_memory:  # offloaded layers and their KV need VRAM, not RAM
-            offloaded = self.n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
-            check_fits(self.info, self.n_ctx, self.n_slots, offloaded, free_vram() if offloaded else None)
+            check_fits(self.info, self.cells, self.n_slots, self._offloaded,
+                       free_vram() if self._offloaded else None)
         self.n_threads = n_threads or physical_cores()
         self.use_mmap = (self.n_gpu_layers != 0) if use_mmap is None else use_mmap
         self.seed = seed
@@ -125,7 +131,7 @@ class LlamaBackend(PrefixFiles, Measure):
         # llama-cpp-python 0.3.36 has `load_mode`, not `use_mmap` (setting that attribute does nothing)
         mparams.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if self.use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = self.n_ctx * self.n_slots
+        cparams.n_ctx = self.cells * self.n_slots
         cparams.n_batch = cparams.n_ubatch = n_batch
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
         cparams.n_seq_max = self.n_slots
@@ -153,15 +159,51 @@ class LlamaBackend(PrefixFiles, Measure):
         self._prefilling = False  # a prefill batch holds the model (only those are ever aborted)
         self._abort_flag = ctypes.create_string_buffer(2)
         self._abort_cb = abort_callback()  # referenced for the context's lifetime
-        if self._abort_cb is not None:
-            llama_cpp.llama_set_abort_callback(self._ctx.ctx, self._abort_cb,
-                                               ctypes.cast(self._abort_flag, ctypes.c_void_p))
+        self._cparams = cparams
+        self._set_abort()
         self.abortable = self._abort_cb is not None
         self._prefill_rate = 0.0  # measured prompt tokens/s, to size prefill batches
         self._closed = False
         self._closing = threading.Event()  # set at exit: stop evaluating so the model can be freed safely
         _LIVE.add(self)
         self.timings: TurnTimings | None = None
+
+    def _set_abort(self) -> None:
+        import llama_cpp
+
+        if self._abort_cb is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx.ctx, self._abort_cb,
+                                               ctypes.cast(self._abort_flag, ctypes.c_void_p))
+
+    def _ensure_cells(self, need: int) -> None:
+        """Grow every slot's cells to hold `need` tokens (doubling, at most `n_ctx`). Called with the lock
+        held: resident speakers are copied out, the context is rebuilt larger, and they are copied back."""
+        import llama_cpp
+        from llama_cpp._internals import LlamaContext
+
+        if need <= self.cells or self.cells >= self.n_ctx:
+            return
+        new = min(self.n_ctx, max(need, 2 * self.cells))
+        if self.check_memory:
+            check_fits(self.info, new, self.n_slots, self._offloaded, free_vram() if self._offloaded else None)
+        t0 = time.perf_counter()
+        saved = {}
+        for slot in self._slots:
+            if slot.tokens:
+                size = int(llama_cpp.llama_state_seq_get_size(self._ctx.ctx, slot.seq))
+                buf = (ctypes.c_uint8 * size)()
+                saved[slot.seq] = (buf, int(llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, slot.seq)))
+        self._ctx.close()
+        self._cparams.n_ctx = new * self.n_slots
+        self._ctx = LlamaContext(model=self._model, params=self._cparams, verbose=False)
+        self._set_abort()
+        for slot in self._slots:
+            if slot.seq in saved:
+                buf, n = saved[slot.seq]
+                if int(llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, n, slot.seq)) == 0:
+                    slot.tokens = []  # could not restore: that speaker's next turn reads its prompt again
+        log.info("KV cells grown from %d to %d a speaker in %.2f s", self.cells, new, time.perf_counter() - t0)
+        self.cells = new
 
     # ------------------------------------------------------------------ generation
 
@@ -222,6 +264,7 @@ class LlamaBackend(PrefixFiles, Measure):
                 f"the conversation ({len(tokens)} tokens) no longer fits the context ({self.n_ctx}); "
                 "start a new session or raise --ctx"
             )
+        self._ensure_cells(min(self.n_ctx, len(tokens) + min(max_tokens, budget)))
         slot, restore_ms = self._slot_for(speaker)
         if not self.speaker_cache:
             self._clear(slot)
@@ -320,9 +363,12 @@ class LlamaBackend(PrefixFiles, Measure):
             with self._lock:
                 if self._closed or self._closing.is_set():
                     return done
+                if len(tokens) >= self.n_ctx:
+                    return done
+                self._ensure_cells(len(tokens) + 1)
                 slot, _ = self._slot_for(speaker)
                 keep = self._common(slot, tokens)
-                if keep >= len(tokens) or len(tokens) >= self.n_ctx:
+                if keep >= len(tokens):
                     return done
                 self._truncate(slot, keep)
                 rate = int(self._prefill_rate * PREFILL_BATCH_S)

@@ -1,5 +1,10 @@
 """Evaluated prefixes (persona cards) saved to disk, keyed by the model file and the exact tokens, so a
-later session with the same card and model starts without reading the card again."""
+later session with the same card and model starts without reading the card again.
+
+A card alone can be read before any session (`read_cards`, when a model loads): its file holds the
+tokens every thread opening with that card starts with, and `warm` starts from it when the session's
+own, longer prefix has no file yet, so even the first session on a new model reads only its opening
+instruction at Start."""
 
 from __future__ import annotations
 
@@ -39,6 +44,11 @@ class PrefixFiles(KVSlots):
         path = self._cache_path(cache_dir, tokens) if cache_dir is not None else None
         if path is not None and path.exists() and self._load_prefix(speaker, tokens, path):
             return 0
+        if cache_dir is not None and messages and messages[0]["role"] == "system":  # the card read at load
+            card = self.card_prefix(messages[0])
+            card_path = self._cache_path(cache_dir, card)
+            if card and tokens[:len(card)] == card and card_path.exists():
+                self._load_prefix(speaker, card, card_path)
         n = self._extend(speaker, tokens, cancel)
         if path is not None:
             with self._lock:
@@ -84,3 +94,39 @@ class PrefixFiles(KVSlots):
                 return False
             slot.tokens = list(tokens)
             return True
+
+    def card_prefix(self, card: Message) -> list[int]:
+        """The tokens every thread that opens with `card` starts with, whatever its first turn says: the
+        common part of two different openings, less one token (it may merge with what follows)."""
+        a = self.layout.tokens([card, {"role": "user", "content": "Ask."}], upto_last=True)
+        b = self.layout.tokens([card, {"role": "user", "content": "(Stay in role.) The candidate"}], upto_last=True)
+        return a[:max(0, self._common_list(a, b) - 1)]
+
+    @staticmethod
+    def _common_list(a: list[int], b: list[int]) -> int:
+        k = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            k += 1
+        return k
+
+    def read_cards(self, cards: list[Message], cache_dir: Path, *, cancel: threading.Event | None = None) -> int:
+        """Read persona cards into the on-disk prefix cache before any session needs them (when a model
+        loads); cards already there are skipped. Yields to any turn between batches. Returns tokens read."""
+        done = 0
+        for i, card in enumerate(cards):
+            if cancel is not None and cancel.is_set():
+                break
+            tokens = self.card_prefix(card)
+            path = self._cache_path(cache_dir, tokens)
+            if not tokens or path.exists():
+                continue
+            speaker = f"cards/{i}"
+            done += self._extend(speaker, tokens, cancel)
+            with self._lock:
+                slot = self._lru.get(speaker)
+                if slot is not None and slot.tokens[:len(tokens)] == tokens and len(slot.tokens) >= len(tokens):
+                    self._save_prefix(slot, len(tokens), path)
+            self.forget(speaker)
+        return done

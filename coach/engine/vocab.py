@@ -1,14 +1,33 @@
-"""The model's vocabulary as the engine uses it: text to tokens and back, the prompt layout probed from the
-GGUF's chat template, and the sampler chain."""
+"""The model's vocabulary as the engine uses it: text to tokens and back, the prompt layout (mistral-common's
+rules for a Mistral-family file, else the GGUF's own chat template), and the sampler chain."""
 
 from __future__ import annotations
 
 import ctypes
 from typing import Any
 
+from coach.chat_formats import mistral_rules
+from coach.chat_formats import template as format_template
 from coach.engine.layout import Layout, Message
 from coach.engine.native import FALLBACK_TEMPLATE
 from coach.gguf import GGUFInfo
+
+
+def catalog_tokenizer(filename: str) -> str | None:
+    """The tokenizer version the catalog states for a file of this name, a pulled file or a `coach bench
+    --shape` file (`NAME.QUANT.shape.gguf`); None for any other file."""
+    from coach.errors import CoachError
+    from coach.models import load_catalog
+
+    try:
+        catalog = load_catalog()
+    except CoachError:
+        return None
+    shape_of = filename.removesuffix(".shape.gguf").rpartition(".")[0] if filename.endswith(".shape.gguf") else None
+    for e in catalog.models:
+        if e.shape is not None and (e.name == shape_of or any(f.filename == filename for f in e.files.values())):
+            return e.shape.tokenizer
+    return None
 
 
 class Vocab:
@@ -16,6 +35,7 @@ class Vocab:
 
     info: GGUFInfo
     layout: Layout
+    rendering: str  # how prompts are rendered: mistral-common's rules (which) or the file's template
     _vocab: Any
     _n_vocab: int
 
@@ -35,8 +55,12 @@ class Vocab:
         add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and bos_id >= 0
         probe = self.tokenize_text("a")
         dummy = bool(probe) and self._piece(probe[0]).startswith(b" ")
-        return Layout(self.info.chat_template or FALLBACK_TEMPLATE, bos=bos, eos=eos, specials=specials,
-                      tokenize_text=self.tokenize_text, dummy_prefix=dummy, bos_id=bos_id if add_bos else None)
+        rules = mistral_rules(specials, template=self.info.chat_template, arch=self.info.architecture,
+                              version=catalog_tokenizer(self.info.path.name))
+        self.rendering = f"mistral-common rules ({rules})" if rules else "the file's chat template"
+        tmpl = format_template(rules) if rules else self.info.chat_template or FALLBACK_TEMPLATE
+        return Layout(tmpl, bos=bos, eos=eos, specials=specials, tokenize_text=self.tokenize_text,
+                      dummy_prefix=dummy, bos_id=bos_id if add_bos else None)
 
     def _piece(self, token: int, special: bool = False) -> bytes:
         import llama_cpp

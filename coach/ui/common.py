@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
+import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,17 @@ class Ctx:
     personas: dict[str, Persona]
     scenarios: dict[str, Scenario]
     exports: Path
+    # the sessions this process runs, by id (a reloaded page's old one is stopped when its session is resumed)
+    live: weakref.WeakValueDictionary[str, Any] = field(default_factory=weakref.WeakValueDictionary)
 
     @property
     def colours(self) -> dict[str, str]:
         return {k: p.colour for k, p in self.personas.items()}
 
     def banner(self) -> str:
-        return f"**Model running:** {self.models.describe()}"
+        from coach.ui.models_tab import in_the_browser
+
+        return f"**Model running:** {in_the_browser(self.models.describe())}"
 
     @property
     def shared(self) -> bool:
@@ -61,6 +67,23 @@ class Ctx:
         if self.shared:
             raise CoachError(f"{what} is for whoever runs this shared coach (`coach models`, `coach bench` on "
                              "the server); it is off for signed-in users")
+
+
+BROWSER_COOKIE = "coach_browser"
+# Sets this browser's id once (a year): its sessions are leased to it, so a reload takes them back unasked.
+BROWSER_JS = ("() => { if (!document.cookie.split('; ').some(c => c.startsWith('coach_browser='))) {"
+              " const id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() :"
+              " Math.random().toString(36).slice(2) + Date.now().toString(36);"
+              " document.cookie = 'coach_browser=' + id + '; path=/; max-age=31536000; SameSite=Strict'; } }")
+
+
+def browser_holder(request: Any) -> str | None:
+    """The lease token of the browser that sent `request` (its cookie), or None (an API client, or no cookie
+    yet): then each window holds its own lease, as before."""
+    headers = getattr(request, "headers", None)
+    cookie = headers.get("cookie", "") if headers is not None else ""
+    m = re.search(rf"(?:^|;\s*){BROWSER_COOKIE}=([A-Za-z0-9-]{{8,64}})(?:;|$)", cookie or "")
+    return f"browser:{m.group(1)}" if m else None
 
 
 TYPING = '<span class="typing" data-testid="typing">…</span>'  # the panelist is still writing a sentence
@@ -95,6 +118,19 @@ def guard(handler: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any) -> Any:
         try:
             return handler(*args)
+        except Exception as exc:
+            raise ui_error(exc) from None
+
+    return wrapped
+
+
+def guard_stream(handler: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """A streaming handler's error boundary (for handlers that own no chat)."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any) -> Iterator[Any]:
+        try:
+            yield from handler(*args)
         except Exception as exc:
             raise ui_error(exc) from None
 

@@ -17,6 +17,10 @@ class DebriefTab:
         self.ctx = ctx
         with gr.Tab("Debrief", id="debrief"):
             self.md = gr.Markdown("Finish a panel to see the committee's decision.", elem_id="debrief")
+            with gr.Row(elem_id="fix-first"):  # one per gap of the "fix these three first" block
+                self.retry_btns = [gr.Button("", visible=False, size="sm", elem_id=f"retry-gap-{i + 1}")
+                                   for i in range(3)]
+            self.gaps = gr.State([])  # [session id, turn index] of each gap
             self.plot = gr.Image(label="Per-criterion scores by panelist", elem_id="debrief-plot",
                                  buttons=["download", "fullscreen"], interactive=False, show_label=False)
             with gr.Row():
@@ -27,10 +31,14 @@ class DebriefTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html, self.details]
+        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html, self.details, *self.retry_btns, self.gaps]
 
     def show(self, d: Debrief, session_id: str, owner: str = "") -> dict[Any, Any]:
         """Every part of the tab for one session's debrief (its files are written to its user's export folder)."""
         files = debrief_files(d, self.ctx.export_dir(owner) / session_id, self.ctx.colours)
+        gaps = d.costliest()
+        buttons = {b: gr.update(value=f"Retry question {gaps[i]['n']}", visible=True) if i < len(gaps)
+                   else gr.update(visible=False) for i, b in enumerate(self.retry_btns)}
         return {self.md: debrief_markdown(d), self.plot: str(files["png"]), self.dl_md: str(files["md"]),
-                self.dl_json: str(files["json"]), self.dl_html: str(files["html"]), self.details: debrief_details(d)}
+                self.dl_json: str(files["json"]), self.dl_html: str(files["html"]), self.details: debrief_details(d),
+                **buttons, self.gaps: [[session_id, g["idx"]] for g in gaps]}

@@ -6,6 +6,7 @@ makes them take turns. Every turn is stored as it happens, so a closed tab loses
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -27,22 +28,35 @@ from coach.prompts import load_personas, load_scenarios
 from coach.rubrics import load_all
 from coach.store import Store
 from coach.ui.bench_tab import BenchTab
-from coach.ui.common import Ctx, guard, streaming
+from coach.ui.common import BROWSER_JS, Ctx, guard, guard_stream, streaming
 from coach.ui.debrief_tab import DebriefTab
 from coach.ui.history_tab import HistoryTab
 from coach.ui.models_tab import ModelsTab
 from coach.ui.panel_tab import PanelTab
 from coach.ui.voice_box import HUSH_JS, PLAYER_JS
 
+log = logging.getLogger("coach.ui")
 # System fonts only: the default theme would fetch web fonts from a CDN.
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CONCURRENCY = 32  # handlers at once: the local model's lock (or the model server's queue) orders the turns
 CSS = """
 .typing {opacity: .6; animation: typing 1.2s ease-in-out infinite}
 @keyframes typing {0%, 100% {opacity: .25} 50% {opacity: .9}}
-#model-banner {font-size: .92em}
-#timer.warn {color: #b3261e; font-weight: 600}
-#debrief-details td:nth-child(3), #debrief-details th:nth-child(3) {white-space: nowrap; word-break: normal}
+#title h1 {font-size: 1.35em; margin: 0}
+#model-banner {font-size: .8em; line-height: 1.3}
+#coach-feedback:not(:has(h4)) {display: none}
+#coach-feedback {max-height: max(190px, calc(100vh - 520px)); overflow-y: auto; font-size: .9em}
+#clock-row {gap: 8px; align-items: baseline}
+#status {text-align: right}
+#timer .warn {color: #b3261e; font-weight: 600}
+#debrief-details td, #debrief-details th {word-break: normal; overflow-wrap: normal}
+#debrief-details td:first-child, #debrief-details th:first-child, #debrief-details td:nth-child(4) {
+  white-space: nowrap}
+#debrief-details td:nth-child(2) {min-width: 7em}
+#panel-chat button[aria-label="Clear"], #panel-chat button[title="Clear"] {display: none}
+#brief {font-size: .92em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis}
+#brief p {margin: 0; overflow: hidden; text-overflow: ellipsis}
+#resume-offer {max-width: 36em}
 """
 
 
@@ -58,13 +72,16 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
     catalog = list_models(settings)  # what the pickers list when the page is built; refreshed on each load
 
     def warm_grader() -> None:  # the grader's model loads in the background so the page is usable at once
-        for b in banks.values():
-            grader.warm(b)
+        try:
+            for b in banks.values():
+                grader.warm(b)
+        except Exception as exc:  # noqa: BLE001  (only a speed-up; Ctrl-C may tear torch down under it)
+            log.info("grader warm-up stopped: %s: %s", type(exc).__name__, exc)
 
     threading.Thread(target=warm_grader, daemon=True).start()
 
     with gr.Blocks(title="Interview coach") as demo:
-        gr.Markdown("# Interview coach")
+        gr.Markdown("# Interview coach", elem_id="title")
         banner = gr.Markdown(ctx.banner(), elem_id="model-banner")
         with gr.Tabs(elem_id="tabs") as tabs:
             panel = PanelTab(ctx, catalog)
@@ -82,8 +99,8 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         send_outs = [*panel.outputs, panel.send]
         voice = panel.voice
         panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode,
-                                                    panel.quick, panel.iv, panel.armed, voice.speak], send_outs,
-                              api_name="start")
+                                                    panel.quick, panel.iv, panel.armed, voice.speak],
+                              [*send_outs, *panel.session_outputs], api_name="start")
         answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode, voice.heard, voice.speak],
                      [*panel.outputs, panel.answer_box, voice.heard_md, *debrief.outputs, panel.send])
         panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
@@ -103,13 +120,26 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
 
         history_outs = [history.table, history.pick, history.trend]
         history.refresh.click(guard(history.sessions), None, history_outs, api_name="sessions")
-        history.pick.change(guard(history.questions), history.pick, history.pick_turn, api_visibility="private")
+        history.pick.input(guard(history.questions), history.pick, history.pick_turn, api_visibility="private")
+        resume_outs = [*panel.outputs, tabs, *debrief.outputs, panel.send, *panel.session_outputs]
         history.resume_btn.click(stream(panel.resume), [history.pick, panel.chat_state, history.take_over, voice.speak],
-                                 [*panel.outputs, tabs, *debrief.outputs, panel.send], api_name="resume")
+                                 resume_outs, api_name="resume")
+        panel.offer_btn.click(stream(panel.resume_offer), [panel.offer_sid, panel.chat_state, voice.speak], resume_outs,
+                              api_visibility="private")
+        for btn, act, api in ((history.abandon_btn, history.abandon, "session_abandon"),
+                              (history.delete_btn, history.delete, "session_delete")):
+            btn.click(guard(act), history.pick, history.done_md, api_name=api,
+                      js=history.CONFIRM_JS if btn is history.delete_btn else None).then(
+                guard(history.sessions), None, history_outs, api_visibility="private")
+        for i, button in enumerate(debrief.retry_btns):  # "retry this question": History's retry, that question
+            button.click(guard(history.retry_from(i)), debrief.gaps, [tabs, history.pick, history.pick_turn,
+                                                                      history.retry_box, history.retry_md],
+                         api_visibility="private")
         history.show_btn.click(guard(history.show_debrief), history.pick, [*debrief.outputs, tabs],
                                api_name="session_debrief")
         history.retry_btn.click(guard(history.retry), [history.pick, history.pick_turn, history.retry_box],
-                                history.retry_md, api_name="retry")
+                                history.retry_md, api_name="retry").then(guard(history.sessions), None, history_outs,
+                                                                         api_visibility="private")
 
         pickers = [models.table, *models.pickers]
         models.doctor_btn.click(guard(models.doctor), None, models.doctor_md, api_name="doctor")
@@ -121,13 +151,15 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             button.click(guard(handler), inputs, models.status, api_name=name).then(
                 guard(models.refresh), None, pickers).then(guard(voice.describe), None, voice.info,
                                                            api_visibility="private")
-        bench.run_btn.click(guard(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps], bench.outputs,
-                            api_name="bench")
+        bench.run_btn.click(guard_stream(bench.run), [bench.models, bench.ladder_src, bench.rungs, bench.reps],
+                            bench.outputs, api_name="bench")
+        bench.cancel_btn.click(guard(bench.cancel), None, bench.recommendation, api_name="bench_cancel", queue=False)
         settings_in: list[Any] = [panel.scenario, panel.seed, panel.coach_mode, panel.quick, voice.speak]
         for control in settings_in:
             control.change(guard(panel.remember), settings_in, panel.saved, api_visibility="private", queue=False,
                            show_progress="hidden")
         demo.load(guard(panel.restore), panel.saved, settings_in, api_visibility="private")
+        demo.load(guard(panel.offer), None, [panel.offer_btn, panel.offer_sid], js=BROWSER_JS, api_visibility="private")
         demo.load(guard(history.sessions), None, history_outs, api_visibility="private")
         demo.load(guard(models.refresh), None, pickers, api_visibility="private")
         demo.load(guard(voice.describe), None, voice.info, api_visibility="private")
@@ -147,6 +179,6 @@ def launch(settings: Settings, demo: gr.Blocks | None = None, *, block: bool = T
     # one queue worker per candidate typing at once; each waits only for the model, which takes turns
     demo.queue(default_concurrency_limit=CONCURRENCY).launch(
         server_name=settings.host, server_port=settings.port, share=False, inbrowser=False, theme=THEME, css=CSS,
-        footer_links=[], show_error=True, prevent_thread_lock=not block, **auth,
+        footer_links=[], show_error=True, prevent_thread_lock=not block, quiet=True, **auth,
     )
     return demo

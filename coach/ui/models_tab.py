@@ -4,6 +4,8 @@ refreshed."""
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Any
 
 import gradio as gr
@@ -12,7 +14,7 @@ import pandas as pd
 from coach.doctor import report as doctor_report
 from coach.errors import CoachError
 from coach.ladder import QUANT_TYPES, quantize
-from coach.models import ModelRow, add, list_models, pull
+from coach.models import ModelRow, add, get_mistral, list_models, pull, recommended_spec
 from coach.ui.common import Ctx
 from coach.views import model_choices, model_rows
 
@@ -21,14 +23,34 @@ def installed(rows: list[ModelRow]) -> list[str]:
     return [r.name for r in rows if r.installed]
 
 
+@lru_cache(maxsize=1)
+def bandwidth() -> float:
+    """This machine's copy bandwidth (GB/s), measured once a process, for "what it will feel like here"."""
+    from coach.machine import memory_bandwidth
+
+    return memory_bandwidth(size_mb=128, reps=3)
+
+
+PULL_CMD = re.compile(r"run `coach models pull ([^`]+)`")
+
+
+def in_the_browser(text: str) -> str:
+    """Advice written for the terminal, as the page says it: the Pull box is a click away."""
+    return PULL_CMD.sub(r"pull **\1** from the **Models** tab (its Pull box holds the name)", text)
+
+
 class ModelsTab:
     def __init__(self, ctx: Ctx, catalog: list[ModelRow]) -> None:
         self.ctx = ctx
         with gr.Tab("Models", id="models"):
-            self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog)), interactive=False, elem_id="models-table")
+            # "fits" comes from coach.fit's one rule, the same that `coach doctor` and the engine's check use
+            self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog, bandwidth())), interactive=False,
+                                      elem_id="models-table")
+            self.advice = gr.Markdown(f"**Recommended here:** {in_the_browser(get_mistral())}",
+                                      elem_id="models-recommended")
             with gr.Row():
                 self.pull_name = gr.Textbox(label="Pull NAME:QUANT, or a voice model (whisper-base.en, piper-…: "
-                                                  "`coach voice list`)", value="mistral-7b-instruct-v0.3:Q4_K_M")
+                                                  "`coach voice list`)", value=recommended_spec())
                 self.pull_btn = gr.Button("Pull")
             with gr.Row():
                 self.add_path = gr.Textbox(label="Add a local .gguf (path)")
@@ -47,7 +69,7 @@ class ModelsTab:
         """Every picker lists what is installed now (after a pull, add or quantize, or in a new tab)."""
         rows = list_models(self.ctx.settings)  # reads each installed file's header: once per refresh
         names = installed(rows)
-        out: dict[Any, Any] = {self.table: pd.DataFrame(model_rows(rows))}
+        out: dict[Any, Any] = {self.table: pd.DataFrame(model_rows(rows, bandwidth()))}
         for picker, kind in self.pickers.items():
             if kind == "choices":
                 out[picker] = gr.update(choices=model_choices(rows), value=self.ctx.models.ref.name)

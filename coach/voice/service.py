@@ -37,9 +37,7 @@ def still_spoken(sent: str, heard: Transcript) -> bool:
 
 def time_box_of(iv: Any) -> int:
     """The open question's time box in seconds (0 when there is none)."""
-    if iv is None or iv.current is None or not iv.current.action.question_id:
-        return 0
-    return int(iv.bank.get(iv.current.action.question_id).time_box_s)
+    return int(iv.question_box()) if iv is not None else 0  # scaled for a quick round
 
 
 class Voice:
