@@ -24,7 +24,7 @@ import yaml
 
 from coach.engine.scripted import ScriptedBackend
 from coach.grader import Grader
-from coach.panel import PanelState
+from coach.panel import Action, PanelState
 from coach.prompts import load_scenarios, scenario_parts
 from coach.session import Interview
 from coach.store import Store
@@ -198,10 +198,28 @@ def replay(action: dict[str, Any], say: str, grader: Grader, store: Store,
         "".join(iv.ask())
         turn["n"] += 1
         iv.answer(ans, spent_s=60)
+    _recorded(iv, action)
     shown = "".join(iv.ask())
     row = store.turns(iv.session_id)[-1]
     assert row["kind"] == action["kind"], (action["id"], row["kind"])
     return shown, row, iv
+
+
+def _recorded(iv: Interview, action: dict[str, Any]) -> None:
+    """The panel decides the replayed turn as it was recorded: the item was written for that action, and the
+    panel's rules (a weak spot named by the grader, a question for the panel before the goodbye) change."""
+    panel = iv._panel
+    natural = panel.next_action
+
+    def next_action(st: Any) -> Action:
+        a = natural(st)
+        if (a.kind, a.panelist, a.canonical, a.instruction) == (action["kind"], action["panelist"],
+                                                                action["canonical"], action["instruction"]):
+            return a
+        return Action(action["kind"], action["panelist"], action["question_id"], action["canonical"],
+                      action["instruction"], max(0, a.segment))
+
+    panel.next_action = next_action  # type: ignore[method-assign]
 
 
 def _words(text: str) -> list[str]:
