@@ -427,30 +427,3 @@ def test_semeval_loader_and_grader_eval_on_a_sample(capsys):
     assert "all unseen-questions" in out and "base AUC" in out and "r(words)" in out
     with pytest.raises(ConfigError, match="no training/2way"):
         load(sample / "test")
-
-
-HELD_OUT = Path(__file__).parent / "data" / "grader"
-# Measured once the design was done (issue 25; the README has the table): most goals are NOT met yet, and
-# these bounds only keep the grader from getting worse (a little slack for torch's arithmetic across machines).
-MEASURED = {"made_named": 60, "weak_gap": 57, "negated": 3.55, "fluent_wrong": 2.9, "honest_wins": 4,
-            "bullets": 2.2, "ramble": 1.85}
-
-
-def test_the_held_out_truthfulness_and_adversarial_sets(grader):
-    """Written by someone who had not seen the grader, run once the design was done (docs/grader.md). The
-    issue's goals: tips naming a point the answer made at most 1 in 20; every weak answer's tip names a real
-    gap; negated and fluent wrong answers at most 2.5; an honest plan above both; rambles and bullets gain
-    nothing. Guarded here at the levels measured (the README says which goals are met)."""
-    from coach.evaluate import adversarial_check, report_heldout, truth_check
-
-    truth = truth_check(grader, HELD_OUT / "truth_set.yaml")
-    adv = adversarial_check(grader, HELD_OUT / "adversarial.yaml")
-    assert truth["n_strong"] >= 60 and truth["n_weak"] >= 40 and adv["triples"] >= 20
-    assert "truthfulness set" in report_heldout(truth, adv)
-    kinds = adv["by_kind"]
-    mean = {k: float(np.mean(v)) for k, v in kinds.items()}
-    assert truth["made_named"] <= MEASURED["made_named"], truth["made_named"]
-    assert truth["weak_gap"] >= MEASURED["weak_gap"], truth["weak_gap"]
-    assert mean["negated"] <= MEASURED["negated"] and mean["fluent_wrong"] <= MEASURED["fluent_wrong"], mean
-    assert adv["honest_wins"] >= MEASURED["honest_wins"], adv["honest_wins"]
-    assert mean["bullets"] <= MEASURED["bullets"] and mean["ramble"] <= MEASURED["ramble"], mean
