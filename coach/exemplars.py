@@ -1,11 +1,11 @@
 """What a question's own exemplars say about an answer: the vectors of everything the rubric wrote, the
-calibration (where a held-out good and a held-out bad exemplar sit in similarity to the good ones: the
-scale an answer's closeness is read on) and false claims (a sentence nearer what the rubric holds wrong
-than anything it holds true)."""
+calibration (how much plain similarity to the good answers counts beside the grader's blend, chosen by
+leave-one-out over the exemplars) and false claims (a sentence nearer what the rubric holds wrong than
+anything it holds true)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,12 +26,11 @@ class QuestionVectors:
     bad_sent_text: list[str]
     good_sent_of: list[int]  # the exemplar each good sentence comes from
     bad_sent_of: list[int]
-    kp_clauses: np.ndarray = field(default_factory=lambda: np.zeros((0, 384), np.float32))  # each point's clauses
-    kp_clause_text: list[tuple[int, str]] = field(default_factory=list)  # (key point, clause)
 
 
 SIM_LO, SIM_HI = 0.35, 0.75  # default similarity to the nearest good exemplar of a bad and of a good answer
 SHRINK_SIM = 0.5  # how far the per-question positions are pulled towards those defaults
+PRIOR_N = 6.0  # the rubric blend alone counts as this many exemplars' worth of evidence
 FALSE_CAP = 1.3  # a confident wrong claim: every criterion at most this, whatever else the answer says
 FALSE_NEAR = 0.70  # how close a claim must sit to a false version (or a bad exemplar's sentence) to count
 FALSE_MARGIN = 0.10  # ... and how much closer than to anything true (a key point, a good sentence)
@@ -42,6 +41,7 @@ BAD_MARGIN = 0.15  # a bad exemplar's sentence is not always false, only weak: i
 class Calibration:
     lo: float  # where a held-out bad exemplar sits: similarity to its nearest good one (shrunk)
     hi: float  # where a held-out good exemplar sits
+    alpha: float  # the rubric blend's share of each criterion; the rest is similarity to the good answers
 
     def similarity_score(self, sim: float) -> float:
         """Similarity to the nearest good answer on 1-5: a held-out bad lands near 1.5, a good near 4.5."""
@@ -68,11 +68,26 @@ def positions(qv: QuestionVectors, n_good: int) -> tuple[list[float], list[float
     np.fill_diagonal(gg, -1.0)
     loo_good = [float(gg[i].max()) for i in range(n_good)]  # the reference (if any) is never held out
     loo_bad = [float((b @ qv.good.T).max()) for b in qv.bad]
-    lo = SHRINK_SIM * SIM_LO + (1 - SHRINK_SIM) * (float(np.mean(loo_bad)) if loo_bad else SIM_LO)
-    hi = SHRINK_SIM * SIM_HI + (1 - SHRINK_SIM) * (float(np.mean(loo_good)) if loo_good else SIM_HI)
+    lo = SHRINK_SIM * SIM_LO + (1 - SHRINK_SIM) * float(np.mean(loo_bad))
+    hi = SHRINK_SIM * SIM_HI + (1 - SHRINK_SIM) * float(np.mean(loo_good))
     if hi - lo < 0.05:
         lo, hi = SIM_LO, SIM_HI
-    return loo_good, loo_bad, Calibration(lo, hi)
+    return loo_good, loo_bad, Calibration(lo, hi, 1.0)
+
+
+def fit(placed: Calibration, rubric: list[float], similarity: list[float], n_good: int) -> Calibration:
+    """The share of the rubric blend (against similarity) that best separates the held-out goods (the first
+    `n_good` scores) from the bads, on a grid of eleven, shrunk towards the blend alone."""
+    r, sm = np.array(rubric), np.array(similarity)
+    yes = np.arange(len(r)) < n_good
+    best, best_sep = 1.0, -np.inf
+    for a in np.linspace(0, 1, 11):
+        c = a * r + (1 - a) * sm
+        sep = (c[yes].mean() - c[~yes].mean()) / (np.sqrt((c[yes].var() + c[~yes].var()) / 2) + 0.3)
+        if sep > best_sep + 1e-9:
+            best, best_sep = float(a), float(sep)
+    n = len(r)
+    return Calibration(placed.lo, placed.hi, round((n * best + PRIOR_N) / (n + PRIOR_N), 3))
 
 
 def find_false_claim(q: Question, qv: QuestionVectors, units: list[str], u: np.ndarray) -> FalseClaim | None:

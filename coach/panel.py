@@ -13,7 +13,6 @@ from typing import Any, Literal, Protocol
 
 from coach.prompts import Persona, Scenario, TensionPair
 from coach.rubrics import Bank
-from coach.tips import follow_up, follow_up_line
 
 Kind = Literal["ask", "contradict", "follow_up", "close"]
 FOLLOW_UP_BELOW = 3.2  # a weighted total under this earns a probe on the weakest part
@@ -66,9 +65,6 @@ class GraderFollowUp:
     def probe(self, grade: GradeLike | None, answer: str) -> str | None:
         if grade is None or grade.total >= FOLLOW_UP_BELOW:
             return None
-        spot = follow_up(getattr(grade, "weak_spots", None) or {})  # a named weak spot first (`tips.follow_up`)
-        if spot:
-            return spot
         if grade.missed:
             return grade.missed[0]
         weakest = min(grade.criteria, key=lambda c: grade.criteria[c])
@@ -192,7 +188,6 @@ class Panel:
             if criterion == "tension_handling" and st.log and st.log[-1]["kind"] != "contradict":
                 written = PROBES[criterion]  # no colleague was contradicted: the panelist's "my colleague and I" is hearsay
             written = self.scenario.probes.get(qid or "", written)  # a question the usual words do not fit
-            written = follow_up_line(subject) or written  # a weak spot (no example, a false claim...) names itself
             return Action("follow_up", seg.panelist, qid, written,
                           f"Probe, in one or two sentences and without giving the answer away, what that answer "
                           f"left out: {subject}", seg_index)

@@ -29,6 +29,7 @@ class QuestionCheck:
     good_mean: float = 0.0
     bad_mean: float = 0.0
     pairs: float = 0.0  # share of (held-out good, held-out bad) pairs the good one wins
+    alpha: float = 1.0  # the rubric blend's share after calibration (the rest: similarity)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -69,6 +70,7 @@ def check_question(grader: Grader, bank: Bank, q: Question) -> QuestionCheck:
             out.notes.append(f"{LABELS.get(crit, crit)} ({w:.0%} of the total) has no key point: it is scored from "
                              f"similarity to the exemplars alone, and its feedback cannot name what is missing. "
                              f"Add a key point tagged {crit}, or drop its weight")
+    out.alpha = grader.calibration(bank, q).alpha
     return out
 
 
@@ -89,7 +91,7 @@ def render(path: str, bank: Bank, checks: list[QuestionCheck]) -> str:
     for c in checks:
         verdict = "PROBLEM" if c.problems else "ok"
         lines.append(f"  {c.question:{width}}  {verdict:7}  held-out good {c.good_mean:.1f} vs bad {c.bad_mean:.1f}, "
-                     f"good wins {c.pairs:.0%} of pairs")
+                     f"good wins {c.pairs:.0%} of pairs; similarity share {1 - c.alpha:.0%}")
         lines += [f"      problem: {p}" for p in c.problems]
         lines += [f"      note: {n}" for n in c.notes]
     bad = [c.question for c in checks if c.problems]

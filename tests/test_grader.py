@@ -203,7 +203,7 @@ def test_calibration_comes_from_the_exemplars_and_the_same_answer_gets_the_same_
     g1, g2 = one.grade(bank, q, answer), two.grade(bank, q, answer)
     assert g1.as_dict() == g2.as_dict()
     cal = one.calibration(bank, q)
-    assert cal.lo < cal.hi
+    assert 0.5 <= cal.alpha <= 1.0 and cal.lo < cal.hi and g1.features["alpha"] == cal.alpha
     assert cal.similarity_score(cal.hi) > 4.0 > 2.0 > cal.similarity_score(cal.lo)
     # a terse technical answer is prose, not a keyword list, though it has few stopwords
     terse = one.grade(bank, q, "TTFT, not decode speed. Prefill of long prompts plus queueing. "
@@ -297,14 +297,7 @@ COVERED = [
 ]
 
 
-# measured (issue 25): one paraphrase of the four still scores 4.5+ on a single point, so its tip sharpens
-# instead of naming the next point; kept visible until the grader earns it
-_KNOWN = {("fp-kv-cache-buyer", 1)}
-COVERED_CASES = [pytest.param(q, k, a, marks=pytest.mark.xfail(strict=True, reason="scores 4.5+ on one point"))
-                 if (q, k) in _KNOWN else (q, k, a) for q, k, a in COVERED]
-
-
-@pytest.mark.parametrize(("qid", "k", "answer"), COVERED_CASES, ids=[f"{q}-{k}" for q, k, _ in COVERED])
+@pytest.mark.parametrize(("qid", "k", "answer"), COVERED, ids=[f"{q}-{k}" for q, k, _ in COVERED])
 def test_a_point_said_in_other_words_counts_as_covered(grader, qid, k, answer):
     banks = load_all()
     b, q = next((b, q) for b in banks.values() for q in b.questions if q.id == qid)
@@ -314,116 +307,3 @@ def test_a_point_said_in_other_words_counts_as_covered(grader, qid, k, answer):
     assert any(t in g.missed for t in others)  # one point said is not every point said
     # the follow-up probes, and the tip names, the same missing point
     assert g.missed[0] in g.improvement or "Drop" in g.improvement
-
-
-# ------------------------------------------------------------------ issue 25: feedback a strong candidate can trust
-
-def _no_wrong(bank, qid: str):
-    """The question as most users' own rubrics are: no `wrong:` versions of its key points."""
-    q = bank.get(qid)
-    return q.model_copy(update={"key_points": [k.model_copy(update={"wrong": []}) for k in q.key_points]})
-
-
-@pytest.mark.parametrize(("point", "sentence", "flipped"), [
-    ("Terminal 1 and the positive terminal are not connected", "terminal 1 is connected to the positive terminal", True),
-    ("Terminal 1 and the positive terminal are separated by the gap", "there is no gap between terminal 1 and it", True),
-    ("Limiting attention caps memory per request", "limiting attention does not cap memory per request", True),
-    ("Latency falls with a smaller model", "latency rises with a smaller model", True),
-    ("Separate vanity metrics such as impressions from signals of usage",
-     "downloads and impressions I would report but not count", False),
-    ("Memory bandwidth sets decode speed", "decode speed is set by memory bandwidth", False),
-    ("Do not flip all three switches at once", "we should never flip all three at once", False),
-])
-def test_a_reversal_is_read_from_negation_and_antonyms_around_shared_words(point, sentence, flipped):
-    from coach.points import reverses
-
-    assert (reverses(point, sentence) is not None) == flipped, reverses(point, sentence)
-
-
-def test_a_negated_key_claim_is_caught_without_a_wrong_entry_and_an_honest_plan_beats_it(grader):
-    bank = load_bank(TECHNICAL_BANK)
-    q = _no_wrong(bank, "te-quant-decode")
-    right = ("Each token reads every weight once, so memory bandwidth sets the decode speed. 4-bit weights move about "
-             "a third of the bytes of F16, so tokens per second rise and the model fits in RAM, at a small "
-             "perplexity cost that grows at 3 bits.")
-    negated = ("Each token reads every weight once, but memory bandwidth does not set the decode speed. 4-bit weights "
-               "move about a third of the bytes of F16, so tokens per second fall, and the model fits in RAM.")
-    honest = ("I don't know the exact mechanism. I would measure tokens per second for the F16 and the 4-bit file on "
-              "the same machine, check whether memory bandwidth is saturated, and compare perplexity on our eval set.")
-    r, n, h = (grader.grade(bank, q, a) for a in (right, negated, honest))
-    assert r.total >= 3.5 and "reversed" not in r.features, (r.total, r.notes)
-    assert n.total <= 2.5 and n.weakest in negated and "reverses a point" in " ".join(n.notes), (n.total, n.notes)
-    assert h.total > n.total and h.weak_spots.get("approach"), (h.total, h.notes)
-
-
-@pytest.mark.xfail(strict=True, reason="measured (issue 25): this paraphrase reads as missing the KV-cache point "
-                   "(4.22, 'Add what is missing'); the sentence-level match misses 'attention keys and values' = KV cache")
-def test_a_strong_answer_gets_a_sharpening_tip_that_quotes_its_own_sentence(grader, bank):
-    q = bank.get("fp-kv-cache-buyer")
-    answer = ("Every token keeps its attention keys and values, so memory per conversation climbs with length. Limiting "
-              "attention to a recent span caps that memory, so one accelerator serves many more users in parallel and "
-              "a bank pays less per filing, though a detail far back may be recalled less reliably.")
-    g = grader.grade(bank, q, answer)
-    assert g.total >= 4.5 and g.improvement.startswith("Sharpen \""), (g.total, g.improvement)
-    quoted = g.improvement.split("\"")[1].removesuffix(" ...")
-    assert quoted in answer
-    assert not g.weakest or g.weakest in answer  # evidence against is never a sentence that makes a key point
-    assert not any(k.text in g.improvement for k in q.key_points)
-
-
-def test_length_advice_counts_sentences_and_words(grader, bank):
-    q = bank.get("fp-speed-pushback")
-    three = grader.grade(bank, q, "I'd ask what they measured. Then reproduce it. Then fix our claim if it is wrong.")
-    assert "one sentence" not in three.improvement, three.improvement
-    one = grader.grade(bank, q, "I would tell sales the model is fast.")
-    assert one.improvement.startswith("Develop it: one sentence of 8 words"), one.improvement
-
-
-def test_weak_spots_drive_the_follow_up_and_the_tip(grader):
-    from coach.panel import GraderFollowUp
-    from coach.rubrics import Bank, KeyPoint, Question
-    from coach.tips import follow_up_line
-
-    q = Question(id="bq-conflict", text="Tell me about a time you had to convince a team that disagreed with you.",
-                 key_points=[KeyPoint(text="A specific situation, what the candidate did, and the result."),
-                             KeyPoint(text="How the disagreement was heard out and resolved with evidence.")],
-                 good=["At my last job engineering wanted to delay the launch; I ran a two-week beta with 40 users, "
-                       "shared the crash data, and we shipped with one fix.",
-                       "In 2022 our designers disagreed with a pricing page; I set up an A/B test, the new page "
-                       "converted 12% better, and they agreed to keep it.",
-                       "When I joined, sales refused the new CRM; I sat with three reps, fixed their top two "
-                       "complaints, and adoption reached 90% in a month."],
-                 bad=["I am a great communicator and people usually agree with me quickly.",
-                      "I would schedule a meeting and align everyone on the vision.",
-                      "Teams should always trust the product manager's judgement."])
-    b = Bank(bank="bq", questions=[q])
-    dodge = grader.grade(b, q, "Brand matters a lot to me. I refreshed our brand colours and the logo, and "
-                               "everyone liked the new look on social media.")
-    assert "no_example" in dodge.weak_spots and "example" in dodge.improvement.lower(), dodge.improvement
-    subject = GraderFollowUp().probe(dodge, "") if dodge.total < 3.2 else None
-    assert subject is None or "example" in (follow_up_line(subject) or ""), subject
-    never = grader.grade(b, q, "I haven't done that yet. I'd start by listening to each side and running a small "
-                               "test so the data settles it.")
-    assert "not_done" in never.weak_spots and never.improvement.startswith("Honest"), never.improvement
-    line = follow_up_line(GraderFollowUp().probe(never, "") or "")
-    assert line and "start tomorrow" in line
-
-
-def test_semeval_loader_and_grader_eval_on_a_sample(capsys):
-    from coach.cli import main
-    from coach.semeval import SPLITS, auc, load
-
-    sample = Path(__file__).parent / "data" / "grader" / "semeval_sample"
-    splits = load(sample)
-    kinds = {s.kind for s in splits}
-    assert kinds == {"training", *SPLITS}
-    ua = next(s for s in splits if s.name == "beetle unseen-answers")
-    assert ua.items and ua.bank.questions[0].bad  # unseen answers: training answers are its exemplars
-    uq = next(s for s in splits if s.name == "sciEntsBank unseen-questions")
-    assert not uq.bank.questions[0].bad and uq.bank.questions[0].good  # unseen questions: references alone
-    assert auc([0.1, 0.9, 0.5, 0.5], [False, True, True, False]) == 0.875
-    assert main(["grader-eval", "--semeval", str(sample), "--semeval-only"]) == 0
-    out = capsys.readouterr().out
-    assert "all unseen-questions" in out and "base AUC" in out and "r(words)" in out
-    with pytest.raises(ConfigError, match="no training/2way"):
-        load(sample / "test")

@@ -117,10 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")
     ev.add_argument("--labelled", type=Path,
                     help="one labelled YAML of your own, graded against the built-in rubrics (default: both built-in sets)")
-    ev.add_argument("--semeval", type=Path, metavar="DIR",
-                    help="also SemEval-2013 Task 7 2-way (the folder holding training/ and test/): AUC and accuracy on "
-                         "its three test splits beside the max-cosine baseline (docs/grader.md)")
-    ev.add_argument("--semeval-only", action="store_true", help="with --semeval: skip the two labelled sets")
     ev.set_defaults(func=cmd_grader_eval)
 
     srv = sub.add_parser("serve-model", help="serve --model to a cohort: llama.cpp's llama-server if installed, "

@@ -142,26 +142,10 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.perf_counter()
     if args.labelled:
         read_text(args.labelled, "labelled set")  # a FIFO, a device or a folder is said before the grader loads
-    semeval = getattr(args, "semeval", None)
-    splits = None
-    if semeval is not None:
-        from coach.semeval import load
-
-        splits = load(semeval)  # a wrong folder is one line before the grader loads
-    n = 0
-    if not (semeval is not None and getattr(args, "semeval_only", False)):
-        sets = [EvalSet.builtin(args.labelled)] if args.labelled else [EvalSet.builtin(), EvalSet.technical()]
-        results = evaluate_sets(Grader.from_settings(settings), sets)
-        print(report_sets(results))
-        n += sum(len(r["rows"]) for r in results.values())
-    if splits is not None:
-        from coach.embedder import MiniLMEmbedder
-        from coach.evaluate import report_semeval, semeval_rows, semeval_table
-        from coach.semeval import MemoEmbedder
-
-        rows = semeval_rows(Grader(MemoEmbedder(MiniLMEmbedder(settings.grader_threads))), splits)
-        print(("\n" if n else "") + report_semeval(semeval_table(rows)))
-        n += sum(len(r) for r in rows.values())
+    sets = [EvalSet.builtin(args.labelled)] if args.labelled else [EvalSet.builtin(), EvalSet.technical()]
+    results = evaluate_sets(Grader.from_settings(settings), sets)
+    print(report_sets(results))
+    n = sum(len(r["rows"]) for r in results.values())
     print(f"\n({n} labelled answers, {time.perf_counter() - t0:.1f} s)")
     return 0
 
