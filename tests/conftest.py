@@ -79,3 +79,12 @@ def chromium_path() -> str | None:
     if path is None and os.environ.get("COACH_REQUIRE_BROWSER") == "1":
         pytest.fail("COACH_REQUIRE_BROWSER=1 but chromium is not installed (apt-get install -y chromium)")
     return path
+
+
+@pytest.fixture(scope="module")
+def world():
+    """The shipped personas, rubric banks and scenarios (the panel's rules are tested on them)."""
+    from coach.prompts import load_personas, load_scenarios
+    from coach.rubrics import load_all
+    personas, banks = load_personas(), load_all()
+    return personas, banks, load_scenarios(personas=personas, banks=banks)

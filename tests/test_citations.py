@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from coach.panel import Action, Panel
-from coach.prompts import Persona, load_personas, load_scenarios
-from coach.rubrics import load_all
+from coach.prompts import Persona
 
 GROUP = re.compile(r"\b(?:my colleagues?|your other interviewers|everyone on this panel|each of us)\b", re.I)
 
@@ -53,11 +52,6 @@ def paths(panel: Panel, seed: int):
             panel.record(st, a, Grade(1.5 if weak else 4.5, {"technical_accuracy": 2.0}, miss), "ok", pace)
             i += 1
 
-
-@pytest.fixture(scope="module")
-def world():
-    personas, banks = load_personas(), load_all()
-    return personas, banks, load_scenarios(personas=personas, banks=banks)
 
 
 def test_no_written_question_cites_a_colleague_who_has_not_spoken(world):

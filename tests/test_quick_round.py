@@ -3,19 +3,9 @@ the panel then does (pure logic over the panel; the browser journey shows the sa
 
 from __future__ import annotations
 
-import pytest
-
 from coach.panel import Clock, Panel
-from coach.prompts import load_personas, load_scenarios
-from coach.rubrics import load_all
 from coach.views import segment_note
 from tests.test_citations import Grade
-
-
-@pytest.fixture(scope="module")
-def world():
-    personas, banks = load_personas(), load_all()
-    return personas, banks, load_scenarios(personas=personas, banks=banks)
 
 
 def test_every_time_box_scales_and_n_more_questions_is_kept(world):
