@@ -22,7 +22,8 @@ def test_history_reads_retries_and_refuses_what_is_not_there(backend, grader, tm
     r = h.retry(iv.session_id, idx, STRONG)
     assert r.before == stored["grade"]["total"] and r.grade.total > r.before and r.change == "better"
     assert h.retry(iv.session_id, idx, WEAK).change == "the same"  # same answer, same score
-    assert len(h.transcript(iv.session_id)) == 2 * len(questions) + 1  # each question and answer, then goodbye
+    # each graded question and its answer, the panel's "any questions for us?" and the reply, then the goodbye
+    assert len(h.transcript(iv.session_id)) == 2 * len(questions) + 3
     assert h.debrief(iv.session_id).decision == iv.debrief().decision
     close = store.turns(iv.session_id)[-1]["idx"]
     with pytest.raises(CoachError, match="no graded question"):
