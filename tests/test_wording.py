@@ -160,7 +160,7 @@ def test_the_corpus_meets_its_goals(corpus, part):
         assert t.good_whole >= 0.8 * t.good, (kind, t.misses)
         assert t.written_pass == t.written, (kind, t.misses)
     bad = sum(t.bad for t in tallies.values())
-    measured = {"dev": 3 / 145, "fresh": 0 / 68, "fresh2": 8 / 68, "fresh3": 25 / 68, "fresh4": 30 / 85}[part]
+    measured = {"dev": 3 / 145, "fresh": 0 / 68, "fresh2": 8 / 68, "fresh3": 18 / 68, "fresh4": 33 / 85}[part]
     assert sum(t.bad_shown for t in tallies.values()) <= measured * bad + 1, \
         [m for t in tallies.values() for m in t.misses]
 
