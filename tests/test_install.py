@@ -47,7 +47,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(env_dir: Path, args: list[str], cwd: Path, **kw: object) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": ""}
     return subprocess.run([str(env_dir / "bin" / "coach"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300, **kw)  # type: ignore[call-overload]
+                          timeout=1200, **kw)  # type: ignore[call-overload]
 
 
 def test_the_wheel_carries_its_data_and_runs_outside_the_repo(installed: Path, tmp_path: Path) -> None:
