@@ -50,6 +50,7 @@ def _run(env_dir: Path, args: list[str], cwd: Path, **kw: object) -> subprocess.
                           timeout=1200, **kw)  # type: ignore[call-overload]
 
 
+@pytest.mark.timeout(2400)  # a wheel build, a fresh venv and four commands: long on a busy machine
 def test_the_wheel_carries_its_data_and_runs_outside_the_repo(installed: Path, tmp_path: Path) -> None:
     where = subprocess.run([str(installed / "bin" / "python"), "-c", "import coach, app"], cwd=tmp_path,
                            capture_output=True, text=True)
