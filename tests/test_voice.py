@@ -302,7 +302,9 @@ def test_a_whole_spoken_session_at_the_terminal_with_no_network(tmp_path):
     grades = [json.loads(g) for (g,) in db.execute("SELECT grade FROM turns WHERE grade IS NOT NULL")]
     assert grades and all(g["voice"] and g["voice"]["words"] >= 15 for g in grades)
     kept = list((tmp_path / "home" / "recordings").rglob("*.wav"))
-    assert len(kept) == len(grades)  # one recording kept per spoken answer, as asked
+    spoken = db.execute("SELECT COUNT(*) FROM turns WHERE answer IS NOT NULL AND answer != ''").fetchone()[0]
+    assert spoken == len(grades) + 1  # every graded answer, and the reply to "any questions for us?"
+    assert len(kept) == spoken  # one recording kept per spoken answer, as asked
 
 
 @pytest.mark.parametrize(("own", "model_tps", "want"), [
