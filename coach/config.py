@@ -97,6 +97,17 @@ class Settings:
         "--trusted-proxy", "with --auth-header: the proxies whose header is believed, addresses or networks "
         "(repeat or comma-separate; default 127.0.0.1 and ::1; required with a --host beyond loopback)",
         scope="ui", metavar="ADDR"))
+    backend_key: str | None = field(default=None, metadata=_flag(
+        None, "the model server's API key (vLLM / llama-server --api-key); a variable only, never a flag, so it "
+        "stays out of the process list"))
+    catalog: Path | None = field(default=None, metadata=_flag(
+        "--catalog", "a model catalog YAML of your own (private mirrors; default: the shipped one)", metavar="FILE"))
+    voice_catalog: Path | None = field(default=None, metadata=_flag(
+        "--voice-catalog", "a voice catalog YAML of your own (default: the shipped one)",
+        scope=("global", "voice"), metavar="FILE"))
+    llama_server: Path | None = field(default=None, metadata=_flag(
+        "--llama-server", "llama.cpp's llama-server binary for `coach serve-model` (default: on PATH or beside "
+        "this Python)", scope="serve-model", metavar="PATH"))
 
     @property
     def models_dir(self) -> Path:
@@ -121,6 +132,14 @@ class Settings:
         settings = replace(base, **clean)
         settings.validate()
         return settings
+
+    def export(self) -> None:
+        """Hand the file settings that modules read where no `Settings` reaches them (the catalogs, the
+        llama-server binary) to the environment, for them and for child processes. Called once, at the edge."""
+        for name in _EXPORTED:
+            value = getattr(self, name)
+            if value is not None:
+                os.environ[f"COACH_{name.upper()}"] = str(value)
 
     def validate(self) -> None:
         """Refuse values that cannot work, naming the flag and the variable, before anything loads."""
@@ -160,7 +179,10 @@ def server_url(url: str) -> str:
 AUTO = "auto"
 _META = {f.name: f.metadata for f in fields(Settings)}
 _INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port", "grader_threads"}
-_OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header", "trusted_proxies"}
+_PATHS = {"users_file", "catalog", "voice_catalog", "llama_server"}
+_OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header", "trusted_proxies",
+             "backend_key", *_PATHS}
+_EXPORTED = ("catalog", "voice_catalog", "llama_server")
 _MANY = {"trusted_proxies"}  # a flag given several times, or a comma-separated list  # None means "choose for me"
 
 
@@ -174,15 +196,17 @@ def _coerce(name: str, raw: str) -> Any:
             from coach.errors import ConfigError
 
             raise ConfigError(f"COACH_{name.upper()}={raw!r} is not an integer; fix or unset it") from exc
-    if name == "users_file":
+    if name in _PATHS:
         return Path(raw).expanduser()
     if name in _MANY:
         return tuple(x.strip() for x in raw.split(",") if x.strip())
     return raw
 
 
-def add_flags(parser: Any, scope: str = "global") -> None:
-    """Add the flags of every Settings field in `scope` to an argparse parser, help text included."""
+def add_flags(parser: Any, scope: str = "global", *, after_command: bool = False) -> None:
+    """Add the flags of every Settings field in `scope` to an argparse parser, help text included.
+    `after_command`: the parser is a command's, and the global flags are added to it too (`coach rehearse
+    --model X` as well as `coach --model X rehearse`); a flag the parser already has is left alone."""
     import argparse
 
     def typed(name: str) -> Any:
@@ -198,16 +222,17 @@ def add_flags(parser: Any, scope: str = "global") -> None:
                                                  + (" or auto" if name == "n_gpu_layers" else "")) from None
 
         parse.__name__ = "auto or an integer" if name == "n_gpu_layers" else "integer"
-        if name == "users_file":
+        if name in _PATHS:
             return lambda raw: Path(raw).expanduser()
         return parse if name in _INT_FIELDS else str
 
     for f in fields(Settings):
         meta = f.metadata
-        if meta.get("flag") and scope in meta.get("scope", ()):
+        wanted = scope in meta.get("scope", ()) or after_command and "global" in meta.get("scope", ())
+        if meta.get("flag") and wanted and meta["flag"] not in parser._option_string_actions:
             metavar = meta.get("metavar") or ("N" if f.name in _INT_FIELDS else "NAME")
             # after a command, an absent flag must not overwrite the same flag given before it
-            default = None if scope == "global" else argparse.SUPPRESS
+            default = None if scope == "global" and not after_command else argparse.SUPPRESS
             if f.name in _MANY:
                 parser.add_argument(meta["flag"], dest=f.name, action="append", metavar=metavar,
                                     help=meta["help"] + f" [COACH_{f.name.upper()}]", default=default)

@@ -62,8 +62,29 @@ class ServerUnavailable(CoachError):
     exit_code = 10
 
 
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "done"),
+    (1, "a step that could not be done: an unknown session, a file the coach will not delete, answer lines skipped"),
+    (2, "a model name or path that does not exist (also: a command-line usage error)"),
+    (3, "a file that is not a loadable GGUF: truncated, not GGUF, no tensors, a corrupt header, a crafted header "
+        "(counts beyond the file or any real model, a layer or expert number llama.cpp would abort on)"),
+    (4, "not enough free RAM for the model (refused before loading, with the GiB needed), or out of memory"),
+    (5, "not enough disk for a download or a quantization"),
+    (6, "a download failed: no network, a server error, a checksum mismatch"),
+    (7, "an unusable input: rubric, answers, catalog, registry, a setting out of range, an output path, a busy "
+        "port; a FIFO, a device or an oversized input, a piped answer past 20,000 characters, a rubric past its "
+        "limits, no home folder without COACH_HOME, `--auth-header` beyond loopback without `--trusted-proxy`"),
+    (8, "the sessions database or the data folder cannot be used (damaged, not writable, a file)"),
+    (9, "the session is open in another window or process (`coach sessions resume ID --take-over` to take it)"),
+    (10, "the model server (`--backend`) is down, silent past its timeout, or dropped the stream: nothing of that "
+         "turn was stored; ask again"),
+    (70, "an unexpected failure: one line, and the full trace in `COACH_HOME/logs/coach-crash.log`"),
+    (130, "interrupted (Ctrl-C): what was answered is saved"),
+)  # what `coach` exits with; `coach --help` and docs/cli.md show this table
+
+
 def log_crash(exc: BaseException) -> str:
-    """Append `exc`'s full trace to the crash log (COACH_HOME/logs/crash.log, else the temp folder) and
+    """Append `exc`'s full trace to the crash log (COACH_HOME/logs/coach-crash.log, else the temp folder) and
     return where it went, so the user sees one line and a maintainer gets the whole story."""
     import datetime
     import tempfile

@@ -7,7 +7,6 @@ threads, GPU layers, seed, a model server's address) reaches the engine by one r
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ def load_backend(settings: Settings, ref: ModelRef | ServerRef | None = None, **
     if isinstance(ref, ServerRef):
         from coach.engine.remote import RemoteBackend
 
-        return RemoteBackend(ref.url, api_key=os.environ.get("COACH_BACKEND_KEY") or None)  # vLLM/llama-server --api-key
+        return RemoteBackend(ref.url, api_key=settings.backend_key)  # vLLM/llama-server --api-key
     opts: dict[str, Any] = {"n_ctx": settings.n_ctx, "n_threads": settings.n_threads,
                             "n_gpu_layers": settings.n_gpu_layers, "seed": settings.seed, **engine}
     return LlamaBackend(ref.path, **opts)

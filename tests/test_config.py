@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,46 @@ def test_out_of_range_values_name_their_flag(monkeypatch: pytest.MonkeyPatch) ->
         Settings.from_env()
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--gpu-layers", "many", "models", "list"])
+
+
+def test_global_flags_work_before_or_after_the_command() -> None:
+    """`coach rehearse --model X` is `coach --model X rehearse`; after the command, every command takes them."""
+    from coach.cli import commands
+
+    assert _settings(["rehearse", "--model", "x.gguf", "--seed", "7"]).model == "x.gguf"
+    assert _settings(["--model", "y.gguf", "rehearse"]).model == "y.gguf"
+    assert _settings(["--model", "y.gguf", "rehearse", "--model", "z.gguf"]).model == "z.gguf"
+    assert _settings(["--seed", "5", "rehearse", "--ctx", "2048"]).seed == 5  # not reset by the command's parser
+    assert _settings(["sessions", "resume", "abc", "--model", "z.gguf"]).model == "z.gguf"
+    for name, parser in commands(build_parser()).items():
+        assert "--model" in parser._option_string_actions, name
+
+
+def test_every_variable_is_a_settings_field_and_in_the_help(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The catalogs, the llama-server binary and the server key are settings like the rest: read from their
+    variables, set by a flag where one is safe, listed in `coach --help`, exported to the modules that
+    read them at the edge."""
+    import os
+
+    top = build_parser().format_help()
+    for f in fields(Settings):
+        assert f"COACH_{f.name.upper()}" in top, f.name
+    monkeypatch.setenv("COACH_BACKEND_KEY", "sekrit")
+    monkeypatch.setenv("COACH_LLAMA_SERVER", "/opt/llama-server")
+    s = _settings(["models", "list", "--catalog", str(tmp_path / "c.yaml")])
+    assert (s.backend_key, s.llama_server, s.catalog) == ("sekrit", Path("/opt/llama-server"), tmp_path / "c.yaml")
+    monkeypatch.delenv("COACH_CATALOG", raising=False)
+    s.export()
+    from coach.config import catalog_path
+
+    assert catalog_path() == tmp_path / "c.yaml" and os.environ["COACH_CATALOG"] == str(tmp_path / "c.yaml")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["models", "list", "--backend-key", "x"])  # a secret is never a flag
+
+
+def test_the_cli_reference_is_what_the_parser_says() -> None:
+    """docs/cli.md's generated half equals every command's --help today (regenerate with
+    `.venv/bin/python -m coach.cli.reference --write`)."""
+    from coach.cli.reference import reference, written
+
+    assert written() == reference(), "docs/cli.md is stale: run .venv/bin/python -m coach.cli.reference --write"

@@ -27,11 +27,12 @@ from coach.cli.manage import (
 from coach.cli.panel import cmd_chat, cmd_rehearse, cmd_sessions
 from coach.cli.voice import cmd_voice
 from coach.config import Settings, add_flags, overrides
-from coach.errors import CoachError
+from coach.errors import EXIT_CODES, CoachError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coach", description="Rehearse a product interview loop with a local panel.")
+    p = argparse.ArgumentParser(prog="coach", description="Rehearse a product interview loop with a local panel.",
+                                epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"coach {__version__}")
     add_flags(p)  # --model, --ctx, --threads, --gpu-layers, --seed, --grader-threads: from Settings' fields
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="speakers resident at once (llama-server: one slot each; 4 per candidate typing at once)")
     srv.add_argument("--kind", choices=["llama-server", "llama-cpp-python"], help="default: llama-server if found")
     srv.set_defaults(func=cmd_serve_model)
+    add_flags(srv, "serve-model")
 
     users = sub.add_parser("users", help="who may sign in to a shared coach (`coach ui --users FILE`)")
     usub = users.add_subparsers(dest="users_command", required=True)
@@ -181,7 +183,34 @@ def build_parser() -> argparse.ArgumentParser:
     rm = msub.add_parser("rm", help="forget a registered file or delete a pulled one")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_models_rm)
+    for leaf in commands(p).values():
+        add_flags(leaf, after_command=True)  # `coach rehearse --model X` as well as `coach --model X rehearse`
     return p
+
+
+def commands(parser: argparse.ArgumentParser, prefix: str = "coach") -> dict[str, argparse.ArgumentParser]:
+    """Every command a user can run, by its full name ("coach models pull"), in the order they were added."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                inner = commands(sub, f"{prefix} {name}")
+                found.update(inner or {f"{prefix} {name}": sub})
+    return found
+
+
+def _epilog() -> str:
+    """What `coach --help` ends with: every variable and the exit codes (the same table as docs/cli.md)."""
+    import textwrap
+    from dataclasses import fields
+
+    variables = [textwrap.fill(f.metadata["help"], 100, initial_indent=f"  {'COACH_' + f.name.upper():<24}",
+                               subsequent_indent=" " * 26) for f in fields(Settings) if f.name != "home"]
+    codes = "\n".join(textwrap.fill(what, 100, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
+                      for code, what in EXIT_CODES)
+    return ("Every flag has a variable (flag wins); a global flag may come before or after the command.\n"
+            "  COACH_HOME                the data folder (default ~/.local/share/coach)\n"
+            + "\n".join(variables) + f"\n\nexit codes:\n{codes}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdin.reconfigure(errors="replace")
     try:
         settings = Settings.from_env(**overrides(args))
+        settings.export()
         return int(args.func(args, settings))
     except CoachError as exc:
         print(f"coach: error: {exc}", file=sys.stderr)

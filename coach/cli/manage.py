@@ -178,7 +178,8 @@ def cmd_serve_model(args: argparse.Namespace, settings: Settings) -> int:
     ref = resolve(settings.model, settings)
     gpu = -1 if settings.n_gpu_layers is None else settings.n_gpu_layers
     cmd = server_command(ref.path, host=args.host, port=args.port, n_ctx=settings.n_ctx, slots=max(1, args.slots),
-                         gpu_layers=gpu, threads=settings.n_threads, kind=args.kind)
+                         gpu_layers=gpu, threads=settings.n_threads, kind=args.kind,
+                         binary=settings.llama_server)
     where = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"coach: serving {ref.describe()} with {cmd.kind}; connect a coach with: "
           f"coach ui --backend http://{where}:{args.port}", file=sys.stderr, flush=True)

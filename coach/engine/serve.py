@@ -30,16 +30,21 @@ class ServerCommand:
 
 def server_command(gguf: Path, *, host: str = "127.0.0.1", port: int = 8080, n_ctx: int = 8192,
                    slots: int = 4, gpu_layers: int = -1, threads: int | None = None,
-                   kind: str | None = None) -> ServerCommand:
-    """The command line that serves `gguf` with `slots` resident prompts of `n_ctx` tokens each."""
-    beside = Path(sys.executable).with_name("llama-server")  # where scripts/build_llama_server.sh puts it
-    binary = os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-server") or \
+                   kind: str | None = None, binary: Path | None = None) -> ServerCommand:
+    """The command line that serves `gguf` with `slots` resident prompts of `n_ctx` tokens each. llama-server
+    is `binary` (Settings.llama_server, `--llama-server`), else COACH_LLAMA_SERVER, else on PATH, else beside
+    this Python (where scripts/build_llama_server.sh puts it)."""
+    beside = Path(sys.executable).with_name("llama-server")
+    binary_s = str(binary) if binary else os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-server") or \
         (str(beside) if beside.exists() else None)
-    if kind == "llama-server" and not binary:
-        raise ConfigError("llama-server is not on PATH; build llama.cpp (README: Serve a cohort) or set "
-                          "COACH_LLAMA_SERVER to its path")
-    if binary and kind != "llama-cpp-python":
-        argv = [binary, "-m", str(gguf), "--host", host, "--port", str(port), "-c", str(n_ctx * slots),
+    if binary_s and kind != "llama-cpp-python" and not Path(binary_s).is_file():
+        raise ConfigError(f"llama-server {binary_s} is not a file; give the path of llama.cpp's llama-server "
+                          "(--llama-server or COACH_LLAMA_SERVER)")
+    if kind == "llama-server" and not binary_s:
+        raise ConfigError("llama-server is not on PATH; build llama.cpp (docs/cohort.md) or give its path "
+                          "with --llama-server or COACH_LLAMA_SERVER")
+    if binary_s and kind != "llama-cpp-python":
+        argv = [binary_s, "-m", str(gguf), "--host", host, "--port", str(port), "-c", str(n_ctx * slots),
                 "-np", str(slots), "-ngl", str(gpu_layers), "--no-webui", "--metrics"]
         if threads:
             argv += ["-t", str(threads)]
