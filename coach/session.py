@@ -216,9 +216,8 @@ class Interview:
         action = self._panel.next_action(self.state)
         before = self.hearing.snapshot()
         messages = self.hearing.messages(action, self.state)
-        warm = getattr(self.backend, "warm", None)
-        if self.turn_count == 0 and warm is not None and self.cache_dir is not None:
-            warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
+        if self.turn_count == 0 and self.cache_dir is not None:
+            self.backend.warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
         voice = Voicing(action.kind, self._judge(action, messages),
                         opener=_opener(action))
         reason: str | None = None
@@ -233,7 +232,7 @@ class Interview:
                         break
             finally:
                 getattr(stream, "close", lambda: None)()  # ends generation and frees the model at once
-            t = getattr(self.backend, "timings", None)
+            t = self.backend.timings
             for piece in voice.finish(complete_stream=t is None or t.finish_reason != "length"):
                 yield piece
             timings = t.as_dict() if t is not None else None
@@ -318,8 +317,8 @@ class Interview:
         panelist first), then everyone catches up on what they have not read, the committee last.
         Returns tokens evaluated. `cancel` stops it between batches; callers that exit must set it and
         join the thread first (freeing the model while llama.cpp evaluates crashes the process)."""
-        prefill = getattr(self.backend, "prefill", None)
-        if self.current is None or prefill is None:
+        prefill = self.backend.prefill
+        if self.current is None:
             return 0
         done = 0
         upcoming = self._likely_first(self._panel.upcoming(self.state), draft)
@@ -356,8 +355,8 @@ class Interview:
     def warm_up(self, cancel: threading.Event | None = None) -> int:
         """At the start of a session: evaluate every persona card (from the on-disk prefix cache when
         this model has read the same card before), the first speaker's whole opening first."""
-        warm = getattr(self.backend, "warm", None)
-        if warm is None or self.current is not None or self.turn_count:
+        warm = self.backend.warm
+        if self.current is not None or self.turn_count:
             return 0
         state = PanelState.from_dict(self.state.to_dict())
         first = self._panel.next_action(state)
@@ -443,7 +442,7 @@ class Interview:
                     break
         finally:
             getattr(stream, "close", lambda: None)()
-        t = getattr(self.backend, "timings", None)
+        t = self.backend.timings
         yield from note.finish(complete_stream=t is None or t.finish_reason != "length")
         if note.voice.why:
             log.info("committee note cut short: %s", note.voice.why)

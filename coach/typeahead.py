@@ -50,7 +50,7 @@ class TypeAhead:
             except CoachError as exc:  # e.g. the model was switched: type-ahead is only ever an optimisation
                 log.info("type-ahead stopped: %s", exc)
                 return
-            if n == 0 and not self._newer.is_set() and not getattr(self.iv.backend, "turn_waiting", False):
+            if n == 0 and not self._newer.is_set() and not self.iv.backend.turn_waiting:
                 self._seen = draft  # nothing left to read for this draft
             else:
                 self._wake.set()  # stopped early (a turn took the model) or more to do: go round again

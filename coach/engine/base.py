@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from coach.engine.layout import Message
@@ -38,10 +39,43 @@ class TurnTimings:
         return {**asdict(self), "gen_tokens_per_s": round(self.gen_tokens_per_s, 2)}
 
 
+class Cancel(Protocol):
+    """What stops background reading between batches: a `threading.Event`, or several (`typeahead.Either`)."""
+
+    def is_set(self) -> bool: ...
+
+
 class ChatBackend(Protocol):
-    """The seam: stream one speaker's turn as text chunks; `timings` describes the last turn."""
+    """The seam every backend implements (in-process llama.cpp, a model server, the scripted corpus): stream
+    one speaker's turn as text chunks; `timings` describes the last turn. The reading ahead (`warm` at a
+    session's start, `prefill` while the candidate types) is only ever an optimisation: a backend that cannot
+    read ahead returns 0 and the turn reads everything at Send."""
 
     timings: TurnTimings | None
 
     def stream(self, speaker: str, messages: list[Message], *, max_tokens: int = 256, temperature: float = 0.7,
                stop: list[str] | None = None, seed: int | None = None) -> Iterator[str]: ...
+
+    def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
+        """The whole turn as one string."""
+        ...
+
+    def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
+             whole: bool = False, cancel: Cancel | None = None) -> int:
+        """At a session's start: read `speaker`'s card (from `cache_dir` where it was read before); `whole`:
+        its whole opening prompt. Returns tokens evaluated."""
+        ...
+
+    def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
+                cancel: Cancel | None = None) -> int:
+        """While the candidate types: read what is known of `speaker`'s next prompt. Returns tokens evaluated."""
+        ...
+
+    @property
+    def turn_waiting(self) -> bool:
+        """A turn is waiting for the model: background reading should step aside."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (or the connection) once any turn in progress has finished."""
+        ...

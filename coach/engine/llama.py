@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from coach.config import physical_cores
-from coach.engine.base import ChatBackend, TurnTimings  # noqa: F401  (re-exported: the engine's public names)
+from coach.engine.base import Cancel, ChatBackend, TurnTimings  # noqa: F401  (re-exported: the engine's public names)
 from coach.engine.kv import Evicted, Slot
 from coach.engine.layout import Message
 from coach.engine.measure import Measure
@@ -341,7 +341,7 @@ class LlamaBackend(PrefixFiles, Measure):
     # ------------------------------------------------------------------ ahead of the turn
 
     def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
-                cancel: threading.Event | None = None) -> int:
+                cancel: Cancel | None = None) -> int:
         """Evaluate what is already known of `speaker`'s next prompt, while the candidate is typing.
 
         `messages` is the speaker's thread whose last message holds what it will read so far (the
@@ -355,7 +355,7 @@ class LlamaBackend(PrefixFiles, Measure):
         tokens = self.layout.tokens(messages, upto_last=True)[:-holdback or None]
         return self._extend(speaker, tokens, cancel)
 
-    def _extend(self, speaker: str, tokens: list[int], cancel: threading.Event | None) -> int:
+    def _extend(self, speaker: str, tokens: list[int], cancel: Cancel | None) -> int:
         done = 0
         while True:
             if self._waiting or self._closing.is_set() or (cancel is not None and cancel.is_set()):

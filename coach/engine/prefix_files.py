@@ -12,10 +12,10 @@ import ctypes
 import hashlib
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from coach.engine.base import Cancel
 from coach.engine.kv import KVSlots, Slot
 from coach.engine.layout import Layout, Message
 from coach.gguf import GGUFInfo
@@ -28,10 +28,10 @@ class PrefixFiles(KVSlots):
 
     info: GGUFInfo
     layout: Layout
-    _extend: Callable[[str, list[int], threading.Event | None], int]  # LlamaBackend's batched prefill
+    _extend: Callable[[str, list[int], Cancel | None], int]  # LlamaBackend's batched prefill
 
     def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
-             whole: bool = False, cancel: threading.Event | None = None) -> int:
+             whole: bool = False, cancel: Cancel | None = None) -> int:
         """Make `speaker`'s known prompt resident, from the on-disk prefix cache when it is there.
 
         The prefix (up to the last message's text minus `holdback`, or the whole prompt but its last
@@ -111,7 +111,7 @@ class PrefixFiles(KVSlots):
             k += 1
         return k
 
-    def read_cards(self, cards: list[Message], cache_dir: Path, *, cancel: threading.Event | None = None) -> int:
+    def read_cards(self, cards: list[Message], cache_dir: Path, *, cancel: Cancel | None = None) -> int:
         """Read persona cards into the on-disk prefix cache before any session needs them (when a model
         loads); cards already there are skipped. Yields to any turn between batches. Returns tokens read."""
         done = 0

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from coach.config import server_url
-from coach.engine.base import TurnTimings
+from coach.engine.base import Cancel, TurnTimings
 from coach.engine.layout import Layout, Message, arrange
 from coach.errors import CoachError, ServerUnavailable
 
@@ -229,7 +229,7 @@ class RemoteBackend:
         return self.kind in ("llama.cpp", "vLLM") and not self.closed
 
     def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
-                cancel: threading.Event | None = None) -> int:
+                cancel: Cancel | None = None) -> int:
         """While the candidate types: have the server read `speaker`'s next prompt as known now (one
         request, one token generated), so the turn at Send only reads what is new. Returns the prompt
         tokens the server evaluated (0 when this exact text was read already, or on any failure: reading
@@ -266,7 +266,7 @@ class RemoteBackend:
         return max(1, evaluated)
 
     def warm(self, speaker: str, messages: list[Message], cache_dir: Any = None, *, holdback: int = 1,
-             whole: bool = False, cancel: threading.Event | None = None) -> int:
+             whole: bool = False, cancel: Cancel | None = None) -> int:
         """At a session's start: the server reads each persona card. The first speaker's whole opening
         (`whole`) is left to the opening question's own request, which follows at once: read twice, it
         would only make the first question wait behind its own copy."""
@@ -274,6 +274,10 @@ class RemoteBackend:
 
     def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
         return "".join(self.stream(speaker, messages, **sampling))
+
+    @property
+    def turn_waiting(self) -> bool:
+        return False  # the server schedules its own batches; reading ahead never holds a turn here
 
     def close(self) -> None:
         self.closed = True

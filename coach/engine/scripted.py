@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from coach.engine.base import TurnTimings
+from coach.engine.base import Cancel, TurnTimings
 from coach.engine.layout import Message
 from coach.engine.native import find_stop, partial_stop
 
@@ -96,6 +97,21 @@ class ScriptedBackend:
 
     def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
         return "".join(self.stream(speaker, messages, **sampling))
+
+    def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
+             whole: bool = False, cancel: Cancel | None = None) -> int:
+        return 0  # nothing to read ahead: there is no model
+
+    def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
+                cancel: Cancel | None = None) -> int:
+        return 0
+
+    @property
+    def turn_waiting(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to free."""
 
     def forget(self) -> None:
         """Nothing is resident: there is no model."""
