@@ -1,4 +1,4 @@
-"""Every bad input a careless or unlucky user gives: one line naming the fix, the README's exit code, and
+"""Every bad input a careless or unlucky user gives: one line naming the fix, the exit code in docs/cli.md, and
 nothing lost or changed on disk. The cases run `coach.cli.main` in-process (the same code path as the
 `coach` command); the data-loss regressions run real processes."""
 
@@ -575,7 +575,7 @@ def test_a_non_utf8_byte_typed_at_the_prompt_keeps_the_answer(tmp_path):
 
 def test_rehearse_reads_at_most_one_answer_from_a_stdin_that_never_ends(tmp_path):
     """`coach rehearse < /dev/zero` grew to 2.5 GB: now at most the answer limit is read, then one line and
-    the README's exit code for bad usage. An answer piped in whole before it is still stored."""
+    the exit code in docs/cli.md for bad usage. An answer piped in whole before it is still stored."""
     from coach.store import Store
 
     with open("/dev/zero", "rb") as zero:

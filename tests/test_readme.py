@@ -46,7 +46,8 @@ def _relative_links(text: str) -> list[str]:
 def test_the_readme_is_short_and_every_relative_link_resolves():
     readme = REPO / "README.md"
     lines = readme.read_text().count("\n")
-    assert lines <= MAX_README_LINES, f"README.md has {lines} lines; the manual belongs in docs/ (at most {MAX_README_LINES})"
+    assert lines <= MAX_README_LINES, \
+        f"README.md has {lines} lines; the manual belongs in docs/ (at most {MAX_README_LINES})"
     pages = [readme, *sorted((REPO / "docs").glob("*.md"))]
     assert len(pages) > 1, "no docs/*.md pages"
     broken = [f"{page.relative_to(REPO)} -> {target}" for page in pages for target in _relative_links(page.read_text())

@@ -216,7 +216,7 @@ LLAMA_SERVER = os.environ.get("COACH_LLAMA_SERVER") or shutil.which("llama-serve
     Path(sys.executable).with_name("llama-server").exists()
 
 
-@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (README: Serve a cohort)")
+@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (docs/cohort.md)")
 def test_llama_server_pins_each_speaker_to_a_slot_and_reports_its_cache(embedded, grader, tmp_path):
     from coach.engine.remote import RemoteBackend
     from coach.store import Store
@@ -236,7 +236,7 @@ def test_llama_server_pins_each_speaker_to_a_slot_and_reports_its_cache(embedded
         assert reuse > 0.5
 
 
-@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (README: Serve a cohort)")
+@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (docs/cohort.md)")
 def test_llama_server_reads_the_answer_ahead_so_send_reads_only_the_rest(embedded, tmp_path):
     from coach.engine.remote import RemoteBackend
 
@@ -284,7 +284,7 @@ def test_mistral_formats_through_llama_cpp_python_server(fmt, tmp_path):
     assert len(hits) >= 2 and hits[-1] > hits[0] > 20, (fmt, hits)  # each turn reuses the one before it
 
 
-@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (README: Serve a cohort)")
+@pytest.mark.skipif(not LLAMA_SERVER, reason="llama.cpp's llama-server is not installed (docs/cohort.md)")
 @pytest.mark.parametrize("fmt", ["mistral-strict", "mistral-v3", "mistral-v7"])
 def test_mistral_formats_through_llama_server_keep_the_cache(fmt, tmp_path):
     from coach.engine.remote import RemoteBackend

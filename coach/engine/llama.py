@@ -99,7 +99,7 @@ class LlamaBackend(PrefixFiles, Measure):
             speaker_cache: keep each speaker's prefix; False re-evaluates every prompt (for comparison).
             use_mmap: map the file instead of reading it. None = off when every layer runs on the CPU:
                 llama.cpp repacks the weights into its own buffers there, and a mapped file would hold
-                them a second time (measured: README, "Memory").
+                them a second time (measured: docs/benchmark.md).
             max_evicted: evicted speakers' states kept in RAM (least recently used dropped first).
             check_memory: refuse a model larger than free RAM (weights + every slot's KV) before loading.
         """

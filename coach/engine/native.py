@@ -31,7 +31,7 @@ def free_vram() -> int | None:
 
 
 # Background reading (prefill) runs in batches. llama.cpp's batched kernels want size: on a 7B Q4_K_M on
-# 2 cores, 4-token batches read 8.5 tokens/s and 64-token batches 17.4 (README, "Engine"). A batch of 64
+# 2 cores, 4-token batches read 8.5 tokens/s and 64-token batches 17.4 (docs/benchmark.md). A batch of 64
 # takes 3.7 s there, so a turn that wants the model aborts it through llama.cpp's abort callback (it
 # stops within milliseconds; the partial batch is dropped). Where no abort callback can be installed,
 # batches are sized to take about PREFILL_BATCH_S, so a turn waits at most that long.

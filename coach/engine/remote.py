@@ -94,7 +94,7 @@ class RemoteBackend:
 
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return ServerUnavailable(f"no model server answers at {self.root} ({_reason(exc)}); start it "
-                                     "(README: Serve a cohort) or fix --backend / COACH_BACKEND")
+                                     "(docs/cohort.md) or fix --backend / COACH_BACKEND")
         if isinstance(exc, httpx.TimeoutException):
             return ServerUnavailable(f"the model server at {self.root} sent nothing for {self.timeout_s:.0f} s "
                                      f"while {what}; it may be overloaded")
