@@ -32,7 +32,7 @@ from pathlib import Path
 
 from coach.config import Settings
 from coach.engine.serve import ModelServer, server_command
-from coach.models import resolve
+from coach.models.catalog import resolve
 
 COACH = str(Path(sys.executable).with_name("coach"))
 HEADER = "X-Coach-User"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from coach.config import Settings
 from coach.engine import LlamaBackend, Message
-from coach.loader import load_backend
-from coach.models import resolve
+from coach.interview.loader import load_backend
+from coach.models.catalog import resolve
 
 PERSONAS = {
     "researcher": (

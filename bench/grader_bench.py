@@ -20,9 +20,9 @@ def one(threads: int, reps: int) -> None:
     import tempfile
     from pathlib import Path
 
-    from coach.embedder import MiniLMEmbedder
-    from coach.grader import Grader
-    from coach.rubrics import RUBRICS_DIR, load_bank
+    from coach.grading.embedder import MiniLMEmbedder
+    from coach.grading.grader import Grader
+    from coach.grading.rubrics import RUBRICS_DIR, load_bank
 
     t0 = time.perf_counter()
     bank = load_bank(RUBRICS_DIR / "pmm_final_panel.yaml")

@@ -42,8 +42,8 @@ def main() -> int:
     if a.child:
         child(a.child[0], a.child[1] == "1")
         return 0
+    from coach.bench.ladder import bench_file
     from coach.config import Settings
-    from coach.ladder import bench_file
 
     path = bench_file(Settings.from_env(model=a.model), a.shape).path
     print(f"{'use_mmap':8} {'load s':>6} {'peak RSS GB':>11} {'RSS after GB':>12} {'file GB':>7} {'KV GB':>6} "

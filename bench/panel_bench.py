@@ -37,15 +37,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coach.bench.ladder import bench_file
 from coach.config import Settings
 from coach.engine import LlamaBackend
-from coach.grader import Grader
-from coach.ladder import bench_file
-from coach.loader import load_backend
-from coach.models import ModelRef
-from coach.prompts import Scenario, Segment, load_personas, load_scenarios
-from coach.rubrics import load_all
-from coach.session import Interview, TypeAhead
+from coach.grading.grader import Grader
+from coach.grading.rubrics import load_all
+from coach.interview.loader import load_backend
+from coach.interview.prompts import Scenario, Segment, load_personas, load_scenarios
+from coach.interview.session import Interview, TypeAhead
+from coach.models.catalog import ModelRef
 from coach.store import Store
 
 ANSWER = ("I would not lead with the headline number. First I would reproduce what the customer measured: the "
@@ -112,7 +112,7 @@ class Script:
 
 
 def next_action(iv: Interview) -> Any:
-    from coach.panel import PanelState
+    from coach.interview.panel import PanelState
 
     return iv._panel.next_action(PanelState.from_dict(iv.state.to_dict()))
 
@@ -173,7 +173,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     sc, bank, personas = long_panel(turns)
     store = Store(Path(tempfile.mkdtemp()) / "bench.db")
     out: dict = {"rows": []}
-    from coach.hearing import Hearing
+    from coach.interview.threads import Hearing
 
     hearing = Hearing(sc, bank, personas)
     t0 = time.perf_counter()
@@ -199,7 +199,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         if session == 1:
             warm.join()
     for turn in range(2, turns + 1):
-        ta = TypeAhead(iv)
+        ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting)
         t_type = time.perf_counter()
         if turn in real_time:
             typed(ta, ANSWER, typing_s)
@@ -235,7 +235,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     # the last answer, then the committee's summary: the debrief's first word, from Send (typed in real
     # time when the last turn is, so any backlog the session built up is in the figure)
     if iv.current is not None:
-        ta = TypeAhead(iv)
+        ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting)
         if turns in real_time:
             typed(ta, ANSWER, typing_s)
         else:

@@ -15,9 +15,9 @@ import sys
 import threading
 import time
 
+from coach.bench.ladder import bench_file
 from coach.config import Settings
-from coach.ladder import bench_file
-from coach.loader import load_backend
+from coach.interview.loader import load_backend
 
 
 def main() -> int:

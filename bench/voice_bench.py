@@ -38,7 +38,7 @@ from pathlib import Path
 import psutil
 
 from coach.config import Settings
-from coach.prompts import load_personas
+from coach.interview.prompts import load_personas
 from coach.voice import catalog
 from coach.voice.audio import RATE, read
 from coach.voice.listen import Sphinx, Whisper
@@ -134,8 +134,8 @@ def bench_voices(settings: Settings) -> None:
 
 
 def bench_keep_up(shape: str, settings: Settings) -> None:
+    from coach.bench.ladder import bench_file
     from coach.engine import LlamaBackend
-    from coach.ladder import bench_file
 
     ref = bench_file(settings, shape)
     be = LlamaBackend(ref.path, n_ctx=2048, n_threads=settings.n_threads, seed=1)

@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 from coach.config import Settings
-from coach.grader import Grader
-from coach.loader import load_backend
-from coach.prompts import load_scenarios
-from coach.session import Interview
+from coach.grading.grader import Grader
+from coach.interview.loader import load_backend
+from coach.interview.prompts import load_scenarios
+from coach.interview.session import Interview
 from coach.store import Store
 
 ANSWERS = [

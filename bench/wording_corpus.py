@@ -23,10 +23,10 @@ from typing import Any
 import yaml
 
 from coach.engine.scripted import ScriptedBackend
-from coach.grader import Grader
-from coach.panel import Action, PanelState
-from coach.prompts import load_scenarios, scenario_parts
-from coach.session import Interview
+from coach.grading.grader import Grader
+from coach.interview.panel import Action, PanelState
+from coach.interview.prompts import load_scenarios, scenario_parts
+from coach.interview.session import Interview
 from coach.store import Store
 from coach.wording.sentences import asks, split
 

@@ -81,31 +81,3 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (70, "an unexpected failure: one line, and the full trace in `COACH_HOME/logs/coach-crash.log`"),
     (130, "interrupted (Ctrl-C): what was answered is saved"),
 )  # what `coach` exits with; `coach --help` and docs/cli.md show this table
-
-
-def log_crash(exc: BaseException) -> str:
-    """Append `exc`'s full trace to the crash log (COACH_HOME/logs/coach-crash.log, else the temp folder) and
-    return where it went, so the user sees one line and a maintainer gets the whole story."""
-    import datetime
-    import tempfile
-    import traceback
-    from pathlib import Path
-
-    text = f"--- {datetime.datetime.now().isoformat(timespec='seconds')}\n" + "".join(
-        traceback.format_exception(type(exc), exc, exc.__traceback__))
-    from coach.config import data_home
-
-    try:
-        folders = [data_home() / "logs"]
-    except CoachError:  # no home folder: the temp folder still takes the trace
-        folders = []
-    for folder in (*folders, Path(tempfile.gettempdir())):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / "coach-crash.log"
-            with path.open("a", encoding="utf-8") as f:
-                f.write(text)
-            return str(path)
-        except OSError:
-            continue
-    return "nowhere (no writable folder)"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coach.config import Settings
-from coach.models import ModelRef, resolve
+from coach.models.catalog import ModelRef, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 COACH = str(Path(sys.executable).with_name("coach"))
@@ -56,7 +56,7 @@ def backend(embedded: ModelRef):
 @pytest.fixture(scope="session")
 def grader():
     """The real grader (all-MiniLM-L6-v2), vectors kept in memory."""
-    from coach.grader import Grader
+    from coach.grading.grader import Grader
 
     return Grader()
 
@@ -84,7 +84,7 @@ def chromium_path() -> str | None:
 @pytest.fixture(scope="module")
 def world():
     """The shipped personas, rubric banks and scenarios (the panel's rules are tested on them)."""
-    from coach.prompts import load_personas, load_scenarios
-    from coach.rubrics import load_all
+    from coach.grading.rubrics import load_all
+    from coach.interview.prompts import load_personas, load_scenarios
     personas, banks = load_personas(), load_all()
     return personas, banks, load_scenarios(personas=personas, banks=banks)

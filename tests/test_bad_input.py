@@ -612,7 +612,7 @@ def test_a_crafted_gguf_header_is_refused_before_anything_is_allocated(tmp_path,
     process) in the models folder under a catalog file's name, named with --model, and given to the loader:
     `models list` lists it and skips it as a default, `rehearse` and the loader refuse it in one line, and
     none grows past a few hundred MB (they reached 2-3 GB)."""
-    from coach.models import load_catalog
+    from coach.models.catalog import load_catalog
 
     entry = next(e for e in load_catalog().models if not e.package)
     crafted = _hermetic_home / "models" / entry.files[entry.recommended].filename
@@ -632,8 +632,8 @@ def test_a_crafted_gguf_header_is_refused_before_anything_is_allocated(tmp_path,
 
 def test_a_kill_before_the_first_question_leaves_no_empty_session(embedded, tmp_path):
     """The session is stored with its first question, so nothing is left to resume when none was asked."""
-    from coach.grader import Grader
-    from coach.session import Interview
+    from coach.grading.grader import Grader
+    from coach.interview.session import Interview
     from coach.store import Store
 
     class NoModel:  # the kill comes before the model speaks: nothing of the engine runs
@@ -666,7 +666,7 @@ def test_an_unexpected_failure_is_one_line_and_a_logged_trace(monkeypatch, capsy
 
 
 def test_the_default_model_skips_a_registered_file_that_no_longer_reads(settings, embedded, tmp_path, caplog):
-    from coach.models import add, default_model
+    from coach.models.catalog import add, default_model
 
     mine = tmp_path / "mine.gguf"
     mine.write_bytes(embedded.path.read_bytes())

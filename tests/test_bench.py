@@ -13,8 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from coach.bench import BenchRow, Options, recommend, run
-from coach.machine import parse_vram, vram_of
+from coach.bench.run import BenchRow, Options, recommend, run
+from coach.models.machine import parse_vram, vram_of
 from tests.conftest import COACH, sigint_default
 from tests.ggufgen import write_gguf
 
@@ -75,7 +75,7 @@ def test_ctrl_c_keeps_the_finished_rows(tmp_path: Path):
 
 
 def test_a_file_too_large_for_free_ram_is_skipped_with_the_reason(tmp_path: Path, embedded, settings, monkeypatch):
-    monkeypatch.setattr("coach.bench.available_ram", lambda: 10 * 2**20)
+    monkeypatch.setattr("coach.bench.run.available_ram", lambda: 10 * 2**20)
     rows, out = run([embedded], settings, Options(reps=1, out_dir=tmp_path / "o"), progress=False)
     assert rows[0].status == "skipped" and "GiB free" in rows[0].error
     assert recommend(rows) == "No file could be measured on this machine."

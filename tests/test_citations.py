@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from coach.panel import Action, Panel
-from coach.prompts import Persona
+from coach.interview.panel import Action, Panel
+from coach.interview.prompts import Persona
 
 GROUP = re.compile(r"\b(?:my colleagues?|your other interviewers|everyone on this panel|each of us)\b", re.I)
 

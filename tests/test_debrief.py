@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from coach.debrief import Turn, build_debrief
-from coach.grader import Delivery, Grade
+from coach.grading.debrief import Turn, build_debrief
+from coach.grading.grader import Delivery, Grade
 
 
 def fake_grade(total: float, **criteria: float) -> Grade:
@@ -75,7 +75,7 @@ def test_the_report_goes_question_by_question_with_delivery_and_the_session_head
 
 
 def test_report_files_are_named_after_the_session_and_the_html_carries_its_chart(tmp_path):
-    from coach.views import debrief_files
+    from coach.report.views import debrief_files
 
     d = build_debrief(turns(("researcher", 4.6), ("gtm", 2.0), ("pm", 3.9)), meta=META)
     files = debrief_files(d, tmp_path, {"researcher": "#123456"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from coach.cli import main
-from coach.doctor import Gpu, nvidia_gpus, report
+from coach.models.doctor import Gpu, nvidia_gpus, report
 
 GiB = 2**30
 SMI = "NVIDIA H100 80GB HBM3, 81559, 80500\nNVIDIA L4, 23034, 1200\n"
@@ -47,7 +47,7 @@ def test_a_gpu_with_a_cpu_only_build_gets_the_one_line_fix(settings):
 
 
 def test_layer_sizes_come_from_the_gguf_tensor_table(embedded):
-    from coach.gguf import read_header
+    from coach.models.gguf import read_header
 
     info = read_header(embedded.path)
     assert sorted(info.layer_bytes) == list(range(info.n_layer))

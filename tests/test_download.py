@@ -100,11 +100,11 @@ def test_no_disk_space_refuses_before_downloading(env, hub, monkeypatch):
 
     from coach.config import Settings
     from coach.errors import InsufficientDisk
-    from coach.models import pull as pull_inproc
+    from coach.models.catalog import pull as pull_inproc
 
     monkeypatch.setenv("HF_ENDPOINT", env["HF_ENDPOINT"])
     monkeypatch.setenv("COACH_CATALOG", env["COACH_CATALOG"])
-    monkeypatch.setattr("coach.download.shutil.disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 1000))
+    monkeypatch.setattr("coach.models.download.shutil.disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 1000))
     with pytest.raises(InsufficientDisk, match="GB needed"):
         pull_inproc("tiny:F32", Settings.from_env(), progress=False)
     assert not any(p.endswith(FILE) for p in hub.paths), hub.paths

@@ -172,7 +172,7 @@ def test_context_is_capped_at_the_model_maximum(embedded):
 
 
 def test_model_larger_than_free_ram_is_refused_before_loading(embedded, monkeypatch):
-    monkeypatch.setattr("coach.fit.available_ram", lambda: 50 * 2**20)
+    monkeypatch.setattr("coach.models.fit.available_ram", lambda: 50 * 2**20)
     with pytest.raises(InsufficientMemory, match=r"needs about .* GiB .* only 0.0 GiB is free"):
         LlamaBackend(embedded.path, n_ctx=2048)
 
@@ -199,7 +199,8 @@ def test_a_model_loads_and_speaks_after_every_module_the_front_ends_import_first
     import subprocess
     import sys
 
-    code = ("import numpy, torch, gradio, coach.cli, coach.bench, coach.grader, coach.session, coach.doctor\n"
+    code = ("import numpy, torch, gradio, coach.cli, coach.bench.run, coach.grading.grader, coach.interview.session, "
+            "coach.models.doctor\n"
             "from coach.engine import LlamaBackend\n"
             f"be = LlamaBackend({str(embedded.path)!r}, n_ctx=512, n_threads=2)\n"
             "print(repr(be.complete('x', [{'role': 'user', 'content': 'Say hi.'}], max_tokens=4, temperature=0)))\n")
@@ -239,8 +240,8 @@ def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings,
     import dataclasses
     import threading
 
-    from coach.loader import ModelHolder, opening_cards
-    from coach.shapes import Shape, write_shape
+    from coach.interview.loader import ModelHolder, opening_cards
+    from coach.models.shapes import Shape, write_shape
 
     tiny = write_shape(tmp_path / "tiny-v7.gguf", Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128,
                                                          n_vocab=32768, tokenizer="v7", chat_format="mistral-v7"), "F16")

@@ -1,10 +1,10 @@
-"""Where a model fits: one rule (coach/fit.py) for the engine's check, --gpu-layers auto and coach doctor."""
+"""Where a model fits: one rule (coach/models/fit.py) for the engine's check, --gpu-layers auto and coach doctor."""
 
 from __future__ import annotations
 
 import pytest
 
-from coach.fit import BUFFERS, Footprint, check_fits, gpu_layers_that_fit, place
+from coach.models.fit import BUFFERS, Footprint, check_fits, gpu_layers_that_fit, place
 
 GiB = 2**30
 
@@ -30,11 +30,11 @@ def test_the_memory_check_counts_offloaded_layers_in_vram_not_ram(embedded, monk
     """A model larger than free RAM is fine when every layer goes to the GPU; VRAM that is too small is
     refused with the VRAM figure; auto picks the most whole layers that fit."""
     from coach.errors import InsufficientMemory
-    from coach.gguf import read_header
+    from coach.models.gguf import read_header
 
     info = read_header(embedded.path)
     whole = info.size_bytes + 2048 * 4 * info.kv_bytes_per_token()
-    monkeypatch.setattr("coach.fit.available_ram", lambda: 300 * 2**20)  # less than weights + KV + buffers
+    monkeypatch.setattr("coach.models.fit.available_ram", lambda: 300 * 2**20)  # less than weights + KV + buffers
     with pytest.raises(InsufficientMemory, match="of RAM"):
         check_fits(info, 2048, 4, 0, None)  # all on the CPU: refused
     check_fits(info, 2048, 4, -1, 8 * GiB)  # all on the GPU: RAM holds only buffers
@@ -52,7 +52,7 @@ def test_the_memory_check_counts_offloaded_layers_in_vram_not_ram(embedded, monk
     (24, "ministral-3-14b-instruct-2512"), (32, "mistral-small-3.2-24b-instruct-2506"), (4, None),
 ])
 def test_the_recommendation_is_the_best_current_mistral_with_room_to_spare(total_gb, best):
-    from coach.models import recommend
+    from coach.models.catalog import recommend
 
     total = total_gb * 10**9
     rec = recommend(total, int(total * 0.8))  # a machine with a fifth of its RAM in use
@@ -67,14 +67,14 @@ def test_the_models_table_and_doctor_agree_for_every_catalog_entry(settings, mon
     `coach doctor` places it (CPU here), at several amounts of free RAM."""
     import psutil
 
-    from coach.doctor import report
-    from coach.models import list_models, load_catalog
+    from coach.models.catalog import list_models, load_catalog
+    from coach.models.doctor import report
 
     free = free_gb * 10**9
     vm = psutil.virtual_memory()
-    monkeypatch.setattr("coach.fit.available_ram", lambda: free)
-    monkeypatch.setattr("coach.models.available_ram", lambda: free)
-    monkeypatch.setattr("coach.doctor.psutil.virtual_memory", lambda: vm._replace(available=free))
+    monkeypatch.setattr("coach.models.fit.available_ram", lambda: free)
+    monkeypatch.setattr("coach.models.catalog.available_ram", lambda: free)
+    monkeypatch.setattr("coach.models.doctor.psutil.virtual_memory", lambda: vm._replace(available=free))
     text = report(settings, gpus=[], offload=False, bandwidth=40.0)
     doctor = {line.split()[0]: "does not fit" not in line for line in text.splitlines()
               if ":" in line.split(" ")[0] and line.split()[0].count(":") == 1 and "GB/s" not in line}
@@ -89,10 +89,10 @@ def test_doctor_says_nemo_fits_in_13_gb_free(settings, monkeypatch):
     """A session's KV cells (4 x 3,072, not 4 x 8,192) put Nemo 12B Q4_K_M (7.5 GB) in 13 GB free."""
     import psutil
 
-    from coach.doctor import report
+    from coach.models.doctor import report
 
     vm = psutil.virtual_memory()
-    monkeypatch.setattr("coach.doctor.psutil.virtual_memory", lambda: vm._replace(available=13 * 10**9,
+    monkeypatch.setattr("coach.models.doctor.psutil.virtual_memory", lambda: vm._replace(available=13 * 10**9,
                                                                                    total=24 * 10**9))
     row = next(x for x in report(settings, gpus=[], offload=False, bandwidth=40.0).splitlines()
                if x.startswith("mistral-nemo-instruct-2407:Q4_K_M"))
@@ -100,7 +100,7 @@ def test_doctor_says_nemo_fits_in_13_gb_free(settings, monkeypatch):
 
 
 def test_kv_cells_are_what_a_session_needs():
-    from coach.fit import SESSION_CELLS, session_cells
+    from coach.models.fit import SESSION_CELLS, session_cells
 
     assert session_cells(8192, 32768) == SESSION_CELLS == 3072 and session_cells(2048, 32768) == 2048
     assert session_cells(8192, 1024) == 1024

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from coach.chat_formats import FORMATS
 from coach.engine import LlamaBackend
 from coach.engine.layout import arrange
-from coach.shapes import Shape, write_shape
+from coach.models.formats import FORMATS
+from coach.models.shapes import Shape, write_shape
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192)
 FIXTURES = {"mistral-strict": "v3", "mistral-v3": "v3", "mistral-v3-tekken": "v3", "mistral-v7": "v7",
@@ -42,7 +42,7 @@ def fixtures(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def grader():
-    from coach.grader import Grader
+    from coach.grading.grader import Grader
 
     return Grader()
 
@@ -58,7 +58,7 @@ def _mc_tokens(version: str, msgs) -> list[int]:
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
     from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
-    from coach.shapes import tokenizer_file
+    from coach.models.shapes import tokenizer_file
 
     tok = MistralTokenizer.from_file(str(tokenizer_file(version)))
     return tok.encode_chat_completion(ChatCompletionRequest(messages=_mc_messages(msgs))).tokens
@@ -69,7 +69,7 @@ def test_every_registered_format_has_a_fixture():
 
 
 def test_mistral_rules_by_tokenizer_version_architecture_and_template():
-    from coach.chat_formats import mistral_rules
+    from coach.models.formats import mistral_rules
 
     inst = {"[INST]": 3, "[/INST]": 4}
     assert mistral_rules({}, template=None, arch="llama") is None  # not a Mistral file: its own template
@@ -99,7 +99,7 @@ def test_the_files_own_templates_really_refuse_what_a_panel_sends(fixtures, fmt,
     """The quirks are real: the file's own template raises on a panelist's thread (a persona card as a
     system message, or two user turns in a row), which the engine's Mistral rendering takes in its stride."""
     from coach.engine.layout import Layout
-    from coach.gguf import read_header
+    from coach.models.gguf import read_header
 
     be = LlamaBackend(fixtures[fmt], n_ctx=512, n_threads=2, slots=1)
     own = Layout(read_header(fixtures[fmt]).chat_template or "", bos="<s>", eos="</s>", specials={},
@@ -145,7 +145,7 @@ def test_engine_tokens_equal_mistral_common(fixtures, fmt, version):
 
 
 def test_a_panelist_thread_from_a_real_session_matches_mistral_common(fixtures, grader, tmp_path):
-    from coach.session import Interview
+    from coach.interview.session import Interview
     from coach.store import Store
 
     be = LlamaBackend(fixtures["mistral-v3"], n_ctx=4096, n_threads=2)
@@ -172,7 +172,7 @@ def test_a_20_turn_panel_reads_only_what_is_new(fixtures, grader, tmp_path, fmt)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from panel_bench import ANSWER, long_panel
 
-    from coach.session import Interview
+    from coach.interview.session import Interview
     from coach.store import Store
 
     be = LlamaBackend(fixtures[fmt], n_ctx=8192, n_threads=2)
@@ -200,8 +200,8 @@ def test_a_20_turn_panel_reads_only_what_is_new(fixtures, grader, tmp_path, fmt)
 
 
 def test_type_ahead_leaves_only_the_short_instruction(fixtures, grader, tmp_path):
-    from coach.hearing import AS_PLANNED
-    from coach.session import Interview, TypeAhead
+    from coach.interview.session import Interview, TypeAhead
+    from coach.interview.threads import AS_PLANNED
     from coach.store import Store
 
     be = LlamaBackend(fixtures["mistral-v3"], n_ctx=4096, n_threads=2)
@@ -210,7 +210,7 @@ def test_type_ahead_leaves_only_the_short_instruction(fixtures, grader, tmp_path
     "".join(iv.ask())
     strong = ("I would reproduce what the customer measured, separate time to first token from throughput, "
               "correct any overclaim this week and give sales a cost-adjusted comparison on the buyer's workload.")
-    ta = TypeAhead(iv)
+    ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting)
     words = strong.split()
     for i in range(1, len(words) + 1):  # typed a word at a time
         ta.update(" ".join(words[:i]))
@@ -231,7 +231,7 @@ def test_type_ahead_leaves_only_the_short_instruction(fixtures, grader, tmp_path
 
 
 def test_persona_cards_come_from_the_disk_cache_in_a_second_session(fixtures, grader, tmp_path):
-    from coach.session import Interview
+    from coach.interview.session import Interview
     from coach.store import Store
 
     cache = tmp_path / "kv"
@@ -253,8 +253,8 @@ def test_cards_read_at_load_leave_the_first_session_only_its_openings(fixtures, 
     """The first session ever on a model: every scenario's cards were read into the disk cache when the
     model loaded (the UI's ModelHolder does it in the background), so Start reads only what follows each
     card, and the opening turn only its last token."""
-    from coach.loader import opening_cards
-    from coach.session import Interview
+    from coach.interview.loader import opening_cards
+    from coach.interview.session import Interview
     from coach.store import Store
 
     cache = tmp_path / "kv"
@@ -296,7 +296,7 @@ def test_shape_types_follow_llama_cpp_quantizer(tmp_path):
     import gguf
     import llama_cpp
 
-    from coach.shapes import tensor_types
+    from coach.models.shapes import tensor_types
 
     shape = Shape(n_layer=32, n_embd=256, n_head=32, n_head_kv=8, n_ff=512, n_vocab=32768)
     src = write_shape(tmp_path / "q8.gguf", shape, "Q8_0")
@@ -313,8 +313,8 @@ def test_shape_types_follow_llama_cpp_quantizer(tmp_path):
 
 
 def test_the_7b_shape_has_the_published_file_sizes():
-    from coach.models import load_catalog
-    from coach.shapes import shape_bytes
+    from coach.models.catalog import load_catalog
+    from coach.models.shapes import shape_bytes
 
     e = load_catalog().get("mistral-7b-instruct-v0.3")
     assert e is not None and e.shape is not None

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from coach.errors import InvalidModelFile, ModelNotFound
-from coach.gguf import read_header
+from coach.models.gguf import read_header
 from tests.ggufgen import write_gguf
 
 

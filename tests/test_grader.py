@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from coach.embedder import MiniLMEmbedder
 from coach.errors import ConfigError
-from coach.evaluate import TECHNICAL_BANK, TECHNICAL_LABELLED, EvalSet, confident_wrong, evaluate_sets, report_sets
-from coach.grader import Grader
-from coach.rubrics import RUBRICS_DIR, load_all, load_bank
+from coach.grading.embedder import MiniLMEmbedder
+from coach.grading.evaluate import TECHNICAL_BANK, TECHNICAL_LABELLED, EvalSet, confident_wrong, evaluate_sets, report_sets
+from coach.grading.grader import Grader
+from coach.grading.rubrics import RUBRICS_DIR, load_all, load_bank
 from tests.conftest import COACH
 
 
@@ -246,7 +246,7 @@ def test_the_grader_loads_without_touching_the_network_or_the_environment(tmp_pa
         "    raise OSError('network refused by the test')\n"
         "socket.socket.connect = refuse\n"
         "socket.socket.connect_ex = refuse\n"
-        "from coach.embedder import MiniLMEmbedder\n"
+        "from coach.grading.embedder import MiniLMEmbedder\n"
         "v = MiniLMEmbedder().embed(['I would reproduce the customer benchmark first.'])\n"
         "print(v.shape, tried, os.environ.get('HF_HUB_OFFLINE'))\n"
     )

@@ -9,7 +9,7 @@ from tests.test_session import STRONG, WEAK, scripted
 
 def test_history_reads_retries_and_refuses_what_is_not_there(backend, grader, tmp_path):
     from coach.errors import CoachError
-    from coach.history import History
+    from coach.interview.history import History
     from coach.store import Store
 
     store = Store(tmp_path / "h.db")

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from coach.bench.ladder import quantize
 from coach.engine import LlamaBackend
 from coach.errors import ConfigError, InsufficientDisk, ModelNotFound
-from coach.gguf import read_header
-from coach.ladder import quantize
-from coach.models import add, default_model, list_models, load_catalog, remove, resolve
+from coach.models.catalog import add, default_model, list_models, load_catalog, remove, resolve
+from coach.models.gguf import read_header
 
 
 def test_catalog_pins_the_mistral_ladder_and_the_embedded_model():
@@ -44,7 +44,7 @@ def test_catalog_offers_ministral_3_and_small_3_2_with_licences_and_marks_the_ol
     assert abs(cat.get("ministral-3-8b-instruct-2512").size("Q4_K_M") / 2**30 - 4.8) < 0.1  # type: ignore[union-attr]
     nemo = cat.get("mistral-nemo-instruct-2407")
     assert nemo is not None and nemo.shape is not None
-    from coach.shapes import Shape, shape_bytes
+    from coach.models.shapes import Shape, shape_bytes
     assert abs(shape_bytes(Shape(**nemo.shape.model_dump()), "Q4_K_M") / nemo.size("Q4_K_M") - 1) < 0.005
 
 
@@ -127,7 +127,7 @@ def test_quantize_makes_a_loadable_file_and_leaves_no_partial(settings, embedded
 
 
 def test_quantize_checks_disk_first(settings, monkeypatch):
-    monkeypatch.setattr("coach.download.shutil.disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 10))
+    monkeypatch.setattr("coach.models.download.shutil.disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 10))
     with pytest.raises(InsufficientDisk, match="GB needed"):
         quantize("smollm2-135m-instruct", "Q8_0", settings)
     assert not settings.models_dir.exists() or not list(settings.models_dir.iterdir())

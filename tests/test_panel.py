@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from coach.panel import Action, Panel
-from coach.prompts import load_personas, load_scenarios
-from coach.rubrics import load_all
+from coach.grading.rubrics import load_all
+from coach.interview.panel import Action, Panel
+from coach.interview.prompts import load_personas, load_scenarios
 
 
 @dataclass
@@ -78,7 +78,7 @@ def test_weak_answers_get_two_follow_ups_per_segment_on_the_missed_point(world):
     weak = run_path(p, 1, [1.5])
     follow = [a for a in weak if a.kind == "follow_up"]
     assert len(follow) == 6  # two per segment, no more
-    from coach.panel import PROBES
+    from coach.interview.panel import PROBES
 
     persona = p.personas[follow[0].panelist]  # the weak area in the panelist's words, never the missing answer
     assert follow[0].canonical == persona.follow_ups["technical_accuracy"] != PROBES["technical_accuracy"]
@@ -105,7 +105,7 @@ def test_every_panelist_has_three_questions_and_the_final_panel_four(world):
     for sid, sc in scenarios.items():
         for seg in sc.segments:
             assert len(seg.questions) >= (4 if sid == "pmm_final_panel" else 3), (sid, seg.panelist)
-    from coach.panel import MAX_FOLLOW_UPS_PER_SEGMENT
+    from coach.interview.panel import MAX_FOLLOW_UPS_PER_SEGMENT
 
     assert MAX_FOLLOW_UPS_PER_SEGMENT >= 2
 
@@ -133,7 +133,7 @@ def test_a_segment_ends_on_its_clock_or_on_coverage(world):
 
 
 def test_a_quick_round_fits_fifteen_minutes_and_survives_a_resume(world):
-    from coach.panel import QUICK_ROUND_S, PanelState
+    from coach.interview.panel import QUICK_ROUND_S, PanelState
 
     for sid in ("pmm_final_panel", "pm_loop", "tpm_onsite"):
         p = panel_for(world, sid)

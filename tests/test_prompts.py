@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from coach.errors import ConfigError
-from coach.prompts import PROMPTS_DIR, load_personas, load_scenarios, scenario_parts
-from coach.rubrics import load_all
+from coach.grading.rubrics import load_all
+from coach.interview.prompts import PROMPTS_DIR, load_personas, load_scenarios, scenario_parts
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ the panel then does (pure logic over the panel; the browser journey shows the sa
 
 from __future__ import annotations
 
-from coach.panel import Clock, Panel
-from coach.views import segment_note
+from coach.interview.panel import Clock, Panel
+from coach.report.views import segment_note
 from tests.test_citations import Grade
 
 

@@ -99,7 +99,7 @@ def test_a_whole_panel_session_through_the_server(model_server, grader, tmp_path
 def test_a_dropped_stream_loses_nothing_and_the_turn_is_asked_again(model_server, grader, tmp_path):
     from coach.engine.remote import RemoteBackend
     from coach.errors import ServerUnavailable
-    from coach.session import Interview
+    from coach.interview.session import Interview
     from coach.store import Store
 
     proxy = CuttingProxy(int(model_server.rsplit(":", 1)[1]))
@@ -178,8 +178,8 @@ def test_a_server_that_is_down_is_one_line_before_anything_loads(tmp_path):
 
 
 def test_the_layout_sent_is_the_one_the_servers_template_keeps_stable():
-    from coach.chat_formats import FORMATS
     from coach.engine.remote import probe_mode
+    from coach.models.formats import FORMATS
     from tests.test_formats import EXPECTED_LAYOUT
 
     props = {"bos_token": "<s>", "eos_token": "</s>"}
@@ -255,7 +255,7 @@ def test_llama_server_reads_the_answer_ahead_so_send_reads_only_the_rest(embedde
 
 
 def _mistral_fixture(tmp: Path, fmt: str) -> Path:
-    from coach.shapes import Shape, write_shape
+    from coach.models.shapes import Shape, write_shape
     from tests.test_formats import FIXTURES, TINY
 
     return write_shape(tmp / f"{fmt}.gguf", Shape(**TINY, tokenizer=FIXTURES[fmt]), "F16", chat_format=fmt)  # type: ignore[arg-type]

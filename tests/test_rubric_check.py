@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from coach.rubric_check import check_bank, render
-from coach.rubrics import RUBRICS_DIR, load_all
+from coach.grading.rubric_check import check_bank, render
+from coach.grading.rubrics import RUBRICS_DIR, load_all
 from tests.conftest import COACH
 
 

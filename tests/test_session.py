@@ -9,7 +9,7 @@ WEAK = "We need better messaging."
 
 
 def scripted(backend, grader, store, seed: int, answers: list[str]):
-    from coach.session import Interview
+    from coach.interview.session import Interview
 
     iv = Interview.start("pmm_final_panel", backend=backend, grader=grader, store=store, seed=seed, max_tokens=40)
     path, i = [], 0
@@ -68,8 +68,8 @@ def test_the_front_door_next_speaker_clock_type_ahead_and_transcript(backend, gr
     """What the UI and the CLI use instead of the panel, the store and the engine."""
     import time
 
-    from coach.history import CANDIDATE
-    from coach.session import Interview
+    from coach.interview.history import CANDIDATE
+    from coach.interview.session import Interview
     from coach.store import Store
 
     iv = Interview.start("pm_loop", backend=backend, grader=grader, store=Store(tmp_path / "s.db"), seed=3,
@@ -101,7 +101,7 @@ def test_the_front_door_next_speaker_clock_type_ahead_and_transcript(backend, gr
 
 
 def test_the_clock_warns_near_the_end_of_the_time_box():
-    from coach.session import Clock
+    from coach.interview.session import Clock
 
     assert not Clock(100, 600).warn and Clock(480, 600).warn and not Clock(480, 600).over and Clock(600, 600).over
     assert str(Clock(61, 600)) == "1:01 of 10:00" and not Clock(5, 0).warn  # no time box: never warns

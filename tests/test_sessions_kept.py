@@ -9,10 +9,10 @@ import json
 import pytest
 
 from coach.errors import CoachError, SessionBusy
-from coach.history import History
-from coach.prompts import scenario_parts
+from coach.interview.history import History
+from coach.interview.prompts import scenario_parts
+from coach.report.views import debrief_details, debrief_markdown, session_rows
 from coach.store import Store
-from coach.views import debrief_details, debrief_markdown, session_rows
 from tests.test_session import STRONG, WEAK
 
 

@@ -46,7 +46,7 @@ def timed(*words: tuple[str, float, float], audio_s: float = 0.0):
 
 
 def test_delivery_from_timed_words():
-    from coach.voice.delivery import measure
+    from coach.grading.delivery import measure
 
     t = timed(("um", 0.5, 0.8), ("i", 0.9, 1.0), ("think", 1.0, 1.3), ("we", 1.4, 1.5), ("ship", 1.5, 1.9),
               ("it", 5.0, 5.2), ("you", 5.3, 5.4), ("know", 5.4, 5.7), ("now", 5.8, 6.5))
@@ -134,7 +134,7 @@ def test_recordings_that_cannot_be_read_say_why(tmp_path, monkeypatch):
 
 @needs_espeak
 def test_a_spoken_answer_is_heard_graded_and_stored_with_its_delivery(backend, grader, tmp_path, settings):
-    from coach.session import Interview
+    from coach.interview.session import Interview
     from coach.store import Store
     from coach.voice.service import Voice, still_spoken, time_box_of
 
@@ -165,7 +165,7 @@ def test_a_spoken_answer_is_heard_graded_and_stored_with_its_delivery(backend, g
 
 @needs_espeak
 def test_each_panelist_has_a_voice_and_it_streams_sentence_by_sentence(settings):
-    from coach.prompts import load_personas
+    from coach.interview.prompts import load_personas
     from coach.voice.service import Voice, spec_of
 
     personas = load_personas()

@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as exc:  # an unexpected failure: one line here, the whole trace in the log
-        from coach.errors import log_crash
+        from coach.crash import log_crash
 
         where = log_crash(exc)
         print(f"coach: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (full trace in {where}; "

@@ -36,8 +36,8 @@ def _graded(args: argparse.Namespace, settings: Settings, errors: list[str]) -> 
     """Grade every answer in --answers against --rubric, one at a time (a bad line goes to `errors`).
     The rubric and the answers file are read before the first answer is asked for, so a bad one fails
     before any output is opened."""
-    from coach.grader import Grader
-    from coach.rubrics import load_bank
+    from coach.grading.grader import Grader
+    from coach.grading.rubrics import load_bank
 
     bank = load_bank(args.rubric)
     rows = _read_answers(args.answers)
@@ -45,9 +45,9 @@ def _graded(args: argparse.Namespace, settings: Settings, errors: list[str]) -> 
 
 
 def _grade_rows(bank: Any, rows: list, grader: Any, errors: list[str]) -> Iterator:
-    from coach.debrief import Turn
     from coach.errors import ConfigError
-    from coach.grader import clean_answer
+    from coach.grading.debrief import Turn
+    from coach.grading.grader import clean_answer
 
     for n, row, err in rows:
         if row is None:
@@ -91,7 +91,7 @@ class _Output:
     def __enter__(self) -> Any:
         if self.path is None:
             return sys.stdout
-        from coach.reports import check_out_path
+        from coach.report.files import check_out_path
 
         check_out_path(self.path)
         try:
@@ -109,7 +109,7 @@ class _Output:
 
 def report_to(report: Any, out: Path | None, fmt: str) -> None:
     """A debrief to --out (written whole or not at all) or to stdout, in `fmt`."""
-    from coach.reports import write_report
+    from coach.report.files import write_report
 
     if out:
         write_report(report, out, fmt)
@@ -119,8 +119,8 @@ def report_to(report: Any, out: Path | None, fmt: str) -> None:
 
 
 def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.debrief import build_debrief
-    from coach.reports import report_format
+    from coach.grading.debrief import build_debrief
+    from coach.report.files import report_format
 
     fmt = report_format(args.out, args.format)  # a bad --out is refused before any grading
     errors: list[str] = []
@@ -135,8 +135,8 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Both labelled sets side by side with the max-cosine baseline (or one set of the user's own)."""
     import time
 
-    from coach.evaluate import EvalSet, evaluate_sets, report_sets
-    from coach.grader import Grader
+    from coach.grading.evaluate import EvalSet, evaluate_sets, report_sets
+    from coach.grading.grader import Grader
     from coach.textfiles import read_text
 
     t0 = time.perf_counter()
@@ -167,9 +167,9 @@ def _progress(out: Any) -> Any:
 
 def cmd_rubric_check(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when the grader can be trusted on every question, 1 when a problem is listed."""
-    from coach.grader import Grader
-    from coach.rubric_check import check_bank, render
-    from coach.rubrics import load_bank
+    from coach.grading.grader import Grader
+    from coach.grading.rubric_check import check_bank, render
+    from coach.grading.rubrics import load_bank
 
     bank = load_bank(args.file)  # a malformed rubric: one line naming the file, question and field
     checks = check_bank(Grader.from_settings(settings), bank, _progress(sys.stderr))

@@ -16,8 +16,8 @@ def _gb(n: int) -> str:
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.fit import available_ram
-    from coach.models import default_model, get_mistral, list_models
+    from coach.models.catalog import default_model, get_mistral, list_models
+    from coach.models.fit import available_ram
 
     rows = list_models(settings)
     try:
@@ -36,7 +36,7 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.models import pull
+    from coach.models.catalog import pull
 
     path = pull(args.name, settings, progress=not args.quiet)
     print(f"ready: {path}")
@@ -44,7 +44,7 @@ def cmd_models_pull(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_add(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.models import add
+    from coach.models.catalog import add
 
     ref = add(args.path, settings, name=args.name)
     print(f"registered {ref.name}: {ref.path} [{ref.quant}]")
@@ -52,7 +52,7 @@ def cmd_models_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.ladder import quantize
+    from coach.bench.ladder import quantize
 
     ref = quantize(args.src, args.type, settings, out=args.out)
     print(f"made {ref.name}: {ref.path} [{ref.quant}]")
@@ -60,7 +60,7 @@ def cmd_models_quantize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_rm(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.models import remove
+    from coach.models.catalog import remove
 
     _, what = remove(args.name, settings)
     print(what)
@@ -68,15 +68,15 @@ def cmd_models_rm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.bench import Options, recommend, run
+    from coach.bench.ladder import LADDER, build_ladder
+    from coach.bench.run import Options, recommend, run
     from coach.errors import InvalidModelFile
-    from coach.ladder import LADDER, build_ladder
-    from coach.models import ModelRef, resolve
-    from coach.views import bench_table
+    from coach.models.catalog import ModelRef, resolve
+    from coach.report.views import bench_table
 
     files = []
     if args.shape:
-        from coach.ladder import build_shapes
+        from coach.bench.ladder import build_shapes
 
         files += build_shapes(args.shape, settings, progress=not args.quiet)
     if args.ladder:
@@ -105,7 +105,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.doctor import report
+    from coach.models.doctor import report
 
     print(report(settings))
     return 0
@@ -173,7 +173,7 @@ def cmd_serve_model(args: argparse.Namespace, settings: Settings) -> int:
     import subprocess
 
     from coach.engine.serve import server_command
-    from coach.models import resolve
+    from coach.models.catalog import resolve
 
     ref = resolve(settings.model, settings)
     gpu = -1 if settings.n_gpu_layers is None else settings.n_gpu_layers

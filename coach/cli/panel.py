@@ -11,7 +11,7 @@ from coach.config import Settings
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """A plain terminal chat with the loaded model: the engine end to end."""
-    from coach.loader import describe, load_backend, target
+    from coach.interview.loader import describe, load_backend, target
 
     ref = target(settings)
     be = load_backend(settings, ref)
@@ -46,8 +46,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _interview_parts(settings: Settings) -> tuple:
-    from coach.grader import Grader
-    from coach.loader import describe, load_backend, target
+    from coach.grading.grader import Grader
+    from coach.interview.loader import describe, load_backend, target
     from coach.store import Store
 
     store = Store.open_default(settings.home)  # an unusable data folder is said before the model loads
@@ -60,7 +60,7 @@ def _interview_parts(settings: Settings) -> tuple:
 def _read_answer(on_line=None) -> str:
     """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line. Piped
     in, at most the answer limit is read (`< /dev/zero` is refused, not read into memory)."""
-    from coach.answer import MAX_CHARS
+    from coach.grading.answer import MAX_CHARS
     from coach.textfiles import read_answer
 
     return read_answer(limit=MAX_CHARS, on_line=on_line)
@@ -78,8 +78,8 @@ def _run(iv, coach_mode: bool, voice=None, keep: bool = False) -> int:  # noqa: 
 
 def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
     from coach.errors import ConfigError
+    from coach.report.views import segment_note
     from coach.textfiles import InputTooLong
-    from coach.views import segment_note
 
     iv.begin()  # every persona card, from the on-disk cache when this model has read it before
     try:
@@ -143,8 +143,8 @@ def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
 
 
 def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.prompts import scenario_parts
-    from coach.session import Interview
+    from coach.interview.prompts import scenario_parts
+    from coach.interview.session import Interview
 
     scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
     ref, backend, grader, store = _interview_parts(settings)
@@ -164,7 +164,7 @@ def _voice(args: argparse.Namespace, settings: Settings):  # noqa: ANN202
 
 
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
-    from coach.history import History
+    from coach.interview.history import History
     from coach.store import Store
 
     store = Store.open_default(settings.home, readonly=True)  # list, show and export only read
@@ -186,13 +186,13 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"    score {t['grade']['total']:.2f}/5 — {t['grade']['improvement']}")
         return 0
     if args.sessions_command == "export":
-        from coach.reports import report_format
+        from coach.report.files import report_format
 
         fmt = report_format(args.out, args.format)
         report_to(history.debrief(args.id), args.out, fmt)
         return 0
     # resume
-    from coach.session import Interview
+    from coach.interview.session import Interview
 
     store.close()
     _, backend, grader, store = _interview_parts(settings)  # resuming writes

@@ -13,9 +13,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from coach.answer import MAX_CHARS
 from coach.config import Settings
 from coach.errors import CoachError
+from coach.grading.answer import MAX_CHARS
 from coach.textfiles import read_answer, read_line
 
 RECORDERS = (["arecord", "-q", "-f", "S16_LE", "-r", "16000", "-c", "1"],
@@ -50,7 +50,7 @@ def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
         print(f"removed {len(gone)} file(s) of {args.name}" if gone else f"{args.name} is not pulled")
         return 0 if gone else 2
     if cmd == "transcribe":
-        from coach.voice.delivery import measure
+        from coach.grading.delivery import measure
         from coach.voice.service import Voice
 
         heard = Voice(settings, settings.recognizer).hear(args.file)
@@ -59,7 +59,7 @@ def cmd_voice(args: argparse.Namespace, settings: Settings) -> int:
               f"{heard.rtf:.2f}]\n[{measure(heard, args.time_box).summary()}]", file=sys.stderr)
         return 0
     # say
-    from coach.prompts import load_personas
+    from coach.interview.prompts import load_personas
     from coach.voice.audio import to_wav
     from coach.voice.service import Voice, spec_of
 

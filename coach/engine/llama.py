@@ -49,8 +49,8 @@ from coach.engine.native import (
 )
 from coach.engine.prefix_files import PrefixFiles
 from coach.errors import CoachError, InvalidModelFile
-from coach.fit import check_fits, session_cells
-from coach.gguf import read_header
+from coach.models.fit import check_fits, session_cells
+from coach.models.gguf import read_header
 
 log = logging.getLogger("coach.engine")
 

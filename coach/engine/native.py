@@ -6,8 +6,8 @@ import ctypes
 import os
 from typing import Any
 
-from coach.fit import gpu_layers_that_fit
-from coach.gguf import GGUFInfo
+from coach.models.fit import gpu_layers_that_fit
+from coach.models.gguf import GGUFInfo
 
 
 def auto_gpu_layers(info: GGUFInfo, n_ctx: int, slots: int = 1) -> int:
@@ -24,7 +24,7 @@ def auto_gpu_layers(info: GGUFInfo, n_ctx: int, slots: int = 1) -> int:
 
 
 def free_vram() -> int | None:
-    from coach.doctor import nvidia_gpus
+    from coach.models.doctor import nvidia_gpus
 
     gpus = nvidia_gpus()
     return max(g.free for g in gpus) if gpus else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from coach.engine.base import Cancel
 from coach.engine.kv import KVSlots, Slot
 from coach.engine.layout import Layout, Message
-from coach.gguf import GGUFInfo
+from coach.models.gguf import GGUFInfo
 
 log = logging.getLogger("coach.engine")
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from coach.chat_formats import mistral_rules
-from coach.chat_formats import template as format_template
 from coach.engine.layout import Layout, Message
 from coach.engine.native import FALLBACK_TEMPLATE
-from coach.gguf import GGUFInfo
+from coach.models.formats import mistral_rules
+from coach.models.formats import template as format_template
+from coach.models.gguf import GGUFInfo
 
 
 def catalog_tokenizer(filename: str) -> str | None:
     """The tokenizer version the catalog states for a file of this name, a pulled file or a `coach bench
     --shape` file (`NAME.QUANT.shape.gguf`); None for any other file."""
     from coach.errors import CoachError
-    from coach.models import load_catalog
+    from coach.models.catalog import load_catalog
 
     try:
         catalog = load_catalog()

@@ -20,23 +20,23 @@ import gradio as gr
 import pandas as pd
 import psutil
 
-from coach.bench import BenchRow, Options, recommend, run
+from coach.bench.ladder import LADDER, build_ladder
+from coach.bench.run import BenchRow, Options, recommend, run
 from coach.errors import CoachError
-from coach.ladder import LADDER, build_ladder
-from coach.models import ModelRow, resolve
+from coach.models.catalog import ModelRow, resolve
+from coach.report.views import BENCH_COLUMNS, BENCH_LABELS
 from coach.ui.common import Ctx
 from coach.ui.models_tab import installed
-from coach.views import BENCH_COLUMNS, BENCH_LABELS
 
 TYPICAL_FILE_S = 60.0  # how the bar paces the file being measured (it slows as it nears the file's share)
 
 
 def stop_workers() -> int:
-    """End this process's measuring workers (`python -m coach.bench --worker`); returns how many."""
+    """End this process's measuring workers (`python -m coach.bench.run --worker`); returns how many."""
     n = 0
     for child in psutil.Process().children(recursive=True):
         try:
-            if "--worker" in child.cmdline() and "coach.bench" in child.cmdline():
+            if "--worker" in child.cmdline() and "coach.bench.run" in child.cmdline():
                 child.kill()
                 n += 1
         except psutil.Error:

@@ -16,14 +16,23 @@ import gradio as gr
 
 from coach.auth import owner_of
 from coach.config import Settings
-from coach.errors import CoachError, log_crash
-from coach.grader import Grader
-from coach.history import CANDIDATE, History, Line
-from coach.loader import ModelHolder
-from coach.prompts import Persona, Scenario
+from coach.crash import log_crash
+from coach.errors import CoachError
+from coach.grading.grader import Grader
+from coach.interview.history import CANDIDATE, History, Line
+from coach.interview.loader import ModelHolder
+from coach.interview.prompts import Persona, Scenario
 from coach.store import Store
 
 log = logging.getLogger("coach.ui")
+
+
+PULL_CMD = re.compile(r"run `coach models pull ([^`]+)`")
+
+
+def in_the_browser(text: str) -> str:
+    """Advice written for the terminal, as the page says it: the Pull box is a click away."""
+    return PULL_CMD.sub(r"pull **\1** from the **Models** tab (its Pull box holds the name)", text)
 
 
 @dataclass
@@ -47,8 +56,6 @@ class Ctx:
         return {k: p.colour for k, p in self.personas.items()}
 
     def banner(self) -> str:
-        from coach.ui.models_tab import in_the_browser
-
         return f"**Model running:** {in_the_browser(self.models.describe())}"
 
     @property

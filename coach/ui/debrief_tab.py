@@ -7,9 +7,9 @@ from typing import Any
 
 import gradio as gr
 
-from coach.debrief import Debrief
+from coach.grading.debrief import Debrief
+from coach.report.views import debrief_details, debrief_files, debrief_markdown
 from coach.ui.common import Ctx
-from coach.views import debrief_details, debrief_files, debrief_markdown
 
 
 class DebriefTab:

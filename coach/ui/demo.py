@@ -20,12 +20,12 @@ import gradio as gr
 from coach.auth import launch_auth
 from coach.config import Settings
 from coach.engine import LlamaBackend
-from coach.grader import Grader
-from coach.history import History
-from coach.loader import ModelHolder
-from coach.models import list_models
-from coach.prompts import load_personas, load_scenarios
-from coach.rubrics import load_all
+from coach.grading.grader import Grader
+from coach.grading.rubrics import load_all
+from coach.interview.history import History
+from coach.interview.loader import ModelHolder
+from coach.interview.prompts import load_personas, load_scenarios
+from coach.models.catalog import list_models
 from coach.store import Store
 from coach.ui.bench_tab import BenchTab
 from coach.ui.common import BROWSER_JS, Ctx, guard, guard_stream, streaming

@@ -12,9 +12,9 @@ import pandas as pd
 
 from coach.auth import owner_of
 from coach.errors import CoachError
+from coach.report.views import SESSION_COLUMNS, clip, session_rows, trend_chart
 from coach.ui.common import Ctx
 from coach.ui.debrief_tab import DebriefTab
-from coach.views import SESSION_COLUMNS, clip, session_rows, trend_chart
 
 
 class HistoryTab:

@@ -4,19 +4,18 @@ refreshed."""
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from coach.doctor import report as doctor_report
+from coach.bench.ladder import QUANT_TYPES, quantize
 from coach.errors import CoachError
-from coach.ladder import QUANT_TYPES, quantize
-from coach.models import ModelRow, add, get_mistral, list_models, pull, recommended_spec
-from coach.ui.common import Ctx
-from coach.views import model_choices, model_rows
+from coach.models.catalog import ModelRow, add, get_mistral, list_models, pull, recommended_spec
+from coach.models.doctor import report as doctor_report
+from coach.report.views import model_choices, model_rows
+from coach.ui.common import Ctx, in_the_browser
 
 
 def installed(rows: list[ModelRow]) -> list[str]:
@@ -26,24 +25,16 @@ def installed(rows: list[ModelRow]) -> list[str]:
 @lru_cache(maxsize=1)
 def bandwidth() -> float:
     """This machine's copy bandwidth (GB/s), measured once a process, for "what it will feel like here"."""
-    from coach.machine import memory_bandwidth
+    from coach.models.machine import memory_bandwidth
 
     return memory_bandwidth(size_mb=128, reps=3)
-
-
-PULL_CMD = re.compile(r"run `coach models pull ([^`]+)`")
-
-
-def in_the_browser(text: str) -> str:
-    """Advice written for the terminal, as the page says it: the Pull box is a click away."""
-    return PULL_CMD.sub(r"pull **\1** from the **Models** tab (its Pull box holds the name)", text)
 
 
 class ModelsTab:
     def __init__(self, ctx: Ctx, catalog: list[ModelRow]) -> None:
         self.ctx = ctx
         with gr.Tab("Models", id="models"):
-            # "fits" comes from coach.fit's one rule, the same that `coach doctor` and the engine's check use
+            # "fits" comes from coach.models.fit's one rule, the same that `coach doctor` and the engine's check use
             self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog, bandwidth())), interactive=False,
                                       elem_id="models-table")
             self.advice = gr.Markdown(f"**Recommended here:** {in_the_browser(get_mistral())}",

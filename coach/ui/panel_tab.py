@@ -13,12 +13,12 @@ import gradio as gr
 
 from coach.auth import owner_of
 from coach.errors import CoachError, ServerUnavailable
-from coach.models import ModelRow
-from coach.session import Interview
+from coach.interview.session import Interview
+from coach.models.catalog import ModelRow
+from coach.report.views import clip, model_choices, segment_note
 from coach.ui.common import Ctx, browser_holder, chat_of, panelist_message
 from coach.ui.debrief_tab import DebriefTab
 from coach.ui.voice_box import VoiceBox
-from coach.views import clip, model_choices, segment_note
 
 log = logging.getLogger("coach.ui")
 # The transcript takes what the window leaves: the latest question (at its foot), the clock, the voice

@@ -18,11 +18,11 @@ import gradio as gr
 
 from coach.auth import owner_of
 from coach.errors import CoachError
-from coach.prompts import Persona
-from coach.session import Interview
+from coach.grading.delivery import VoiceDelivery
+from coach.interview.prompts import Persona
+from coach.interview.session import Interview
 from coach.ui.common import Ctx
 from coach.voice.audio import to_wav
-from coach.voice.delivery import VoiceDelivery
 from coach.voice.listen import Transcript
 from coach.voice.service import Voice, still_spoken, time_box_of
 

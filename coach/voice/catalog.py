@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from coach.config import Settings
 from coach.errors import ConfigError, DownloadError, InvalidModelFile, ModelNotFound
-from coach.models import CATALOG_MAX_BYTES
+from coach.models.catalog import CATALOG_MAX_BYTES
 from coach.textfiles import read_text
 
 CATALOG = Path(__file__).resolve().parent.parent / "data" / "voices.yaml"
@@ -109,7 +109,7 @@ def installed(settings: Settings, name: str) -> Path | None:
 def pull(name: str, settings: Settings, *, progress: bool = True) -> Path:
     """Download every file of a catalog voice model: resumable, checked (sha256 from the hub, and the SHA-1
     whisper.cpp publishes), moved into place only when whole."""
-    from coach import download
+    from coach.models import download
 
     cat = load()
     found = cat.get(name)

@@ -13,10 +13,10 @@ from typing import Any
 
 from coach.config import Settings
 from coach.errors import CoachError
-from coach.prompts import Persona
+from coach.grading.delivery import VoiceDelivery, measure
+from coach.interview.prompts import Persona
 from coach.voice import catalog
 from coach.voice.audio import read
-from coach.voice.delivery import VoiceDelivery, measure
 from coach.voice.listen import Recognizer, Transcript, recognizer
 from coach.voice.speak import Espeak, Piper, Speaker, Synthesizer, VoiceSpec
 

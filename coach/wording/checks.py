@@ -19,7 +19,7 @@ import numpy as np
 from coach.wording.sentences import asks
 
 if TYPE_CHECKING:
-    from coach.embedder import Embedder
+    from coach.grading.embedder import Embedder
 
 # ---------------------------------------------------------------- what has a form
 

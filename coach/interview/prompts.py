@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coach.config import DATA_DIR
 from coach.errors import ConfigError
-from coach.rubrics import Bank, load_all
+from coach.grading.rubrics import Bank, load_all
 from coach.textfiles import read_text
 
 PROMPTS_DIR = DATA_DIR / "prompts"

@@ -25,8 +25,8 @@ from coach.errors import (
     InvalidModelFile,
     ModelNotFound,
 )
-from coach.fit import SLOTS, Footprint, available_ram, fits_cpu, has_room, session_cells
-from coach.gguf import GGUFInfo, read_header
+from coach.models.fit import SLOTS, Footprint, available_ram, fits_cpu, has_room, session_cells
+from coach.models.gguf import GGUFInfo, read_header
 from coach.textfiles import read_text
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class ShapeSpec(BaseModel):
     head_dim: int | None = None
     rope_theta: float = 1_000_000.0
     tokenizer: str  # mistral-common SentencePiece v1, v2, v3, v7, or Tekken: tekken-v3, tekken-v7, tekken-v13
-    chat_format: str  # a coach.chat_formats name
+    chat_format: str  # a coach.models.formats name
     arch: str = "llama"  # llama.cpp architecture: llama, or mistral3 (Ministral 3)
     tied_embeddings: bool = False
     yarn_factor: float | None = None
@@ -121,7 +121,7 @@ class CatalogEntry(BaseModel):
         if f.size is not None:
             return f.size
         assert self.shape is not None  # the validator guarantees it
-        from coach.shapes import Shape, shape_bytes
+        from coach.models.shapes import Shape, shape_bytes
 
         return shape_bytes(Shape(**self.shape.model_dump()), quant) + 8 * 2**20  # + the header and vocabulary
 
@@ -365,7 +365,7 @@ def default_model(settings: Settings) -> ModelRef:
 
 def pull(spec: str, settings: Settings, *, progress: bool = True) -> Path:
     """Download a catalog file with huggingface-hub: resumable, checksum-verified, atomic into models/."""
-    from coach import download
+    from coach.models import download
 
     name, quant = split_spec(spec)
     entry = load_catalog().get(name)

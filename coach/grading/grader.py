@@ -23,16 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from coach import answer as said  # the patterns the grader reads in an answer
-from coach.answer import Delivery, claims, clean_answer, joined_list, split_sentences
 from coach.config import Settings
-from coach.embedder import Embedder, MiniLMEmbedder
-from coach.exemplars import FALSE_CAP, Calibration, QuestionVectors, find_false_claim, fit, goods, positions, without
-from coach.rubrics import LABELS, Bank, Question
+from coach.grading import answer as said  # the patterns the grader reads in an answer
+from coach.grading.answer import Delivery, claims, clean_answer, joined_list, split_sentences
+from coach.grading.embedder import Embedder, MiniLMEmbedder
+from coach.grading.exemplars import FALSE_CAP, Calibration, QuestionVectors, find_false_claim, fit, goods, positions, without
+from coach.grading.rubrics import LABELS, Bank, Question
 
 __all__ = ["Calibration", "Delivery", "Grade", "Grader", "clean_answer", "goods", "split_sentences"]
 
-log = logging.getLogger("coach.grader")
+log = logging.getLogger("coach.grading.grader")
 
 # Calibration (see `coach grader-eval`): the raw blend a strong answer reaches, and the similarity under
 # which an answer relates to nothing in the rubric. Held-out good exemplars land near 4.5 with these.

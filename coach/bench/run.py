@@ -1,6 +1,6 @@
 """The benchmark: speed, memory and quality per quantization level, and a recommendation for this machine.
 
-Each file is measured in its own worker process (`python -m coach.bench --worker`): its peak RSS is its
+Each file is measured in its own worker process (`python -m coach.bench.run --worker`): its peak RSS is its
 own, and a file that crashes llama.cpp costs one failed row, not the run. Rows are written as they
 finish, so Ctrl-C keeps them. Quality is KL divergence and top-1 agreement of next-token distributions
 against the highest-precision file in the set, on a fixed interview-domain text; the reference's
@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 import psutil
 
+from coach.bench.rows import BenchRow
 from coach.config import DATA_DIR, Settings
-from coach.download import sha256_file
 from coach.errors import CoachError
-from coach.fit import Footprint, available_ram, fits_cpu
-from coach.gguf import read_header
-from coach.machine import manifest, memory_bandwidth, peak_rss_mb, vram_of
-from coach.models import ModelRef
+from coach.models.catalog import ModelRef
+from coach.models.download import sha256_file
+from coach.models.fit import Footprint, available_ram, fits_cpu
+from coach.models.gguf import read_header
+from coach.models.machine import manifest, memory_bandwidth, peak_rss_mb, vram_of
 
 # Approximate bits per weight, to order files by precision (the highest is the quality reference).
 BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.6, "Q5_K_M": 5.7, "Q5_K_S": 5.5, "Q5_1": 6,
@@ -41,37 +42,6 @@ log = logging.getLogger(__name__)
 
 MIN_TOP1 = 0.90  # the recommendation's quality bar: agreement with the reference on the next token
 TIE = 0.03  # generation speeds this close are a tie (the spread between repetitions reaches ~3% here)
-
-
-@dataclass
-class BenchRow:
-    name: str
-    quant: str
-    path: str
-    status: str  # ok | failed | skipped
-    error: str = ""
-    size_mb: float = 0.0
-    load_s: float = 0.0
-    pp_tps: float = 0.0
-    pp_spread: float = 0.0
-    gen_tps: float = 0.0
-    gen_spread: float = 0.0
-    ttft_open_ms: float = 0.0
-    ttft_follow_ms: float = 0.0
-    ttft_debrief_ms: float = 0.0
-    peak_rss_mb: float = 0.0
-    kv_mb: float = 0.0
-    gpu_layers: int = 0
-    vram_mb: float = 0.0
-    kl: float | None = None
-    top1: float | None = None
-    achieved_gbps: float = 0.0
-    bandwidth_share: float = 0.0
-    threads: int = 0
-    sha256: str = ""
-
-
-# ------------------------------------------------------------------ files
 
 
 # ------------------------------------------------------------------ the worker (one process per file)
@@ -155,11 +125,11 @@ def _quality(path: Path, text_tokens: list[int], threads: int, gpu_layers: int, 
 
 def turn_shapes(be: Any, words: list[str]) -> tuple[float, float, float]:
     """Seconds to the first token on the app's three waits, measured the way the app runs them
-    (`coach.session`): the opening question with the persona card already evaluated at session start
+    (`coach.interview.session`): the opening question with the persona card already evaluated at session start
     (or loaded from the on-disk prefix cache); a follow-up after type-ahead has read the answer while
     it was typed, so only the end of the answer and the instruction are left; the committee's summary
     after the record was read turn by turn, so only its last instruction is left."""
-    from coach.hearing import ANSWERED, AS_PLANNED, PLAN, SUMMARY_REQUEST, WALKED_IN, YOUR_TURN
+    from coach.interview.threads import ANSWERED, AS_PLANNED, PLAN, SUMMARY_REQUEST, WALKED_IN, YOUR_TURN
 
     card = {"role": "system", "content": " ".join(words[:160])}
     reminder = "(You are Dana Reyes, senior researcher. Stay in role.)"
@@ -263,7 +233,7 @@ def run(files: list[ModelRef], settings: Settings, opts: Options, *, progress: b
 
 
 def _worker(path: Path, threads: int, opts: Options, n_ctx: int, ref: Path | None, write_ref: Path | None) -> dict:
-    args = [sys.executable, "-m", "coach.bench", "--worker", str(path), "--threads", str(threads), "--reps",
+    args = [sys.executable, "-m", "coach.bench.run", "--worker", str(path), "--threads", str(threads), "--reps",
             str(opts.reps), "--n-ctx", str(n_ctx)]
     if opts.gpu_layers is not None:
         args += ["--gpu-layers", str(opts.gpu_layers)]
@@ -327,7 +297,7 @@ def write_outputs(rows: list[BenchRow], man: dict[str, Any], out: Path, settings
     os.replace(out / "rows.json.tmp", out / "rows.json")
     _store_rows(rows, man, out, settings)
     if any(r.status == "ok" for r in rows):
-        from coach.views import bench_plot
+        from coach.bench.plot import bench_plot
 
         bench_plot(rows, out, recommend(rows))
 
@@ -365,7 +335,7 @@ def _worker_main(argv: list[str]) -> int:
               file=sys.stderr)
         return 1
     except Exception as exc:  # the worker's boundary: one line for the row, the trace in the log
-        from coach.errors import log_crash
+        from coach.crash import log_crash
 
         print(f"error: unexpected {type(exc).__name__}: {str(exc)[:200]} (trace in {log_crash(exc)})",
               file=sys.stderr)

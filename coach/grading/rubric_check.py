@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coach.grader import Grader, goods
-from coach.rubrics import LABELS, Bank, Question
+from coach.grading.grader import Grader, goods
+from coach.grading.rubrics import LABELS, Bank, Question
 
 SAME = 0.92  # two exemplars of one kind this close say the same thing to the grader
 CROSS = 0.86  # a good and a bad exemplar this close are one text to it

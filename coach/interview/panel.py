@@ -11,8 +11,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from coach.prompts import Persona, Scenario, TensionPair
-from coach.rubrics import Bank
+from coach.grading.rubrics import Bank
+from coach.interview.prompts import Persona, Scenario, TensionPair
 
 Kind = Literal["ask", "contradict", "follow_up", "close"]
 FOLLOW_UP_BELOW = 3.2  # a weighted total under this earns a probe on the weakest part

@@ -5,14 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from coach.errors import CoachError
 
-if TYPE_CHECKING:
-    from coach.session import Interview
-
-log = logging.getLogger("coach.typeahead")
+log = logging.getLogger("coach.interview.typeahead")
 
 
 class TypeAhead:
@@ -20,8 +17,11 @@ class TypeAhead:
     the newest draft it has, in small batches that yield at once to a turn. `stop()` cancels and joins,
     which callers must do before the model can be freed."""
 
-    def __init__(self, iv: Interview, *, idle_s: float = 0.05) -> None:
-        self.iv = iv
+    def __init__(self, read: Callable[[str, threading.Event, threading.Event], int], busy: Callable[[], bool], *,
+                 idle_s: float = 0.05) -> None:
+        """`read(draft, cancel, newer)` reads what there is to read for a draft (`Interview.type_ahead`) and
+        returns the tokens it evaluated; `busy()` says a turn is waiting for the model."""
+        self.read, self.busy = read, busy
         self._draft: str | None = ""
         self._seen: str | None = None
         self._cancel = threading.Event()
@@ -46,11 +46,11 @@ class TypeAhead:
             if draft is None or draft == self._seen:
                 continue
             try:
-                n = self.iv.type_ahead(draft, self._cancel, self._newer)
+                n = self.read(draft, self._cancel, self._newer)
             except CoachError as exc:  # e.g. the model was switched: type-ahead is only ever an optimisation
                 log.info("type-ahead stopped: %s", exc)
                 return
-            if n == 0 and not self._newer.is_set() and not self.iv.backend.turn_waiting:
+            if n == 0 and not self._newer.is_set() and not self.busy():
                 self._seen = draft  # nothing left to read for this draft
             else:
                 self._wake.set()  # stopped early (a turn took the model) or more to do: go round again

@@ -14,7 +14,7 @@ from typing import Any
 from coach.config import Settings
 from coach.engine import ChatBackend, LlamaBackend
 from coach.errors import CoachError
-from coach.models import ModelRef, resolve
+from coach.models.catalog import ModelRef, resolve
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def describe(ref: ModelRef | ServerRef, backend: Any) -> str:
 def opening_cards() -> list[dict[str, str]]:
     """Every card a packaged scenario's threads open with: each persona's card for that scenario (a session
     warms all three) and the committee chair's: 5 scenarios x 4 cards."""
-    from coach.hearing import Hearing
-    from coach.prompts import load_personas, load_scenarios
-    from coach.rubrics import load_all
+    from coach.grading.rubrics import load_all
+    from coach.interview.prompts import load_personas, load_scenarios
+    from coach.interview.threads import Hearing
 
     personas, banks = load_personas(), load_all()
     cards: list[dict[str, str]] = []

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coach.engine import Message
-from coach.grader import Grade
-from coach.panel import Action, Panel, PanelState
-from coach.prompts import Persona, Scenario, persona_card
-from coach.rubrics import Bank
+from coach.grading.grader import Grade
+from coach.grading.rubrics import Bank
+from coach.interview.panel import Action, Panel, PanelState
+from coach.interview.prompts import Persona, Scenario, persona_card
 
 NEWS_WORDS = 220  # how much of an answer the panelist who asked reads in its prompt
 PASSING_WORDS = 40  # how much the committee reads of it: on a 7B on 2 cores (~9 prompt tokens/s) everything

@@ -15,25 +15,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coach.debrief import Debrief
 from coach.engine import ChatBackend, Message
 from coach.errors import CoachError, ServerUnavailable
-from coach.grader import Grade, Grader, clean_answer, split_sentences
-from coach.hearing import ANSWERED, COMMITTEE, SUMMARY_REQUEST, CurrentTurn, Hearing
-from coach.history import Line, debrief_for, transcript
-from coach.panel import Action, Clock, Panel, PanelState  # noqa: F401  (Clock: re-exported)
-from coach.prompts import Persona, Scenario, scenario_parts
-from coach.rubrics import Bank
+from coach.grading.debrief import Debrief
+from coach.grading.grader import Grade, Grader, clean_answer, split_sentences
+from coach.grading.rubrics import Bank
+from coach.interview.history import Line, debrief_for, transcript
+from coach.interview.panel import Action, Clock, Panel, PanelState  # noqa: F401  (Clock: re-exported)
+from coach.interview.prompts import Persona, Scenario, scenario_parts
+from coach.interview.threads import ANSWERED, COMMITTEE, SUMMARY_REQUEST, CurrentTurn, Hearing
+from coach.interview.typeahead import Either, TypeAhead
 from coach.store import Store, new_holder, new_session_id
-from coach.typeahead import Either, TypeAhead
-from coach.views import timing_line
 from coach.wording.checks import Judge, Turn
 from coach.wording.gate import Note, Voicing, joined
 
 if TYPE_CHECKING:
-    from coach.voice.delivery import VoiceDelivery
+    from coach.grading.delivery import VoiceDelivery
 
-log = logging.getLogger("coach.session")
+log = logging.getLogger("coach.interview.session")
 
 
 class Interview:
@@ -191,7 +190,7 @@ class Interview:
         if self.current is None or self.done:
             return
         if self._typing is None:
-            self._typing = TypeAhead(self)
+            self._typing = TypeAhead(self.type_ahead, lambda: self.backend.turn_waiting)
         self._typing.update(text or "")
 
     def stop_background(self) -> None:
@@ -463,3 +462,13 @@ class Interview:
 def _opener(action: Action) -> bool:
     """The session's first question, where the panelist introduces itself first."""
     return action.kind == "ask" and action.instruction.startswith("Introduce yourself")
+
+
+def timing_line(t: dict[str, Any] | None) -> str:
+    """One line on a question's timings: its first word, and how much of its prompt came from the cache."""
+    if not t:
+        return ""
+    where = "the model server's cache" if t.get("remote") else "the cache"
+    reuse = (f"{t['cached_tokens']} of {t['prompt_tokens']} prompt tokens from {where}" if t.get("cache_reported", True)
+             else "this model server does not report its cache")
+    return f"first word after {t['ttft_s']:.1f} s · {reuse}"

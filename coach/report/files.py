@@ -7,8 +7,8 @@ import contextlib
 import os
 from pathlib import Path
 
-from coach.debrief import Debrief
 from coach.errors import ConfigError
+from coach.grading.debrief import Debrief
 
 FORMATS = ("md", "json", "html")
 
@@ -50,7 +50,7 @@ def write_report(report: Debrief, out: Path, fmt: str) -> None:
     try:
         chart = None
         if fmt == "html" and report.verdicts:  # the HTML report carries its chart inside
-            from coach.views import criteria_png
+            from coach.report.views import criteria_png
 
             chart = criteria_png(report)
         tmp.write_text(report.render(fmt, chart), encoding="utf-8")

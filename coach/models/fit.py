@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 from coach.errors import CoachError, InsufficientMemory
-from coach.gguf import GGUFInfo, read_header
+from coach.models.gguf import GGUFInfo, read_header
 
 BUFFERS = 256 * 2**20  # compute buffers on each side (and the CUDA context on the GPU's)
 SLOTS = 4  # resident speakers: three panelists and the committee
@@ -170,7 +170,7 @@ def ram_for(path: Path, n_ctx: int, slots: int = SLOTS) -> int:
 
 
 def check_disk(directory: Path, needed: int) -> None:
-    from coach.download import check_free
+    from coach.models.download import check_free
 
     directory.mkdir(parents=True, exist_ok=True)
     check_free(directory, needed)

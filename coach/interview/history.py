@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from coach.debrief import Debrief, Turn, build_debrief
 from coach.errors import CoachError
-from coach.grader import Grade, Grader
-from coach.prompts import Persona, load_personas, load_scenarios, scenario_parts
+from coach.grading.debrief import Debrief, Turn, build_debrief
+from coach.grading.grader import Grade, Grader
+from coach.interview.prompts import Persona, load_personas, load_scenarios, scenario_parts
 from coach.store import Store
 
 CANDIDATE = "candidate"

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 
 from coach.config import Settings
-from coach.fit import BUFFERS, SESSION_CELLS, SLOTS, fit
-from coach.models import entry_footprint, load_catalog, recommend
+from coach.models.catalog import entry_footprint, load_catalog, recommend
+from coach.models.fit import BUFFERS, SESSION_CELLS, SLOTS, fit
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
            bandwidth: float | None = None) -> str:
     import llama_cpp
 
-    from coach.machine import memory_bandwidth
+    from coach.models.machine import memory_bandwidth
 
     gpus = nvidia_gpus() if gpus is None else gpus
     offload = bool(llama_cpp.llama_supports_gpu_offload()) if offload is None else offload
@@ -93,7 +93,7 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
               "Recommended here: no current Mistral fits with room to spare; the embedded demo model runs"]
     lines += ["", f"RUNS ON counts the weights, {SLOTS} speakers' KV caches of {SESSION_CELLS} cells each (what a "
               f"full-length session needs; grown when a thread needs more, up to --ctx {settings.n_ctx}) and "
-              f"{BUFFERS // 2**20} MiB of buffers on each side: one rule (coach/fit.py) shared with the engine's "
+              f"{BUFFERS // 2**20} MiB of buffers on each side: one rule (coach/models/fit.py) shared with the engine's "
               "own check and the Models table. The recommendation is the largest current Mistral whose session "
               "fits in free RAM and takes at most 55% of the machine's RAM. EST. TOK/S is an estimate (half the "
               "copy bandwidth over the bytes of weights read per token on the CPU), not a measurement: "

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from coach.rubrics import Question
+from coach.grading.rubrics import Question
 
 
 @dataclass

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coach.config import Settings
-from coach.download import sha256_file
 from coach.errors import CoachError, ConfigError, InvalidModelFile
-from coach.fit import check_disk
-from coach.gguf import read_header
-from coach.models import ModelRef, load_registry, resolve, save_registry
+from coach.models.catalog import ModelRef, load_registry, resolve, save_registry
+from coach.models.download import sha256_file
+from coach.models.fit import check_disk
+from coach.models.gguf import read_header
 
 LADDER = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 
@@ -37,8 +37,8 @@ def build_ladder(src: str, settings: Settings, rungs: tuple[str, ...] = LADDER) 
 def build_shapes(spec: str, settings: Settings, *, progress: bool = True) -> list[ModelRef]:
     """`NAME[:QUANT,QUANT]`: random-weight files with the catalog model's exact shape and real tokenizer,
     one per rung, cached under $COACH_HOME/shapes (a second run reuses them). Speed and memory only."""
-    from coach.models import load_catalog
-    from coach.shapes import DIRECT, Shape, shape_bytes, write_shape
+    from coach.models.catalog import load_catalog
+    from coach.models.shapes import DIRECT, Shape, shape_bytes, write_shape
 
     name, _, rungs_s = spec.partition(":")
     catalog = load_catalog()

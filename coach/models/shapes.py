@@ -12,7 +12,7 @@ disk needs, not the 20 minutes that an F16 file plus quantization takes on 2 cor
 
 The tokenizer comes from mistral-common, Mistral's reference package: its SentencePiece files (v1-v7) or
 its Tekken file (Nemo, Small 3, Ministral 3: a 131,072-token BPE vocabulary written the way llama.cpp's own
-converter writes it, `tokenizer.ggml.pre = tekken`), and the chat template from `coach.chat_formats`.
+converter writes it, `tokenizer.ggml.pre = tekken`), and the chat template from `coach.models.formats`.
 Ministral 3 files use llama.cpp's `mistral3` architecture (YaRN RoPE and its attention temperature).
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coach.chat_formats import template as chat_template
 from coach.errors import CoachError
+from coach.models.formats import template as chat_template
 
 # Bytes per block and block size, and where each block keeps its float16 scales (byte offsets).
 _QUANT: dict[str, tuple[int, int, tuple[int, ...]]] = {

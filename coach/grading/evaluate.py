@@ -18,8 +18,8 @@ import yaml
 from scipy.stats import pearsonr, spearmanr
 
 from coach.config import DATA_DIR
-from coach.grader import Grader
-from coach.rubrics import Bank, find_question, load_all, load_bank
+from coach.grading.grader import Grader
+from coach.grading.rubrics import Bank, find_question, load_all, load_bank
 from coach.textfiles import read_text
 
 LABELLED = DATA_DIR / "labelled.yaml"

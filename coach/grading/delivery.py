@@ -1,16 +1,36 @@
 """Delivery measured from the voice: pace, long pauses, fillers and hedges with the moment each was said,
 and the time spoken against the question's time box. Typed answers keep the word-count estimate
-(`coach.answer.Delivery`); these figures exist only for an answer that was spoken."""
+(`coach.grading.answer.Delivery`); these figures exist only for an answer that was spoken."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from coach.answer import FILLERS, HEDGES
-from coach.voice.listen import Transcript
+from coach.grading.answer import FILLERS, HEDGES
 
 PAUSE_S = 2.0  # a silence longer than this, between two words, is a pause a panel notices
+
+
+class TimedWord(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+
+
+class Heard(Protocol):
+    """What a recognizer heard (`coach.voice.listen.Transcript`): timed words, what heard them, the length."""
+
+    @property
+    def words(self) -> Sequence[TimedWord]: ...
+    @property
+    def recognizer(self) -> str: ...
+    @property
+    def audio_s(self) -> float: ...
 
 
 @dataclass
@@ -71,7 +91,7 @@ def _clock(s: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def measure(t: Transcript, time_box_s: int = 0) -> VoiceDelivery:
+def measure(t: Heard, time_box_s: int = 0) -> VoiceDelivery:
     """Delivery from the timed words of one recording."""
     ws = t.words
     if not ws:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from coach.grader import Grade, split_sentences
-from coach.rubrics import LABELS
+from coach.grading.grader import Grade, split_sentences
+from coach.grading.rubrics import LABELS
 
 YES = 3.4  # a panelist's score from which its verdict is Yes
 STRONG = 4.2  # ... and a Strong Yes: what a gap is measured against
@@ -88,7 +88,7 @@ class Debrief:
         for i, t in enumerate(self.turns, 1):
             d = t.grade.delivery
             if t.grade.voice:  # spoken: measured from the recording, not estimated from the words
-                from coach.voice.delivery import VoiceDelivery
+                from coach.grading.delivery import VoiceDelivery
 
                 v = VoiceDelivery.from_dict(t.grade.voice)
                 delivery = f"spoken (heard by {v.recognizer}): {v.summary()}"
