@@ -13,12 +13,42 @@ from typing import Any
 
 import psutil
 
-DATA_DIR = Path(__file__).resolve().parent / "data"  # prompts, rubrics, the catalog: shipped inside the package
+DATA_DIR = Path(__file__).resolve().parent / "data"  # the voice catalog, the labelled sets, the benchmark text
+
+
+def _mapped(package: str, folder: str) -> Path:
+    """A data folder that lives at the top of the repository and is installed as a package (pyproject.toml's
+    package-dir): found through the import system, which knows where a wheel or an editable install put it;
+    a checkout run without installing falls back to the folder itself."""
+    from importlib.resources import files
+
+    try:
+        return Path(str(files(package)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / folder
+
+
+PROMPTS_DIR = _mapped("coach.data.prompts", "prompts")  # personas/ and scenarios/
+RUBRICS_DIR = _mapped("coach.data.rubrics", "rubrics")
+CATALOG = _mapped("coach.data.models", "models") / "catalog.yaml"
+
+
+def data_files(builtin: Path, own: str) -> list[Path]:
+    """The YAML files of one kind: the shipped ones in `builtin`, and a user's own in `COACH_HOME/<own>/`
+    (e.g. `prompts/personas`); a file of the user's with a shipped file's name replaces it."""
+    found = {f.name: f for f in sorted(builtin.glob("*.yaml"))}
+    try:
+        home = data_home() / own
+    except Exception:  # no home folder: the shipped files alone
+        return list(found.values())
+    if home.is_dir():
+        found.update({f.name: f for f in sorted(home.glob("*.yaml"))})
+    return sorted(found.values(), key=lambda f: f.name)
 
 
 def catalog_path() -> Path:
     """The pinned model catalog; `COACH_CATALOG` points at another one (tests, private mirrors)."""
-    return Path(os.environ.get("COACH_CATALOG") or DATA_DIR / "catalog.yaml")
+    return Path(os.environ.get("COACH_CATALOG") or CATALOG)
 
 
 def data_home() -> Path:

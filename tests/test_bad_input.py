@@ -22,7 +22,7 @@ from coach.cli import main
 from tests.conftest import COACH, REPO, free_port
 from tests.ggufgen import write_gguf
 
-RUBRIC = REPO / "coach" / "data" / "rubrics" / "pm_loop.yaml"
+RUBRIC = REPO / "rubrics" / "pm_loop.yaml"
 QID = "pm-broken-finetune"
 GOOD = ("Loss falling and then NaN after warm-up was removed points at exploding gradients. I would plot the "
         "gradient norm against steps, restore warm-up, lower the peak rate, clip at 1.0 and resume from the last "

@@ -57,7 +57,7 @@ def test_the_wheel_carries_its_data_and_runs_outside_the_repo(installed: Path, t
     assert "No module named 'app'" in where.stderr  # the package installs no top-level script module
     found = subprocess.run([str(installed / "bin" / "python"), "-c",
                             "import coach.config as c; print(c.__file__); print(sorted(p.name for p in "
-                            "(c.DATA_DIR / 'rubrics').glob('*.yaml')))"],
+                            "c.RUBRICS_DIR.glob('*.yaml')))"],
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert str(installed) in found.splitlines()[0] and "pmm_final_panel.yaml" in found
 
@@ -70,6 +70,55 @@ def test_the_wheel_carries_its_data_and_runs_outside_the_repo(installed: Path, t
 
     voices = _run(installed, ["voice", "list"], tmp_path)  # the voice catalog ships in the wheel too
     assert voices.returncode == 0 and "whisper-base.en" in voices.stdout, voices.stderr
+
+
+def test_the_package_list_is_the_tree():
+    """pyproject.toml lists every package (it maps the top-level data folders in, so it cannot search for
+    them): a new sub-package missing from the list would be missing from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    tree = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "coach").rglob("__init__.py")}
+    mapped = {"coach.data.prompts", "coach.data.rubrics", "coach.data.models"}
+    assert listed == tree | mapped, (listed ^ (tree | mapped))
+    for folder in ("prompts", "rubrics", "models"):  # the human-edited data: at the top, and nowhere else
+        assert (REPO / folder / "__init__.py").exists() and not (REPO / "coach" / "data" / folder).exists()
+
+
+@pytest.mark.timeout(2400)
+def test_an_editable_install_reads_the_top_level_data_and_rehearses(tmp_path: Path) -> None:
+    """`pip install -e` into a fresh virtualenv (dependencies from this one): the data is the checkout's own
+    top-level folders, and a rehearse turn runs from another folder."""
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            (src / name).write_bytes((REPO / name).read_bytes())
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    py = env_dir / "bin" / "python"
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    deps = dict.fromkeys([sysconfig.get_paths()["purelib"], *(p for p in sys.path if p.endswith("site-packages"))])
+    (site / "deps.pth").write_text("".join(f"{p}\n" for p in deps))
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "-e", str(src)], check=True, capture_output=True)
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    code = ("import coach.config as c; print(c.PROMPTS_DIR); print(c.RUBRICS_DIR); print(c.catalog_path()); "
+            "import coach.interview.prompts as p; print(sorted(p.load_personas()))")
+    found = subprocess.run([str(py), "-c", code],
+                           cwd=away, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert lines[:3] == [str(src / "prompts"), str(src / "rubrics"), str(src / "models" / "catalog.yaml")], lines
+    assert lines[3] == "['gtm', 'pm', 'researcher']"
+    answer = ("We shipped the smaller size first because our download data showed most pulls were the smallest "
+              "file, and we told researchers exactly what the benchmark numbers meant.\n\n")
+    r = _run(env_dir, ["--ctx", "2048", "rehearse", "--scenario", "pm_loop"], away, input=answer)
+    assert r.returncode == 130, r.stderr
+    assert "Resume with: coach sessions resume" in r.stderr
 
 
 def test_one_rehearse_turn_from_the_installed_wheel(installed: Path, tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_unknown_name_lists_the_valid_ones(settings):
 
 
 def test_malformed_catalog_names_the_file_and_field(tmp_path, monkeypatch):
-    data = yaml.safe_load(Path("coach/data/catalog.yaml").read_text())
+    data = yaml.safe_load(Path("models/catalog.yaml").read_text())
     data["models"][0]["files"]["Q4_K_M"]["sha265"] = "typo"
     bad = tmp_path / "catalog.yaml"
     bad.write_text(yaml.safe_dump(data))

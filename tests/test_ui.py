@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("ui")
     payload = write_gguf(root / "tiny.gguf", tensor_bytes=2**20).read_bytes()
     hub = serve(payload, free_port())
-    catalog = yaml.safe_load((REPO / "coach" / "data" / "catalog.yaml").read_text())
+    catalog = yaml.safe_load((REPO / "models" / "catalog.yaml").read_text())
     catalog["models"].append(catalog_entry(payload))
     (root / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     env = {**os.environ, "COACH_HOME": str(root / "home"), "COACH_CATALOG": str(root / "catalog.yaml"),

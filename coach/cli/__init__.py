@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     grade = sub.add_parser("grade", help="score answers against any rubric: one JSON line per answer")
-    grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see coach/data/rubrics/)")
+    grade.add_argument("--rubric", type=Path, required=True, help="a rubric YAML file (see rubrics/)")
     grade.add_argument("--answers", type=Path, required=True,
                        help='JSONL: {"question_id": ..., "answer": ...} per line')
     grade.add_argument("--out", type=Path, help="write here instead of stdout")
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rub.add_subparsers(dest="rubric_command", required=True)
     rc = rsub.add_parser("check", help="too few or too similar exemplars, good and bad the grader cannot separate "
                                        "held out, criteria without key points: what to add")
-    rc.add_argument("file", type=Path, help="a rubric YAML file (see coach/data/rubrics/)")
+    rc.add_argument("file", type=Path, help="a rubric YAML file (see rubrics/)")
     rc.set_defaults(func=cmd_rubric_check)
 
     ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")

@@ -13,13 +13,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coach.config import DATA_DIR
+from coach.config import RUBRICS_DIR, data_files
 from coach.errors import ConfigError
 from coach.textfiles import read_text
 
 LABELS = {"technical_accuracy": "Technical accuracy", "narrative_coherence": "Narrative coherence",
           "stakeholder_alignment": "Stakeholder alignment", "tension_handling": "Tension handling"}
-RUBRICS_DIR = DATA_DIR / "rubrics"
 Criterion = Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment", "tension_handling"]
 DEFAULT_WEIGHTS: dict[str, float] = {"technical_accuracy": 40, "narrative_coherence": 30, "stakeholder_alignment": 30}
 TENSION_WEIGHT = 25.0  # added on contradiction turns: did the candidate reconcile both framings?
@@ -156,9 +155,10 @@ def load_bank(path: str | Path) -> Bank:
         raise ConfigError(f"{p}:{where} field `{field}`: {err['msg']}") from None
 
 
-def load_all(directory: Path = RUBRICS_DIR) -> dict[str, Bank]:
+def load_all(directory: Path | None = None) -> dict[str, Bank]:
+    """Every bank: `directory`'s, or the shipped rubrics/ and the user's own in $COACH_HOME/rubrics/."""
     banks = {}
-    for f in sorted(directory.glob("*.yaml")):
+    for f in sorted(directory.glob("*.yaml")) if directory else data_files(RUBRICS_DIR, "rubrics"):
         b = load_bank(f)
         if b.bank in banks:
             raise ConfigError(f"{f}: bank name {b.bank!r} is already used by another file")

@@ -1,4 +1,5 @@
-"""Personas and scenarios (coach/data/prompts/, YAML): parsed strictly, cross-checked against the rubrics.
+"""Personas and scenarios (YAML in the top-level prompts/, and your own in $COACH_HOME/prompts/): parsed
+strictly, cross-checked against the rubrics.
 
 A new panelist or scenario is a YAML file. A malformed one fails at load naming the file, the field and
 what was expected.
@@ -13,12 +14,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from coach.config import DATA_DIR
+from coach.config import PROMPTS_DIR, data_files
 from coach.errors import ConfigError
 from coach.grading.rubrics import Bank, load_all
 from coach.textfiles import read_text
-
-PROMPTS_DIR = DATA_DIR / "prompts"
 
 
 class Speech(BaseModel):
@@ -95,7 +94,8 @@ def _load(path: Path, model: type[BaseModel]) -> BaseModel:
 
 def load_personas(directory: Path | None = None) -> dict[str, Persona]:
     out: dict[str, Persona] = {}
-    for f in sorted((directory or PROMPTS_DIR / "personas").glob("*.yaml")):
+    files = sorted(directory.glob("*.yaml")) if directory else data_files(PROMPTS_DIR / "personas", "prompts/personas")
+    for f in files:
         p = _load(f, Persona)
         assert isinstance(p, Persona)
         if p.id in out:
@@ -109,7 +109,8 @@ def load_scenarios(directory: Path | None = None, personas: dict[str, Persona] |
     personas = personas if personas is not None else load_personas()
     banks = banks if banks is not None else load_all()
     out: dict[str, Scenario] = {}
-    for f in sorted((directory or PROMPTS_DIR / "scenarios").glob("*.yaml")):
+    files = sorted(directory.glob("*.yaml")) if directory else data_files(PROMPTS_DIR / "scenarios", "prompts/scenarios")
+    for f in files:
         s = _load(f, Scenario)
         assert isinstance(s, Scenario)
         _check(f, s, personas, banks)
