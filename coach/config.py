@@ -127,6 +127,9 @@ class Settings:
         "--trusted-proxy", "with --auth-header: the proxies whose header is believed, addresses or networks "
         "(repeat or comma-separate; default 127.0.0.1 and ::1; required with a --host beyond loopback)",
         scope="ui", metavar="ADDR"))
+    grader_cache: Path | None = field(default=None, metadata=_flag(
+        None, "where the grader keeps exemplar vectors and calibrations, keyed by their content (default "
+        "COACH_HOME/cache/embeddings; several homes may share one)"))
     backend_key: str | None = field(default=None, metadata=_flag(
         None, "the model server's API key (vLLM / llama-server --api-key); a variable only, never a flag, so it "
         "stays out of the process list"))
@@ -209,7 +212,7 @@ def server_url(url: str) -> str:
 AUTO = "auto"
 _META = {f.name: f.metadata for f in fields(Settings)}
 _INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port", "grader_threads"}
-_PATHS = {"users_file", "catalog", "voice_catalog", "llama_server"}
+_PATHS = {"users_file", "catalog", "voice_catalog", "llama_server", "grader_cache"}
 _OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header", "trusted_proxies",
              "backend_key", *_PATHS}
 _EXPORTED = ("catalog", "voice_catalog", "llama_server")

@@ -16,11 +16,20 @@ REPO = Path(__file__).resolve().parent.parent
 COACH = str(Path(sys.executable).with_name("coach"))
 
 
+@pytest.fixture(scope="session")
+def _grader_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One grader cache for the whole run: exemplar vectors and calibrations are keyed by their content and
+    by the scoring code's own bytes, so sharing them changes no score, and the `coach` processes the tests
+    start (grader-eval, rubric check, the UI) stop recomputing them for every data home."""
+    return tmp_path_factory.mktemp("grader-cache")
+
+
 @pytest.fixture(autouse=True)
-def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _grader_cache: Path) -> Path:
     """Every test gets its own data home: no test sees a user's sessions or models."""
     home = tmp_path / "home"
     monkeypatch.setenv("COACH_HOME", str(home))
+    monkeypatch.setenv("COACH_GRADER_CACHE", str(_grader_cache))
     monkeypatch.delenv("COACH_MODEL", raising=False)
     monkeypatch.delenv("COACH_CATALOG", raising=False)
     # `coach.cli.main` sets the hub's offline switches in os.environ, as the `coach` process does; a test
@@ -54,11 +63,11 @@ def backend(embedded: ModelRef):
 
 
 @pytest.fixture(scope="session")
-def grader():
-    """The real grader (all-MiniLM-L6-v2), vectors kept in memory."""
+def grader(_grader_cache: Path):
+    """The real grader (all-MiniLM-L6-v2), its vectors and calibrations in the run's shared cache."""
     from coach.grading.grader import Grader
 
-    return Grader()
+    return Grader(cache_dir=_grader_cache)
 
 
 def sigint_default() -> None:

@@ -115,7 +115,7 @@ class Grader:
     @classmethod
     def from_settings(cls, settings: Settings) -> Grader:
         """The front ends' grader: the settings' torch threads, vectors cached in the data home."""
-        return cls(MiniLMEmbedder(settings.grader_threads), cache_dir=settings.home / "cache" / "embeddings")
+        return cls(MiniLMEmbedder(settings.grader_threads), cache_dir=settings.grader_cache or settings.home / "cache" / "embeddings")
 
     # -------------------------------------------------------------- exemplar vectors
 
