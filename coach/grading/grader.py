@@ -114,8 +114,10 @@ class Grader:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Grader:
-        """The front ends' grader: the settings' torch threads, vectors cached in the data home."""
-        return cls(MiniLMEmbedder(settings.grader_threads), cache_dir=settings.grader_cache or settings.home / "cache" / "embeddings")
+        """The front ends' grader: the settings' torch threads, vectors cached in the data home (or the
+        shared cache COACH_GRADER_CACHE names)."""
+        cache = settings.grader_cache or settings.home / "cache" / "embeddings"
+        return cls(MiniLMEmbedder(settings.grader_threads), cache_dir=cache)
 
     # -------------------------------------------------------------- exemplar vectors
 
