@@ -8,5 +8,5 @@ run:
 test:
 	@./scripts/bootstrap.sh
 	@.venv/bin/ruff check coach tests app.py scripts bench
-	@.venv/bin/mypy coach app.py
+	@.venv/bin/mypy --explicit-package-bases coach app.py bench
 	@.venv/bin/python -m pytest

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from coach.config import Settings
 from coach.engine import LlamaBackend, Message
-from coach.interview.loader import load_backend
+from coach.interview.loader import load_local
 from coach.models.catalog import resolve
 
 PERSONAS = {
@@ -166,7 +166,7 @@ def main() -> int:
     print(f"{'mode':14} " + " ".join(f"{'turn ' + str(t):>16}" for t in checkpoints) + f" {'t20/t1':>7}")
     modes = {"cache+prefill": (True, True), "cache": (True, False), "off": (False, False)}
     for label, (cache, prefill) in modes.items():
-        be = load_backend(settings, ref, speaker_cache=cache)
+        be = load_local(settings, ref, speaker_cache=cache)
         be.complete("warm-up", [{"role": "user", "content": "Hello"}], max_tokens=4)  # fault the weights in
         be.forget()
         rows = run_conversation(be, args.turns, args.max_tokens, prefill)
@@ -179,7 +179,7 @@ def main() -> int:
           "   candidate types and is not in the time to first token)")
 
     print(f"\n(b) generation tokens/s, {args.gen_tokens} tokens, greedy, median of {args.reps}")
-    be = load_backend(settings, ref, n_ctx=2048)
+    be = load_local(settings, ref, n_ctx=2048)
     msgs: list[Message] = [{"role": "user", "content": "Write a long essay about the history of databases."}]
     prompt = be.render(msgs)
     engine_generate_tps(be, msgs, 16)  # warm-up

@@ -41,9 +41,9 @@ from coach.bench.ladder import bench_file
 from coach.config import Settings
 from coach.engine import LlamaBackend
 from coach.grading.grader import Grader
-from coach.grading.rubrics import load_all
-from coach.interview.loader import load_backend
-from coach.interview.prompts import Scenario, Segment, load_personas, load_scenarios
+from coach.grading.rubrics import Bank, load_all
+from coach.interview.loader import load_local
+from coach.interview.prompts import Persona, Scenario, Segment, load_personas, load_scenarios
 from coach.interview.session import Interview, TypeAhead
 from coach.models.catalog import ModelRef
 from coach.store import Store
@@ -104,20 +104,11 @@ class Script:
 
     def force(self, be: LlamaBackend) -> None:
         """From now on `be` says `self.text` (tokenized by the file's own vocabulary) on every turn."""
-        import llama_cpp
-
-        make = be._sampler
-        eos = llama_cpp.llama_vocab_eos(be._vocab)
-        be._sampler = lambda **kw: Forced(make(**kw), be.tokenize_text(self.text), eos)  # type: ignore[method-assign]
+        be.sampler_hook = lambda sampler: Forced(sampler, be.tokenize_text(self.text), be.eos_token)
 
 
-def next_action(iv: Interview) -> Any:
-    from coach.interview.panel import PanelState
 
-    return iv._panel.next_action(PanelState.from_dict(iv.state.to_dict()))
-
-
-def long_panel(turns: int) -> tuple[Scenario, object, dict]:
+def long_panel(turns: int) -> tuple[Scenario, Bank, dict[str, Persona]]:
     personas, banks = load_personas(), load_all()
     base = load_scenarios(personas=personas, banks=banks)["pmm_final_panel"]
     bank = banks[base.rubric]
@@ -183,14 +174,14 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     for session in (1, 2):  # the first fills the on-disk card cache; the second is what a returning user sees
         be.forget()
         t0 = time.perf_counter()
-        iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1,  # type: ignore[arg-type]
+        iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1,
                                   cache_dir=cache_dir)
         import threading
 
         warm = threading.Thread(target=iv.warm_up, daemon=True)
         warm.start()
         if script:
-            a = next_action(iv)
+            a = iv.next_action()
             script.pick(a.kind, a.question_id)
         out[f"open_s_{session}"] = first_chunk(iv.ask()) - t0
         out[f"open_eval_{session}"] = be.timings.prompt_eval_tokens if be.timings else -1
@@ -215,7 +206,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         if iv.done:
             break
         if script:
-            a = next_action(iv)
+            a = iv.next_action()
             script.pick(a.kind, a.question_id)
         wait = first_chunk(iv.ask()) - t_send
         t = be.timings
@@ -265,12 +256,12 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
 
 def compare_run(settings: Settings, ref: ModelRef, turns: int, cache: bool, grader: Grader) -> list[dict]:
     sc, bank, personas = long_panel(turns)
-    be = load_backend(settings, ref, speaker_cache=cache)
+    be = load_local(settings, ref, speaker_cache=cache)
     be.complete("warm-up", [{"role": "user", "content": "Hello"}], max_tokens=4)
     be.forget()
     store = Store(Path(tempfile.mkdtemp()) / "bench.db")
-    iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1, max_tokens=48)  # type: ignore[arg-type]
-    rows = []
+    iv = Interview.start_with(sc, bank, personas, backend=be, grader=grader, store=store, seed=1, max_tokens=48)
+    rows: list[dict[str, Any]] = []
     while not iv.done and len(rows) < turns:
         t0 = time.perf_counter()
         for _ in iv.ask():
@@ -319,7 +310,7 @@ def main() -> int:
                   + f" {statistics.mean(r['turn_s'] for r in rows) * 1000:8.0f}ms")
         print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
         return 0
-    be = load_backend(settings, ref)
+    be = load_local(settings, ref)
     print("load average at the start (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.cells} cells (grown up to {be.n_ctx}); "
           f"use_mmap={be.use_mmap}", flush=True)

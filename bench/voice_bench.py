@@ -87,6 +87,7 @@ def bench_recognizers(names: list[str], settings: Settings, folder: Path, shapes
     for name in [*names, *pulled]:
         before, t0 = rss_mb(), time.perf_counter()
         forced = False
+        rec: Sphinx | Whisper
         if name == "pocketsphinx":
             rec, label = Sphinx(), "PocketSphinx en-us (embedded)"
         elif name in pulled:
@@ -103,11 +104,8 @@ def bench_recognizers(names: list[str], settings: Settings, folder: Path, shapes
         for text, path, dur in recs:
             samples, _ = read(path)
             t0 = time.perf_counter()
-            if forced:  # random weights: decode as many tokens as the real words would take
-                rec._model.transcribe(samples, language="en", no_context=True, single_segment=True,
-                                      no_timestamps=True, suppress_regex=r"\[_EOT_\]",
-                                      max_tokens=math.ceil(1.3 * len(text.split())), temperature_inc=0.0,
-                                      entropy_thold=100.0, logprob_thold=-1000.0)
+            if forced and isinstance(rec, Whisper):  # random weights: decode as many tokens as real words take
+                rec.decode(samples, math.ceil(1.3 * len(text.split())))
                 heard = None
             else:
                 heard = rec.transcribe(samples)
@@ -145,7 +143,7 @@ def bench_keep_up(shape: str, settings: Settings) -> None:
     t = be.timings
     assert t is not None
     tokens = be.tokenize_text(QUESTION)
-    pieces = [b"".join(be._piece(x) for x in tokens[:i + 1]).decode(errors="ignore") for i in range(len(tokens))]
+    pieces = [be.text_of(tokens[:i + 1]) for i in range(len(tokens))]
     be.close()
     print(f"\n(c) keeping up with {ref.path.name}: first token {t.ttft_s:.2f} s, {t.gen_tokens_per_s:.1f} tok/s "
           f"generation ({settings.n_threads} threads); a {len(QUESTION.split())}-word question is {len(tokens)} tokens")

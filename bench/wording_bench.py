@@ -25,7 +25,7 @@ from pathlib import Path
 
 from coach.config import Settings
 from coach.grading.grader import Grader
-from coach.interview.loader import load_backend
+from coach.interview.loader import load_local
 from coach.interview.prompts import load_scenarios
 from coach.interview.session import Interview
 from coach.store import Store
@@ -51,7 +51,7 @@ def main() -> int:
     if args.corpus:
         return corpus(args.set, args.misses)
     settings = Settings.from_env(model=args.model, n_ctx=4096)
-    be = load_backend(settings)
+    be = load_local(settings)
     grader = Grader.from_settings(settings)
     store = Store(Path(tempfile.mkdtemp()) / "wording.db")
     ends: collections.Counter[str] = collections.Counter()

@@ -24,7 +24,7 @@ import yaml
 
 from coach.engine.scripted import ScriptedBackend
 from coach.grading.grader import Grader
-from coach.interview.panel import Action, PanelState
+from coach.interview.panel import Action
 from coach.interview.prompts import load_scenarios, scenario_parts
 from coach.interview.session import Interview
 from coach.store import Store
@@ -56,7 +56,7 @@ def walk(scenario: str, seed: int, grader: Grader, store: Store) -> list[dict[st
     out: list[dict[str, Any]] = []
     seg, n_in_seg = None, 0
     while not iv.done:
-        a = iv._panel.next_action(PanelState.from_dict(iv.state.to_dict()))
+        a = iv.next_action()
         idx = iv.turn_count
         "".join(iv.ask())
         if a.segment != seg:
@@ -99,7 +99,7 @@ def write_actions(path: Path, seeds: tuple[int, ...] = (1, 2, 3)) -> list[dict[s
     grader = Grader()
     store = Store(Path(tempfile.mkdtemp()) / "actions.db")
     actions: list[dict[str, Any]] = []
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     for sid in load_scenarios():
         for seed in seeds:
             for a in walk(sid, seed, grader, store):
@@ -208,18 +208,14 @@ def replay(action: dict[str, Any], say: str, grader: Grader, store: Store,
 def _recorded(iv: Interview, action: dict[str, Any]) -> None:
     """The panel decides the replayed turn as it was recorded: the item was written for that action, and the
     panel's rules (a weak spot named by the grader, a question for the panel before the goodbye) change."""
-    panel = iv._panel
-    natural = panel.next_action
-
-    def next_action(st: Any) -> Action:
-        a = natural(st)
+    def decide(a: Action) -> Action:
         if (a.kind, a.panelist, a.canonical, a.instruction) == (action["kind"], action["panelist"],
                                                                 action["canonical"], action["instruction"]):
             return a
         return Action(action["kind"], action["panelist"], action["question_id"], action["canonical"],
                       action["instruction"], max(0, a.segment))
 
-    panel.next_action = next_action  # type: ignore[method-assign]
+    iv.replay(decide)
 
 
 def _words(text: str) -> list[str]:

@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,9 @@ class LlamaBackend(PrefixFiles, Measure):
         self.seed = seed
         self.speaker_cache = speaker_cache
         self.n_batch = n_batch
+        # Wraps every turn's sampler when set: a benchmark makes the engine say a fixed text through its
+        # own sampler chain (whose cost is real), at the model's true decoding speed.
+        self.sampler_hook: Callable[[Any], Any] | None = None
         t0 = time.perf_counter()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = self.n_gpu_layers
@@ -275,6 +278,8 @@ class LlamaBackend(PrefixFiles, Measure):
         self._eval(slot, tokens, keep)
         prompt_s = time.perf_counter() - t_prompt
         sampler = self._sampler(seed=seed, **sampling)
+        if self.sampler_hook is not None:
+            sampler = self.sampler_hook(sampler)
         first: float | None = None
         finish, n_gen = "length", 0
         pending = b""  # bytes of an incomplete UTF-8 character
@@ -396,6 +401,21 @@ class LlamaBackend(PrefixFiles, Measure):
                 if dt > 0:
                     r = len(chunk) / dt
                     self._prefill_rate = r if not self._prefill_rate else 0.7 * self._prefill_rate + 0.3 * r
+
+    def wait_behind_prefill(self, speaker: str, text: str, delay: float) -> float:
+        """Seconds a turn waits for the model when background reading of `text` for `speaker` has run for
+        `delay` seconds: the abort takes the batch in flight at its next graph node."""
+        self.forget(speaker)
+        cancel = threading.Event()
+        worker = threading.Thread(target=self.prefill, args=(speaker, [{"role": "user", "content": text}]),
+                                  kwargs={"cancel": cancel})
+        worker.start()
+        time.sleep(delay)
+        waited = self._acquire()
+        cancel.set()
+        self._lock.release()
+        worker.join()
+        return waited
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -4,6 +4,7 @@ sequence and the decode loop's tokens/s."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from coach.engine.kv import KVSlots
 from coach.engine.vocab import Vocab
@@ -11,6 +12,8 @@ from coach.engine.vocab import Vocab
 
 class Measure(KVSlots, Vocab):
     """Mixed into `LlamaBackend`."""
+
+    n_ctx: int
 
     def time_prompt(self, tokens: list[int]) -> float:
         """Seconds to evaluate `tokens` from an empty sequence (prompt processing speed)."""
@@ -43,3 +46,22 @@ class Measure(KVSlots, Vocab):
             sampler.close()
             self._clear(slot)
             return n / dt
+
+    def batch_rate(self, context: list[int], batch: Callable[[], list[int]], seconds: float) -> tuple[int, int, float]:
+        """Prompt processing in batches of one size: after `context`, decode `batch()` batches for about
+        `seconds` (or until the context is full). Returns (batches, tokens, seconds)."""
+        with self._lock:
+            slot, _ = self._slot_for("__bench__")
+            self._clear(slot)
+            self._eval(slot, context, 0)
+            n = tokens = 0
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                b = batch()
+                if len(slot.tokens) + len(b) >= self.n_ctx:
+                    break
+                self._decode(slot, b, logits_last=False)
+                n, tokens = n + 1, tokens + len(b)
+            dt = time.perf_counter() - t0
+            self._clear(slot)
+            return n, tokens, dt

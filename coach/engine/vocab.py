@@ -72,6 +72,16 @@ class Vocab:
             n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
         return buf.raw[:n]
 
+    def text_of(self, tokens: list[int]) -> str:
+        """Tokens back to text, as the model would print them (an incomplete character dropped)."""
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="ignore")
+
+    @property
+    def eos_token(self) -> int:
+        import llama_cpp
+
+        return int(llama_cpp.llama_vocab_eos(self._vocab))
+
     def tokenize_text(self, text: str) -> list[int]:
         """Plain text to tokens: no BOS, control-token names stay text."""
         import llama_cpp

@@ -50,6 +50,13 @@ def load_backend(settings: Settings, ref: ModelRef | ServerRef | None = None, **
         from coach.engine.remote import RemoteBackend
 
         return RemoteBackend(ref.url, api_key=settings.backend_key)  # vLLM/llama-server --api-key
+    return load_local(settings, ref, **engine)
+
+
+def load_local(settings: Settings, ref: ModelRef | None = None, **engine: Any) -> LlamaBackend:
+    """The in-process llama.cpp engine for `ref` (default: the model the settings name, else the best
+    installed), with the settings' context, threads, GPU layers and seed; what the benchmarks measure."""
+    ref = ref or resolve(settings.model, settings)
     opts: dict[str, Any] = {"n_ctx": settings.n_ctx, "n_threads": settings.n_threads,
                             "n_gpu_layers": settings.n_gpu_layers, "seed": settings.seed, **engine}
     return LlamaBackend(ref.path, **opts)

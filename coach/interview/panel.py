@@ -8,6 +8,7 @@ answers give the same path.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -100,6 +101,8 @@ class Panel:
                  policy: FollowUpPolicy | None = None) -> None:
         self.scenario, self.bank, self.personas = scenario, bank, personas
         self.policy = policy or GraderFollowUp()
+        # Replay: each decision passes through `steer` (the wording corpus replays recorded turns as recorded).
+        self.steer: Callable[[Action], Action] | None = None
 
     # ---------------------------------------------------------------- state
 
@@ -137,7 +140,7 @@ class Panel:
 
     def time_left(self, st: PanelState) -> tuple[int, int]:
         """(seconds used, time box) of the current segment, for the visible timer."""
-        if st.done:
+        if st.done or st.seg_pos >= len(st.order):
             return 0, 0
         return int(st.seg_spent_s), self.time_box(st, st.order[st.seg_pos])
 
@@ -173,8 +176,12 @@ class Panel:
     # ---------------------------------------------------------------- decisions
 
     def next_action(self, st: PanelState) -> Action:
+        """What the panel does next in state `st`: a query, `st` is left as it is (`record` moves it on)."""
+        action = self._decide(st)
+        return self.steer(action) if self.steer is not None else action
+
+    def _decide(self, st: PanelState) -> Action:
         if st.done or st.seg_pos >= len(st.order):
-            st.done = True
             return self._close(st) if st.invited else self._invite(st)
         seg_index = st.order[st.seg_pos]
         seg = self.scenario.segments[seg_index]

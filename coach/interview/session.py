@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +143,16 @@ class Interview:
         """Who speaks next: the open question's panelist, else whoever the panel picks (nothing changes)."""
         if self.current is not None:
             return self.personas[self.current.action.panelist]
-        return self.personas[self._panel.next_action(PanelState.from_dict(self.state.to_dict())).panelist]
+        return self.personas[self.next_action().panelist]
+
+    def replay(self, decide: Callable[[Action], Action]) -> None:
+        """From now on each decision of the panel passes through `decide` (a benchmark replays recorded turns
+        as they were recorded)."""
+        self._panel.steer = decide
+
+    def next_action(self) -> Action:
+        """What the panel will do next (the open question's action while one is open); changes nothing."""
+        return self.current.action if self.current is not None else self._panel.next_action(self.state)
 
     def clock(self) -> Clock | None:
         """The segment clock, the open question's time included; None once the panel is over."""
@@ -357,8 +366,7 @@ class Interview:
         warm = self.backend.warm
         if self.current is not None or self.turn_count:
             return 0
-        state = PanelState.from_dict(self.state.to_dict())
-        first = self._panel.next_action(state)
+        first = self._panel.next_action(self.state)
         done = 0
         order = [first.panelist, *(p for p in self.personas if p != first.panelist)]
         for p in order:
@@ -366,7 +374,7 @@ class Interview:
                 break
             thread = self.hearing.thread(p)
             if p == first.panelist and len(thread) == 1:  # its first turn has not begun
-                done += int(warm(self._speaker(p), [*thread, self.hearing.turn(first, state)], self.cache_dir,
+                done += int(warm(self._speaker(p), [*thread, self.hearing.turn(first, self.state)], self.cache_dir,
                                  whole=True, cancel=cancel))
             else:
                 done += int(warm(self._speaker(p), self._pending(p), self.cache_dir, cancel=cancel))

@@ -173,6 +173,15 @@ class Whisper:
                  if s.text.strip() and not re.fullmatch(r"\[.*\]|\(.*\)", s.text.strip())]
         return Transcript(words, len(samples) / RATE, time.perf_counter() - t0, self.name)
 
+    def decode(self, samples: np.ndarray, tokens: int) -> None:
+        """Decode exactly `tokens` tokens from `samples`, whatever they say: a random-weight file of a real
+        model's shape (`whisper_shape`) then costs what the real words would (the voice benchmark)."""
+        with self._lock:
+            self._model.transcribe(samples.astype(np.float32), language="en", no_context=True,
+                                   single_segment=True, no_timestamps=True, suppress_regex=r"\[_EOT_\]",
+                                   max_tokens=tokens, temperature_inc=0.0, entropy_thold=100.0,
+                                   logprob_thold=-1000.0)
+
 
 # ---------------------------------------------------------------- which one runs
 
