@@ -217,6 +217,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
                "shown": voiced(script)}
         out["rows"].append(row)
         row["engine_ttft_s"] = t.ttft_s if t else 0.0  # the model's first token, from the turn's start
+        row["gen_tps"] = t.gen_tokens_per_s if t else 0.0  # the whole turn drained: its decoding speed
         print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s "
               f"(model's first token {row['engine_ttft_s']:5.2f} s)  "
               f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
@@ -327,6 +328,10 @@ def main() -> int:
     print(f"\nSend -> first word: median {statistics.median(waits):.2f} s, max {max(waits):.2f} s over "
           f"{len(waits)} turns; typed in real time: "
           + ", ".join(f"turn {r['turn']} {r['send_to_word_s']:.2f} s" for r in out["rows"] if r["typed"]))
+    tps = [r["gen_tps"] for r in out["rows"] if r["gen_tps"] > 0]
+    if tps:
+        print(f"generation: median {statistics.median(tps):.1f} tokens/s ({min(tps):.1f}-{max(tps):.1f}) over "
+              f"{len(tps)} turns")
     print(f"first session ever on this model: {out['open_s_1']:.2f} s from Start to the first word (cards read at "
           f"load in {out['cards_read_s']:.1f} s); ", end="")
     print(f"opening of a second session: {out['open_s_2']:.2f} s after Start; debrief: verdicts "
