@@ -61,6 +61,24 @@ def test_the_recommendation_is_the_best_current_mistral_with_room_to_spare(total
         assert not rec[0].older and rec[2] <= 0.55 * total
 
 
+@pytest.mark.parametrize(("total_gb", "bandwidth", "best"), [
+    (16, 100.0, "ministral-3-8b-instruct-2512"),  # a laptop with fast memory: the 8B writes ~10 tokens/s
+    (24, 17.0, "ministral-3-3b-instruct-2512"),  # this 2-core box: nothing reaches the floor, the fastest wins
+    (32, 100.0, "ministral-3-14b-instruct-2512"),  # the 24B fits but would write ~3.5 tokens/s
+    (32, 400.0, "mistral-small-3.2-24b-instruct-2506"),
+])
+def test_on_the_cpu_the_recommendation_weighs_speed(total_gb, bandwidth, best):
+    """The largest current Mistral whose estimated speed reaches the floor; else the fastest that fits."""
+    from coach.models.catalog import recommend
+    from coach.models.fit import SPEED_FLOOR, cpu_tokens_per_s
+
+    total = total_gb * 10**9
+    rec = recommend(total, int(total * 0.8), bandwidth_gbps=bandwidth)
+    assert rec is not None and rec[0].name == best
+    fast = cpu_tokens_per_s(rec[0].size(rec[1]), bandwidth) >= SPEED_FLOOR
+    assert fast or bandwidth == 17.0
+
+
 @pytest.mark.parametrize("free_gb", [3, 6, 9, 13, 20])
 def test_the_models_table_and_doctor_agree_for_every_catalog_entry(settings, monkeypatch, free_gb):
     """One rule: for every catalog file, `coach models list` / the Models table say it fits exactly when

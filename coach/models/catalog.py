@@ -7,6 +7,7 @@ JSON registry in the models directory. Nothing here loads a model: `engine` does
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -25,7 +26,16 @@ from coach.errors import (
     InvalidModelFile,
     ModelNotFound,
 )
-from coach.models.fit import SLOTS, Footprint, available_ram, fits_cpu, has_room, session_cells
+from coach.models.fit import (
+    SLOTS,
+    SPEED_FLOOR,
+    Footprint,
+    available_ram,
+    cpu_tokens_per_s,
+    fits_cpu,
+    has_room,
+    session_cells,
+)
 from coach.models.gguf import GGUFInfo, read_header
 from coach.textfiles import read_text
 
@@ -38,7 +48,7 @@ def recommended_spec() -> str:
     """`name:QUANT` of the best current Mistral for this machine (`recommend`), else the smallest current one."""
     import psutil
 
-    rec = recommend(psutil.virtual_memory().total, available_ram())
+    rec = recommend(psutil.virtual_memory().total, available_ram(), bandwidth_gbps=cpu_bandwidth())
     if rec is not None:
         return f"{rec[0].name}:{rec[1]}"
     smallest = min((e for e in load_catalog().models if not e.older and not e.package), key=lambda e: e.params_b)
@@ -49,7 +59,7 @@ def get_mistral() -> str:
     """The one line that says what to pull for a real panel: the best current Mistral for this machine."""
     import psutil
 
-    rec = recommend(psutil.virtual_memory().total, available_ram())
+    rec = recommend(psutil.virtual_memory().total, available_ram(), bandwidth_gbps=cpu_bandwidth())
     if rec is None:
         return "no current Mistral fits this machine's free RAM; close programs, or see `coach doctor`"
     entry, quant, need = rec
@@ -253,18 +263,42 @@ def file_footprint(path: Path, n_ctx: int, slots: int = SLOTS) -> Footprint:
     return Footprint.of(info, session_cells(n_ctx, info.n_ctx_train), slots)
 
 
-def recommend(total_ram: int, free_ram: int, n_ctx: int = 8192,
-              catalog: Catalog | None = None) -> tuple[CatalogEntry, str, int] | None:
-    """The best current Mistral that fits this machine with room to spare (`fit.has_room`): the largest
-    entry not marked older, at its recommended quant, on the CPU. Returns (entry, quant, RAM needed)."""
-    best: tuple[CatalogEntry, str, int] | None = None
+def recommend(total_ram: int, free_ram: int, n_ctx: int = 8192, catalog: Catalog | None = None,
+              bandwidth_gbps: float | None = None) -> tuple[CatalogEntry, str, int] | None:
+    """The best current Mistral for this machine: among the entries not marked older, at their recommended
+    quant, that fit with room to spare (`fit.has_room`), the largest; and, given the CPU's bandwidth (no GPU),
+    the largest whose estimated speed reaches `fit.SPEED_FLOOR`, else the fastest (on a slow CPU a smaller
+    model answers sooner). Returns (entry, quant, RAM needed)."""
+    fitting: list[tuple[CatalogEntry, str, int]] = []
     for e in (catalog or load_catalog()).models:
         if e.older or e.package:
             continue
         need = entry_footprint(e, e.recommended, n_ctx).ram_only
-        if has_room(need, total_ram, free_ram) and (best is None or e.params_b > best[0].params_b):
-            best = (e, e.recommended, need)
-    return best
+        if has_room(need, total_ram, free_ram):
+            fitting.append((e, e.recommended, need))
+    if not fitting:
+        return None
+    if bandwidth_gbps is None:
+        return max(fitting, key=lambda r: r[0].params_b)
+    fast = [r for r in fitting if cpu_tokens_per_s(r[0].size(r[1]), bandwidth_gbps) >= SPEED_FLOOR]
+    return max(fast, key=lambda r: r[0].params_b) if fast else min(fitting, key=lambda r: r[0].size(r[1]))
+
+
+def cpu_bandwidth() -> float | None:
+    """The copy bandwidth (GB/s) the recommendation weighs speed by, measured once a process; None when this
+    llama.cpp can offload to a GPU (speed is then not the CPU's)."""
+    import llama_cpp
+
+    if llama_cpp.llama_supports_gpu_offload():
+        return None
+    return _bandwidth()
+
+
+@functools.lru_cache(maxsize=1)
+def _bandwidth() -> float:
+    from coach.models.machine import memory_bandwidth
+
+    return memory_bandwidth(size_mb=128, reps=3)
 
 
 def installed_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:

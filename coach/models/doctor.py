@@ -18,7 +18,7 @@ import psutil
 
 from coach.config import Settings
 from coach.models.catalog import entry_footprint, load_catalog, recommend
-from coach.models.fit import BUFFERS, SESSION_CELLS, SLOTS, fit
+from coach.models.fit import BUFFERS, ROOM, SESSION_CELLS, SLOTS, SPEED_FLOOR, SPEED_SHARE, cpu_tokens_per_s, fit
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,13 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
             if where == "split":
                 where = f"split {spot.gpu_layers} layers GPU"
             # decoding reads every weight once a token; CPU speed is bandwidth-bound (GPU layers: faster)
-            est = "-" if where == "does not fit" else f"{bw * 1e9 / 2 / (size * (1 - share) or size):.1f}"
+            est = "-" if where == "does not fit" else f"{cpu_tokens_per_s(size * (1 - share) or size, bw):.1f}"
             if where == "GPU":
                 est = "GPU-bound"
             older = " (older)" if e.older else ""
             lines.append(f"{e.name + ':' + q:40} {size / 1e9:7.2f}G {where:>14} {est:>10}  {e.licence}{older}")
-    rec = recommend(vm.total, vm.available, settings.n_ctx, catalog)
+    # speed counts where the model runs on the CPU: a machine that offloads to a GPU gets the largest that fits
+    rec = recommend(vm.total, vm.available, settings.n_ctx, catalog, None if gpus and offload else bw)
     lines += ["", (f"Recommended here: {rec[0].name}:{rec[1]} ({rec[0].title}, {rec[0].licence}), about "
                    f"{rec[2] / 1e9:.1f} GB for a session of {vm.total / 1e9:.0f} GB RAM: "
                    f"`coach models pull {rec[0].name}:{rec[1]}`") if rec else
@@ -95,7 +96,9 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
               f"full-length session needs; grown when a thread needs more, up to --ctx {settings.n_ctx}) and "
               f"{BUFFERS // 2**20} MiB of buffers on each side: one rule (coach/models/fit.py) shared with the engine's "
               "own check and the Models table. The recommendation is the largest current Mistral whose session "
-              "fits in free RAM and takes at most 55% of the machine's RAM. EST. TOK/S is an estimate (half the "
-              "copy bandwidth over the bytes of weights read per token on the CPU), not a measurement: "
-              "`coach bench` measures. No GPU was used to write or test any of this."]
+              f"fits in free RAM, takes at most {ROOM:.0%} of the machine's RAM and, on the CPU, is estimated at "
+              f"{SPEED_FLOOR:.0f} tokens/s or more (else the fastest that fits: on a slow CPU a smaller model "
+              f"answers sooner). EST. TOK/S is an estimate ({SPEED_SHARE:.0%} of the copy bandwidth over the "
+              "bytes of weights read per token on the CPU), not a measurement: `coach bench` measures. No GPU was "
+              "used to write or test any of this."]
     return "\n".join(lines)

@@ -24,6 +24,17 @@ BUFFERS = 256 * 2**20  # compute buffers on each side (and the CUDA context on t
 SLOTS = 4  # resident speakers: three panelists and the committee
 SESSION_CELLS = 3072  # KV cells a speaker starts with: a 20-turn panel thread (< 2,800 tokens) and its reply
 ROOM = 0.55  # "fits with room to spare": at most this share of the machine's RAM (the rest: OS, browser, grader)
+# Decoding on the CPU reads every weight once a token, so its speed is about this share of the copy bandwidth
+# over the bytes of weights (measured on this 2-core machine: docs/models.md, "Which model the numbers favour").
+SPEED_SHARE = 0.5
+# Below this a panelist's first sentence (about 9 tokens) takes over 2 s to write after its first token: a
+# smaller model that reaches it is recommended over a larger one that does not.
+SPEED_FLOOR = 5.0
+
+
+def cpu_tokens_per_s(weight_bytes: float, bandwidth_gbps: float) -> float:
+    """Estimated generation speed on the CPU for a file of `weight_bytes` (an estimate, not a measurement)."""
+    return SPEED_SHARE * bandwidth_gbps * 1e9 / max(1.0, weight_bytes)
 
 
 def session_cells(n_ctx: int, n_ctx_train: int) -> int:
