@@ -288,6 +288,7 @@ def main() -> int:
     ap.add_argument("--typing-s", type=float, default=60.0, help="seconds to type each answer")
     ap.add_argument("--real-time", default="2,10,20", help="turns typed in real time (the others fast-forwarded)")
     ap.add_argument("--compare", action="store_true", help="cache on/off comparison with no typing")
+    ap.add_argument("--kv", choices=("f16", "q8_0"), default="f16", help="the KV cache's type (q8_0: flash attention)")
     ap.add_argument("--say", choices=("corpus", "model"), default="corpus",
                     help="corpus: the engine keeps a good corpus voicing token by token; model: its own tokens")
     args = ap.parse_args()
@@ -297,7 +298,7 @@ def main() -> int:
     bank = next(iter(load_all().values()))
     grader.grade(bank, bank.questions[0], ANSWER)  # load the grader's model before anything is timed
     print(f"model: {ref.name} ({ref.path.stat().st_size / 1e9:.2f} GB), threads {settings.n_threads}, "
-          f"{args.turns} turns, speakers rotating", flush=True)
+          f"{args.turns} turns, speakers rotating, KV cache {args.kv}", flush=True)
     if args.compare:
         marks = [t for t in (1, 5, 10, 15, 20) if t <= args.turns]
         print(f"{'cache':6} " + " ".join(f"{'turn ' + str(t):>19}" for t in marks)
@@ -311,7 +312,7 @@ def main() -> int:
                   + f" {statistics.mean(r['turn_s'] for r in rows) * 1000:8.0f}ms")
         print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
         return 0
-    be = load_local(settings, ref)
+    be = load_local(settings, ref, kv_type=args.kv)
     print("load average at the start (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.cells} cells (grown up to {be.n_ctx}); "
           f"use_mmap={be.use_mmap}", flush=True)
@@ -321,7 +322,7 @@ def main() -> int:
         script.force(be)
     fresh = Path(tempfile.mkdtemp(prefix="coach-kv-"))  # a new model: nothing cached on disk yet
     out = app_run(be, settings, args.turns, args.typing_s, real, grader, fresh, script)
-    kv_gb = be.info.kv_bytes_per_token() * be.cells * be.n_slots / 1e9
+    kv_gb = be.info.kv_bytes_per_token() * be.cells * be.n_slots / 1e9 * (34 / 64 if args.kv == "q8_0" else 1)
     size_gb = ref.path.stat().st_size / 1e9
     rss = _peak_rss_gb()
     waits = [r["send_to_word_s"] for r in out["rows"]]

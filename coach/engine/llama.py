@@ -69,6 +69,8 @@ def _quiesce() -> None:
             backend._lock.release()
 
 
+KV_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids: the KV cache's cells as half floats, or 8-bit blocks
+
 class LlamaBackend(PrefixFiles, Measure):
     """A GGUF loaded through llama-cpp-python, one resident KV sequence per speaker."""
 
@@ -86,6 +88,7 @@ class LlamaBackend(PrefixFiles, Measure):
         use_mmap: bool | None = None,
         max_evicted: int = 12,
         check_memory: bool = True,
+        kv_type: str = "f16",
         verbose: bool = False,
     ) -> None:
         """
@@ -96,6 +99,7 @@ class LlamaBackend(PrefixFiles, Measure):
             n_threads: CPU threads; default the number of physical cores.
             n_gpu_layers: layers to offload; None = auto (all if supported and it fits, else 0).
             seed: default sampling seed (each turn may pass its own).
+            kv_type: the KV cells' type: "f16", or "q8_0" (half the memory; with llama.cpp's flash attention).
             speaker_cache: keep each speaker's prefix; False re-evaluates every prompt (for comparison).
             use_mmap: map the file instead of reading it. None = off when every layer runs on the CPU:
                 llama.cpp repacks the weights into its own buffers there, and a mapped file would hold
@@ -139,6 +143,12 @@ class LlamaBackend(PrefixFiles, Measure):
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
         cparams.n_seq_max = self.n_slots
         cparams.kv_unified = False
+        if kv_type not in KV_TYPES:
+            raise CoachError(f"KV cache type {kv_type!r}: use one of {', '.join(KV_TYPES)}")
+        self.kv_type = kv_type
+        if kv_type != "f16":  # a quantized V cache needs llama.cpp's flash attention
+            cparams.type_k = cparams.type_v = KV_TYPES[kv_type]
+            cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         try:
             self._model = LlamaModel(path_model=str(self.info.path), params=mparams, verbose=verbose)
             self._ctx = LlamaContext(model=self._model, params=cparams, verbose=verbose)

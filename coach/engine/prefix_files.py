@@ -28,6 +28,7 @@ class PrefixFiles(KVSlots):
 
     info: GGUFInfo
     layout: Layout
+    kv_type: str
     _extend: Callable[[str, list[int], Cancel | None], int]  # LlamaBackend's batched prefill
 
     def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
@@ -59,7 +60,8 @@ class PrefixFiles(KVSlots):
 
     def _cache_path(self, cache_dir: Path, tokens: list[int]) -> Path:
         st = self.info.path.stat()
-        h = hashlib.sha256(f"{self.info.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|".encode())
+        kv = "" if self.kv_type == "f16" else f"{self.kv_type}|"  # a state loads only into cells of its type
+        h = hashlib.sha256(f"{self.info.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{kv}".encode())
         h.update(b",".join(str(t).encode() for t in tokens))
         return cache_dir / f"{h.hexdigest()[:32]}.kv"
 
