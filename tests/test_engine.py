@@ -67,6 +67,23 @@ def test_cache_does_not_change_the_output(embedded):
     assert outs[1] > 0 and outs[3] == 0  # cache on reused tokens, cache off reused none
 
 
+def test_a_q8_0_kv_cache_speaks_and_keeps_its_own_prefix_files(embedded, tmp_path):
+    """The 8-bit KV cache (with flash attention) halves the cells' memory and writes; greedy text starts as
+    with f16 cells (the 135M model's close logits part ways after a few words), and a card read into one kind
+    of cells is never loaded into the other."""
+    msgs = [{"role": "system", "content": "You are a terse interviewer."}, {"role": "user", "content": "Ask one question."}]
+    said, paths = {}, {}
+    for kv in ("f16", "q8_0"):
+        be = LlamaBackend(embedded.path, n_ctx=1024, n_threads=2, kv_type=kv)
+        said[kv] = be.complete("x", msgs, max_tokens=16, temperature=0)
+        paths[kv] = be._cache_path(tmp_path, [1, 2, 3])
+        assert be.warm("y", msgs, tmp_path) > 0  # nothing of the other kind is loaded
+        be.close()
+    assert said["f16"].split()[:3] == said["q8_0"].split()[:3] and paths["f16"] != paths["q8_0"]
+    with pytest.raises(Exception, match="KV cache type 'q4'"):
+        LlamaBackend(embedded.path, n_ctx=1024, kv_type="q4")
+
+
 def test_prefill_leaves_only_the_new_answer_to_evaluate(backend):
     backend.forget()
     a1 = thread("Ask your first question.")
