@@ -8,6 +8,7 @@ import pytest
 
 from coach.grading.debrief import Turn, build_debrief
 from coach.grading.grader import Delivery, Grade
+from coach.report.debrief import as_html, as_json, as_markdown
 
 
 def fake_grade(total: float, **criteria: float) -> Grade:
@@ -38,13 +39,13 @@ def test_committee_rule(scores, decision, lost):
 def test_reports_in_three_formats():
     d = build_debrief(turns(("researcher", 4.8), ("gtm", 2.2), ("pm", 4.5)))
     assert d.verdicts[1].verdict == "Strong No" and d.weak_answers[0]["exemplar"] == "good one"
-    md = d.to_markdown()
+    md = as_markdown(d)
     assert md.startswith("# Debrief: No offer") and "Strong No" in md and "Better: good one" in md
-    data = json.loads(d.to_json())
+    data = json.loads(as_json(d))
     assert data["decision"] == "No offer" and len(data["turns"]) == 3 and data["lost"] == "gtm"
-    page = d.to_html()
+    page = as_html(d)
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
-    assert "Strong No" in page and "&lt;" not in d.to_html().split("<body>")[0]
+    assert "Strong No" in page and "&lt;" not in as_html(d).split("<body>")[0]
 
 
 META = {"session": "20261125-101500-abc123", "scenario": "pmm final panel", "model": "mistral-7b-instruct-v0.3:Q4_K_M",
@@ -54,7 +55,7 @@ META = {"session": "20261125-101500-abc123", "scenario": "pmm final panel", "mod
 def test_an_unfinished_session_says_so_and_what_the_committee_would_say_so_far():
     d = build_debrief(turns(("researcher", 4.6), ("gtm", 4.5)), meta={**META, "complete": False})
     assert d.decision == "Incomplete" and "before the panel finished" in d.reason and "would say Offer" in d.reason
-    assert "incomplete" in d.heading and d.to_markdown().startswith("# Debrief: Incomplete")
+    assert "incomplete" in d.heading and as_markdown(d).startswith("# Debrief: Incomplete")
     assert build_debrief(turns(("researcher", 4.6), ("gtm", 4.5)), meta=META).decision == "Offer"
 
 
@@ -65,17 +66,17 @@ def test_the_report_goes_question_by_question_with_delivery_and_the_session_head
     qs = d.questions()
     assert [q["n"] for q in qs] == [1, 2] and qs[1]["score"] == 2.0 and "(over time)" in qs[1]["delivery"]
     assert "3 filler(s), 2 hedge(s)" in qs[1]["delivery"] and "over time" not in qs[0]["delivery"]
-    md = d.to_markdown()
+    md = as_markdown(d)
     assert "## Question by question" in md and "Delivery: typed, estimated: 400 words" in md
     assert "Next time: Add what is missing" in md
     assert "pmm final panel" in d.heading and "mistral-7b-instruct-v0.3:Q4_K_M" in d.heading
-    page = d.to_html(b"\x89PNG fake")
+    page = as_html(d, b"\x89PNG fake")
     assert "data:image/png;base64," in page and "Question by question" in page and META["session"] in page
-    assert json.loads(d.to_json())["session"]["model"] == META["model"]
+    assert json.loads(as_json(d))["session"]["model"] == META["model"]
 
 
 def test_report_files_are_named_after_the_session_and_the_html_carries_its_chart(tmp_path):
-    from coach.report.views import debrief_files
+    from coach.report.debrief import debrief_files
 
     d = build_debrief(turns(("researcher", 4.6), ("gtm", 2.0), ("pm", 3.9)), meta=META)
     files = debrief_files(d, tmp_path, {"researcher": "#123456"})

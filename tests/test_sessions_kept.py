@@ -11,7 +11,8 @@ import pytest
 from coach.errors import CoachError, SessionBusy
 from coach.interview.history import History
 from coach.interview.prompts import scenario_parts
-from coach.report.views import debrief_details, debrief_markdown, session_rows
+from coach.report.debrief import as_html, as_json, as_markdown, debrief_details, debrief_markdown
+from coach.report.views import session_rows
 from coach.store import Store
 from tests.test_session import STRONG, WEAK
 
@@ -67,8 +68,8 @@ def test_history_names_abandons_deletes_and_keeps_retries(grader, tmp_path):
     assert d.questions()[0]["retry"] == r.grade.total and d.questions()[1]["retry"] is None
     details = debrief_details(d)
     assert "| 1 | Dr. Ines Marchal |" in details and f"{r.before:.1f} → {r.grade.total:.1f}" in details
-    assert "answered again" in d.to_markdown() and "answered again" in d.to_html()
-    assert json.loads(d.to_json())["turns"][0]["retry"]["total"] == r.grade.total
+    assert "answered again" in as_markdown(d) and "answered again" in as_html(d)
+    assert json.loads(as_json(d))["turns"][0]["retry"]["total"] == r.grade.total
     with pytest.raises(CoachError, match="type the new answer first"):
         h.retry(sid, idx, "  ")
     h.abandon(sid)
@@ -91,4 +92,4 @@ def test_the_debrief_opens_with_the_three_costliest_gaps(grader, tmp_path):
     assert md.index("Fix these three first") < md.index("- **Dr. Ines Marchal (Senior research scientist)**")
     assert "PMM final panel · " in d.heading  # the scenario by its title
     assert f"**Question {gaps[0]['n']}**" in md and gaps[0]["improvement"] in md
-    assert "Fix these first" in d.to_html() and json.loads(d.to_json())["fix_first"][0]["n"] == gaps[0]["n"]
+    assert "Fix these first" in as_html(d) and json.loads(as_json(d))["fix_first"][0]["n"] == gaps[0]["n"]

@@ -115,7 +115,9 @@ def report_to(report: Any, out: Path | None, fmt: str) -> None:
         write_report(report, out, fmt)
         print(f"{report.decision}: wrote {out}")
     else:
-        print(report.render(fmt))
+        from coach.report.debrief import render
+
+        print(render(report, fmt))
 
 
 def cmd_debrief(args: argparse.Namespace, settings: Settings) -> int:

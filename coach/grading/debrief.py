@@ -1,4 +1,5 @@
-"""The hiring-committee debrief: per-panelist verdicts with quoted evidence, one decision, reports.
+"""The hiring-committee debrief: per-panelist verdicts with quoted evidence, one decision (its reports:
+`coach.report.debrief`).
 
 Each panelist weighs the criteria by what they care about. The committee rule follows the loops this
 product rehearses: an offer needs no sustained objection, and a plain Yes is not enough — at least two
@@ -7,9 +8,6 @@ panelists must be a Strong Yes and none may say No.
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,100 +107,6 @@ class Debrief:
         gaps = [{**q, "cost": round(STRONG - q["score"], 2)} for q in self.questions() if q["score"] < STRONG]
         gaps.sort(key=lambda q: (-q["cost"] - (0.25 if q["panelist"] == blocker else 0.0), q["n"]))
         return gaps[:n]
-
-    # ---------------------------------------------------------- exports
-
-    def render(self, fmt: str, chart_png: bytes | None = None) -> str:
-        """The report as `md`, `json` or `html` (the HTML with `chart_png` inlined when given)."""
-        if fmt == "html":
-            return self.to_html(chart_png)
-        return {"md": self.to_markdown, "json": self.to_json}[fmt]()
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "decision": self.decision, "reason": self.reason, "lost": self.lost, "session": self.meta,
-            "verdicts": [v.__dict__ for v in self.verdicts], "weak_answers": self.weak_answers,
-            "turns": [{"panelist": t.panelist, "question_id": t.question_id, "question": t.question,
-                       "answer": t.answer, "grade": t.grade.as_dict(),
-                       "retry": t.retry.as_dict() if t.retry is not None else None} for t in self.turns],
-            "fix_first": [{k: g[k] for k in ("n", "who", "question", "score", "improvement")} for g in self.costliest()],
-        }, indent=2, ensure_ascii=False)
-
-    def to_markdown(self) -> str:
-        out = [f"# Debrief: {self.decision}", "", f"*{self.heading}*" if self.heading else "", "", self.reason, ""]
-        if self.costliest():
-            out += ["## Fix these first", ""]
-            out += [f"{i}. **Question {g['n']}** ({g['who']}, {g['score']:.1f}/5): {g['improvement']}"
-                    for i, g in enumerate(self.costliest(), 1)]
-            out += [""]
-        out += ["## Panelists", ""]
-        for v in self.verdicts:
-            out += [f"### {v.name}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
-                    "| criterion | score |", "| --- | --- |"]
-            out += [f"| {LABELS.get(c, c)} | {s:.2f} |" for c, s in v.criteria.items()]
-            out += ["", f"- For: \"{v.evidence_for}\"", f"- Against: \"{v.evidence_against}\"",
-                    f"- Weakest: {LABELS.get(v.weakest, v.weakest)}", ""]
-        if self.turns:
-            out += ["## Question by question", ""]
-            for q in self.questions():
-                crit = ", ".join(f"{LABELS.get(c, c)} {v:.1f}" for c, v in q["criteria"].items())
-                again = f" → {q['retry']:.2f} when answered again" if q["retry"] is not None else ""
-                out += [f"**{q['n']}. {q['who']}: {q['question']}** ({q['score']:.2f}/5{again})", "",
-                        f"> {q['answer']}", "",
-                        f"- {crit}", f"- Delivery: {q['delivery']}", f"- Next time: {q['improvement']}", ""]
-        if self.weak_answers:
-            out += ["## Weak answers and what good looks like", ""]
-            for w in self.weak_answers:
-                out += [f"**{w['question']}** ({w['score']:.2f}/5)", "", f"> {w['answer']}", "",
-                        f"Better: {w['exemplar']}", "", f"Next time: {w['improvement']}", ""]
-        return "\n".join(out)
-
-    def to_html(self, chart_png: bytes | None = None) -> str:
-        """One self-contained file: inline CSS, the chart inlined as data, no scripts, no external fonts."""
-        e = html.escape
-        chart = (f"<img alt='Per-criterion scores by panelist' style='max-width:100%' src='data:image/png;base64,"
-                 f"{base64.b64encode(chart_png).decode()}'>" if chart_png else "")
-        rows = "".join(
-            f"<tr><td class='n'>{q['n']}</td><td><b>{e(q['who'])}</b>: {e(q['question'])}<blockquote>"
-            f"{e(q['answer'])}</blockquote><small>{e(q['delivery'])}</small><p><b>Next time:</b> "
-            f"{e(q['improvement'])}</p></td><td><b>{q['score']:.2f}</b>"
-            + (f" → <b>{q['retry']:.2f}</b> <small>answered again</small>" if q["retry"] is not None else "")
-            + "".join(
-                f"<div class='row mini'><span>{e(LABELS.get(c, c))}</span><div class='bar'><i style='width:"
-                f"{(v - 1) / 4 * 100:.0f}%'></i></div><b>{v:.1f}</b></div>" for c, v in q["criteria"].items())
-            + "</td></tr>" for q in self.questions())
-        table = (f"<h2>Question by question</h2><table><tr><th>#</th><th>Question and answer</th><th>Score</th></tr>"
-                 f"{rows}</table>" if rows else "")
-        colour = {"Strong Yes": "#1b7f3b", "Yes": "#5a8f29", "No": "#b86e00", "Strong No": "#b3261e"}
-        cards = []
-        for v in self.verdicts:
-            bars = "".join(
-                f"<div class='row'><span>{e(LABELS.get(c, c))}</span><div class='bar'>"
-                f"<i style='width:{(s - 1) / 4 * 100:.0f}%'></i></div><b>{s:.1f}</b></div>" for c, s in v.criteria.items())
-            cards.append(
-                f"<section class='card'><h2>{e(v.name)} <span class='pill' style='background:{colour[v.verdict]}'>"
-                f"{e(v.verdict)}</span></h2><p class='score'>{v.score:.2f} / 5 over {v.turns} answer(s)</p>{bars}"
-                f"<p><b>For:</b> “{e(v.evidence_for)}”</p><p><b>Against:</b> “{e(v.evidence_against)}”</p></section>")
-        first = "".join(f"<li><b>Question {g['n']}</b> ({e(g['who'])}, {g['score']:.1f}/5): {e(g['improvement'])}</li>"
-                        for g in self.costliest())
-        first = f"<section class='card'><h2>Fix these first</h2><ol>{first}</ol></section>" if first else ""
-        weak = "".join(
-            f"<section class='card'><h3>{e(w['question'])} <small>{w['score']:.2f}/5</small></h3>"
-            f"<blockquote>{e(w['answer'])}</blockquote><p><b>Better:</b> {e(w['exemplar'])}</p>"
-            f"<p><b>Next time:</b> {e(w['improvement'])}</p></section>" for w in self.weak_answers)
-        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Debrief: {e(self.decision)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#1d1d1f;padding:0 1em}}
-.card{{border:1px solid #ddd;border-radius:10px;padding:1em 1.2em;margin:1em 0}}
-.pill{{color:#fff;border-radius:999px;padding:.15em .7em;font-size:.8em;vertical-align:middle}}
-.row{{display:grid;grid-template-columns:12em 1fr 3em;gap:.6em;align-items:center;margin:.3em 0}}
-.bar{{background:#eee;border-radius:4px;height:.8em}}.bar i{{display:block;height:100%;background:#4062bb;border-radius:4px}}
-blockquote{{border-left:3px solid #ccc;margin:.5em 0;padding-left:.8em;color:#444}}.score{{color:#555}}
-table{{border-collapse:collapse;width:100%}}
-td,th{{border-top:1px solid #ddd;padding:.6em;vertical-align:top;text-align:left}}
-.mini{{grid-template-columns:9em 6em 2em;font-size:.8em}}.meta{{color:#555}}td.n{{white-space:nowrap}}</style></head>
-<body><h1>Debrief: {e(self.decision)}</h1><p class='meta'>{e(self.heading)}</p><p>{e(self.reason)}</p>{first}{chart}
-{''.join(cards)}{table}
-{'<h2>Weak answers and what good looks like</h2>' + weak if weak else ''}</body></html>"""
 
 
 def _quote(text: str, limit: int = 30) -> str:

@@ -53,7 +53,9 @@ def write_report(report: Debrief, out: Path, fmt: str) -> None:
             from coach.report.views import criteria_png
 
             chart = criteria_png(report)
-        tmp.write_text(report.render(fmt, chart), encoding="utf-8")
+        from coach.report.debrief import render
+
+        tmp.write_text(render(report, fmt, chart), encoding="utf-8")
         os.replace(tmp, out)
     except OSError as exc:
         raise ConfigError(f"cannot write {out} ({exc.strerror or exc}); pick another path") from None

@@ -1,6 +1,6 @@
-"""What the UI and the CLI both show: charts, tables and report files, drawn from the data the rest of
-`coach/` computes. Charts use matplotlib's object API (no pyplot: its global state is not safe across
-UI worker threads) and are written as PNG files; the benchmark's plot also as a self-contained page."""
+"""What the UI and the CLI both show: charts and tables, drawn from the data the rest of `coach/` computes
+(the debrief's own renderings: `coach.report.debrief`). Charts use matplotlib's object API (no pyplot: its
+global state is not safe across UI worker threads) and are written as PNG files."""
 
 from __future__ import annotations
 
@@ -138,19 +138,6 @@ def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def debrief_files(d: Debrief, out_dir: Path, colours: dict[str, str]) -> dict[str, Path]:
-    """The debrief's chart (png) and its report as Markdown, JSON and one self-contained HTML file (the
-    chart inside), each named after the session, in `out_dir`, by extension."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"debrief-{d.meta['session']}" if d.meta.get("session") else "debrief"
-    png = criteria_png(d, colours)
-    paths = {"png": out_dir / f"{stem}.png"}
-    paths["png"].write_bytes(png)
-    for ext in ("md", "json", "html"):
-        paths[ext] = out_dir / f"{stem}.{ext}"
-        paths[ext].write_text(d.render(ext, png), encoding="utf-8")
-    return paths
-
 
 def clip(text: str, limit: int) -> str:
     """At most `limit` characters, cut at a word boundary with an ellipsis (never mid-word)."""
@@ -160,43 +147,6 @@ def clip(text: str, limit: int) -> str:
     cut = text[: limit + 1].rsplit(" ", 1)[0].rstrip(",;:")
     return f"{cut} …"
 
-
-def fix_first(d: Debrief) -> str:
-    """The three costliest gaps across the panel, each with its question, who asked it and its fix."""
-    gaps = d.costliest()
-    if not gaps:
-        return ""
-    items = "\n".join(f"{i}. **Question {g['n']}** — {g['who']} asked “{clip(g['question'], 110)}” ({_score(g)}/5). "
-                      f"{g['improvement']}" for i, g in enumerate(gaps, 1))
-    head = "Fix this one first" if len(gaps) == 1 else f"Fix these {['two', 'three'][len(gaps) - 2]} first"
-    return f"### {head}\n\n{items}"
-
-
-def debrief_markdown(d: Debrief) -> str:
-    """The decision with the session's heading, the three gaps to fix first, and each panelist's verdict
-    with its evidence."""
-    verdicts = "\n".join(f"- **{v.name}**: {v.verdict} ({v.score:.2f}/5) — for: “{v.evidence_for}” · "
-                         f"against: “{v.evidence_against}”" for v in d.verdicts)
-    head = f"*{d.heading}*\n\n" if d.heading else ""
-    first = fix_first(d)
-    return (f"## {d.decision}\n\n{head}{d.reason}\n\n" + (f"{first}\n\n" if first else "")
-            + (f"### The panel\n\n{verdicts}" if first and verdicts else verdicts))
-
-
-def _score(q: dict[str, Any]) -> str:
-    return f"{q['score']:.1f}" + (f" → {q['retry']:.1f}" if q["retry"] is not None else "")
-
-
-def debrief_details(d: Debrief) -> str:
-    """Question by question (who asked, score, before -> after for a retried one, and the fix), then the
-    weak answers next to what good looks like."""
-    rows = "\n".join(f"| {q['n']} | {q['who']} | {clip(q['question'], 160)} | {_score(q)} | "
-                     f"{clip(q['improvement'], 160)} | {q['delivery'].replace('|', '/')} |" for q in d.questions())
-    table = (f"### Question by question\n\n| # | asked by | question | /5 | next time | delivery |\n"
-             f"|---|---|---|---|---|---|\n{rows}" if rows else "")
-    weak = "\n\n".join(f"**{w['question']}** ({w['score']:.2f}/5)\n\n> {w['answer']}\n\nBetter: {w['exemplar']}\n\n"
-                       f"Next time: {w['improvement']}" for w in d.weak_answers)
-    return table + (f"\n\n### Weak answers\n\n{weak}" if weak else "")
 
 
 def session_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

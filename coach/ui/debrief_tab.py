@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from coach.grading.debrief import Debrief
-from coach.report.views import debrief_details, debrief_files, debrief_markdown
+from coach.report.debrief import debrief_details, debrief_files, debrief_markdown
 from coach.ui.common import Ctx
 
 
