@@ -4,9 +4,9 @@ Segments rotate researcher -> GTM lead -> product manager, one question each, so
 almost every turn (a weak answer earns a follow-up from the same panelist).
 
 Default mode (`--typing-s 60`): the app as it runs. The on-disk prefix cache starts empty, as on a new
-model: the persona cards are read when the model loads (as the UI's ModelHolder does, timed), then the
-first session ever on the model is timed from Start to its first word; then a second session's opening
-(its cards and openings from the disk cache the first session filled); each answer is
+model: the persona cards and every opening prompt are read when the model loads (as the UI's ModelHolder
+does, timed), then the first session ever on the model is timed from Start to its first word; then a
+second session's opening (from the same disk cache); each answer is
 typed over `--typing-s` seconds, a few words at a time, while type-ahead reads it; the wait is from
 Send to the first word of the next question (grading included); at the end, the committee's summary,
 from the last Send. Turns in `--real-time` are typed in real time; the others are fed at once and we
@@ -42,7 +42,7 @@ from coach.config import Settings
 from coach.engine import LlamaBackend
 from coach.grading.grader import Grader
 from coach.grading.rubrics import Bank, load_all
-from coach.interview.loader import load_local
+from coach.interview.loader import load_local, read_ahead
 from coach.interview.prompts import Persona, Scenario, Segment, load_personas, load_scenarios
 from coach.interview.session import Interview, TypeAhead
 from coach.models.catalog import ModelRef
@@ -164,13 +164,10 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     sc, bank, personas = long_panel(turns)
     store = Store(Path(tempfile.mkdtemp()) / "bench.db")
     out: dict = {"rows": []}
-    from coach.interview.threads import Hearing
-
-    hearing = Hearing(sc, bank, personas)
     t0 = time.perf_counter()
-    n = be.read_cards([hearing.thread(p)[0] for p in personas] + [hearing.committee()[0]], cache_dir)
+    n = read_ahead(be, cache_dir, [(sc, bank, personas)])  # as the UI does when a model loads
     out["cards_read_s"], out["cards_tokens"] = time.perf_counter() - t0, n
-    print(f"cards read at load (before Start): {n} tokens in {out['cards_read_s']:.1f} s", flush=True)
+    print(f"cards and openings read at load (before Start): {n} tokens in {out['cards_read_s']:.1f} s", flush=True)
     for session in (1, 2):  # the first fills the on-disk card cache; the second is what a returning user sees
         be.forget()
         t0 = time.perf_counter()
@@ -333,8 +330,8 @@ def main() -> int:
     if tps:
         print(f"generation: median {statistics.median(tps):.1f} tokens/s ({min(tps):.1f}-{max(tps):.1f}) over "
               f"{len(tps)} turns")
-    print(f"first session ever on this model: {out['open_s_1']:.2f} s from Start to the first word (cards read at "
-          f"load in {out['cards_read_s']:.1f} s); ", end="")
+    print(f"first session ever on this model: {out['open_s_1']:.2f} s from Start to the first word (cards and "
+          f"openings read at load in {out['cards_read_s']:.1f} s); ", end="")
     print(f"opening of a second session: {out['open_s_2']:.2f} s after Start; debrief: verdicts "
           f"{out['verdicts_s']:.2f} s, the chair's first token {out['chair_ttft_s']:.2f} s")
     print(f"peak RSS {rss:.2f} GB = file {size_gb:.2f} GB + KV {kv_gb:.2f} GB + {rss - size_gb - kv_gb:.2f} GB")

@@ -251,13 +251,16 @@ def test_kv_cells_start_at_a_sessions_need_and_grow_keeping_every_speaker(embedd
     assert outs[0] == outs[1]
 
 
-def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings, tmp_path):
-    """The UI's ModelHolder starts reading every opening card into the disk cache as soon as it has loaded
-    a model (a tiny file in Mistral Small 3's format here), so the first session on it finds them there."""
+def test_a_model_the_ui_loads_reads_every_scenarios_cards_and_openings_before_start(settings, tmp_path, grader):
+    """The UI's ModelHolder starts reading every opening card, then every session's whole opening prompt,
+    into the disk cache as soon as it has loaded a model (a tiny file in Mistral Small 3's format here), so
+    the first session on it, whatever its scenario and seed, reads nothing at Start."""
     import dataclasses
     import threading
 
-    from coach.interview.loader import ModelHolder, opening_cards
+    from coach.interview.loader import ModelHolder, opening_cards, openings, read_ahead
+    from coach.interview.session import Interview
+    from coach.store import Store
     from coach.models.shapes import Shape, write_shape
 
     tiny = write_shape(tmp_path / "tiny-v7.gguf", Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128,
@@ -266,6 +269,13 @@ def test_a_model_the_ui_loads_reads_every_scenarios_cards_before_start(settings,
     reader = next(t for t in threading.enumerate() if t.name == "coach-read-cards")
     reader.join(timeout=600)
     assert not reader.is_alive()
-    assert len(list(settings.kv_cache_dir.glob("*.kv"))) == len(opening_cards()) == 20
-    assert holder.backend.read_cards(opening_cards(), settings.kv_cache_dir) == 0  # all there: nothing read
+    assert len(list(settings.kv_cache_dir.glob("*.kv"))) == len(opening_cards()) + len(openings()) == 20 + 9
+    assert read_ahead(holder.backend, settings.kv_cache_dir) == 0  # all there: nothing read
+    store = Store(tmp_path / "s.db")
+    for scenario, seed in (("pmm_final_panel", 3), ("tpm_onsite", 11), ("pm_loop", 5)):
+        holder.backend.forget()
+        iv = Interview.start(scenario, backend=holder.backend, grader=grader, store=store, seed=seed,
+                             cache_dir=settings.kv_cache_dir, max_tokens=4)
+        "".join(iv.ask())
+        assert holder.backend.timings.prompt_eval_tokens <= 1, scenario  # the opening came from disk
     holder.backend.close()

@@ -9,12 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from coach.config import Settings
-from coach.engine import ChatBackend, LlamaBackend
+from coach.engine import ChatBackend, LlamaBackend, Message
 from coach.errors import CoachError
 from coach.models.catalog import ModelRef, resolve
+
+if TYPE_CHECKING:
+    from coach.grading.rubrics import Bank
+    from coach.interview.prompts import Persona, Scenario
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +72,70 @@ def describe(ref: ModelRef | ServerRef, backend: Any) -> str:
     return backend.describe() if isinstance(ref, ServerRef) else ref.describe()
 
 
-def opening_cards() -> list[dict[str, str]]:
-    """Every card a packaged scenario's threads open with: each persona's card for that scenario (a session
-    warms all three) and the committee chair's: 5 scenarios x 4 cards."""
+def _packaged() -> list[tuple[Scenario, Bank, dict[str, Persona]]]:
     from coach.grading.rubrics import load_all
     from coach.interview.prompts import load_personas, load_scenarios
-    from coach.interview.threads import Hearing
 
     personas, banks = load_personas(), load_all()
-    cards: list[dict[str, str]] = []
-    for sc in load_scenarios(personas=personas, banks=banks).values():
-        hearing = Hearing(sc, banks[sc.rubric], personas)
+    return [(sc, banks[sc.rubric], personas) for sc in load_scenarios(personas=personas, banks=banks).values()]
+
+
+def opening_cards(scenarios: list[tuple[Scenario, Bank, dict[str, Persona]]] | None = None) -> list[Message]:
+    """Every card a scenario's threads open with (default: the packaged ones): each persona's card for that
+    scenario (a session warms all three) and the committee chair's: 5 scenarios x 4 cards."""
+    from coach.interview.threads import Hearing
+
+    cards: list[Message] = []
+    for sc, bank, personas in scenarios or _packaged():
+        hearing = Hearing(sc, bank, personas)
         cards += [hearing.thread(p)[0] for p in personas] + [hearing.committee()[0]]  # as warm_up reads them
     return cards
 
 
+def openings(scenarios: list[tuple[Scenario, Bank, dict[str, Persona]]] | None = None) -> list[list[Message]]:
+    """The whole first prompt of every session a scenario can open (default: the packaged ones): its first
+    speaker's card and first turn, for each segment the seeded order may put first. Read at load, they make
+    the first session on a new model start as fast as a returning user's."""
+    from coach.interview.panel import Panel, PanelState
+    from coach.interview.threads import Hearing
+
+    out: list[list[Message]] = []
+    for sc, bank, personas in scenarios or _packaged():
+        panel = Panel(sc, bank, personas)
+        n = len(sc.segments)
+        for first in range(n) if sc.shuffle_segments else range(min(1, n)):
+            state = PanelState(order=[first, *(i for i in range(n) if i != first)])
+            action = panel.next_action(state)
+            out.append(Hearing(sc, bank, personas).messages(action, state))  # as `Interview.ask` builds it
+    return out
+
+
+def read_ahead(backend: LlamaBackend, cache_dir: Path, scenarios: list[tuple[Scenario, Bank, dict[str, Persona]]]
+               | None = None, cancel: threading.Event | None = None) -> int:
+    """Into the on-disk prefix cache, while nobody waits: every opening card, then every session's whole
+    opening prompt. What is there already is skipped; a turn takes the model between batches. Returns tokens."""
+    scenarios = scenarios or _packaged()
+    n = backend.read_cards(opening_cards(scenarios), cache_dir, cancel=cancel)
+    for i, messages in enumerate(openings(scenarios)):
+        if cancel is not None and cancel.is_set():
+            break
+        n += backend.warm(f"openings/{i}", messages, cache_dir, whole=True, cancel=cancel)
+        backend.forget(f"openings/{i}")
+    return n
+
+
 def read_cards_in_background(backend: Any, settings: Settings) -> threading.Event:
-    """Read every opening card into the on-disk prefix cache while nobody waits (a model was just loaded),
-    so the first session on a new model does not read its cards at Start. Returns the event that stops it."""
+    """Read every opening card and opening prompt into the on-disk prefix cache while nobody waits (a model
+    was just loaded), so the first session on a new model reads nothing at Start. Returns the event that
+    stops it."""
     stop = threading.Event()
     if not isinstance(backend, LlamaBackend):
         return stop
 
     def run() -> None:
         try:
-            n = backend.read_cards(opening_cards(), settings.kv_cache_dir, cancel=stop)
-            log.info("read %d tokens of persona cards for %s", n, backend.info.path.name)
+            n = read_ahead(backend, settings.kv_cache_dir, cancel=stop)
+            log.info("read %d tokens of persona cards and openings for %s", n, backend.info.path.name)
         except CoachError as exc:  # a model unloaded under it, a card the model cannot hold: Start reads it
             log.info("persona cards not read ahead: %s", exc)
 
