@@ -260,8 +260,8 @@ def test_a_model_the_ui_loads_reads_every_scenarios_cards_and_openings_before_st
 
     from coach.interview.loader import ModelHolder, opening_cards, openings, read_ahead
     from coach.interview.session import Interview
-    from coach.store import Store
     from coach.models.shapes import Shape, write_shape
+    from coach.store import Store
 
     tiny = write_shape(tmp_path / "tiny-v7.gguf", Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128,
                                                          n_vocab=32768, tokenizer="v7", chat_format="mistral-v7"), "F16")
