@@ -187,7 +187,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         if session == 1:
             warm.join()
     for turn in range(2, turns + 1):
-        ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting)
+        ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting, interrupt=iv.backend.interrupt)
         t_type = time.perf_counter()
         if turn in real_time:
             typed(ta, ANSWER, typing_s)
@@ -197,8 +197,8 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
             while not ta.caught_up(ANSWER):  # wait for type-ahead to finish: what real typing would hide
                 time.sleep(0.05)
             caught_up = time.perf_counter() - t_type
+        t_send = time.perf_counter()  # Send: the app stops type-ahead inside `answer`, so its stop is in the wait
         ta.stop()
-        t_send = time.perf_counter()
         iv.answer(ANSWER, spent_s=typing_s)
         if iv.done:
             break
@@ -224,16 +224,16 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
     # the last answer, then the committee's summary: the debrief's first word, from Send (typed in real
     # time when the last turn is, so any backlog the session built up is in the figure)
     if iv.current is not None:
-        ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting)
+        ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting, interrupt=iv.backend.interrupt)
         if turns in real_time:
             typed(ta, ANSWER, typing_s)
         else:
             ta.update(ANSWER)
             while not ta.caught_up(ANSWER):
                 time.sleep(0.05)
-        ta.stop()
     t_send = time.perf_counter()
     if iv.current is not None:
+        ta.stop()
         iv.answer(ANSWER, spent_s=typing_s)
     iv.debrief()
     out["verdicts_s"] = time.perf_counter() - t_send  # the committee's decision and verdicts (grader)

@@ -163,6 +163,54 @@ def test_a_turn_aborts_the_prefill_batch_in_flight_and_nothing_is_half_kept(back
     assert during == backend.complete("q", turn, max_tokens=12, temperature=0)
 
 
+def test_type_ahead_stopped_at_send_interrupts_its_batch_and_keeps_a_clean_prefix(backend):
+    """At Send the draft being read is stale: TypeAhead.stop() interrupts the batch in flight instead of
+    waiting for it, and what stays resident is exactly a prefix of the prompt (llama.cpp agrees)."""
+    import llama_cpp
+
+    from coach.interview.typeahead import TypeAhead
+
+    long_news = " ".join(f"The researcher noted point {i} about sparse attention." for i in range(120))
+    msgs = [*thread("Ask your first question."), {"role": "assistant", "content": "Why this role?"},
+            {"role": "user", "content": long_news}]
+    full = len(backend.layout.tokens(msgs, upto_last=True)) - 1
+    backend.forget()
+    ta = TypeAhead(lambda draft, cancel, newer: backend.prefill("q", msgs, cancel=cancel), lambda: False,
+                   interrupt=backend.interrupt)
+    ta.update("draft")
+    while backend.resident("q") == 0:
+        pass  # until the first batch has landed: the next one is in flight or about to be
+    ta.stop()
+    kept = backend.resident("q")
+    assert 0 < kept < full
+    slot = backend._lru["q"]
+    assert int(llama_cpp.llama_memory_seq_pos_max(backend._ctx.memory, slot.seq)) + 1 == len(slot.tokens) == kept
+    assert slot.tokens == backend.layout.tokens(msgs, upto_last=True)[:kept]
+    assert backend._abort_flag.raw[0] == 0  # cleared for the next batch
+    backend.forget()
+
+
+def test_type_ahead_stop_interrupts_the_read_in_flight():
+    """Pure logic: stop() asks the engine to interrupt the read in flight rather than waiting for it to end
+    (here a read that only ends when interrupted: without the call, stop() would never return)."""
+    import threading
+
+    from coach.interview.typeahead import TypeAhead
+
+    reading, interrupted = threading.Event(), threading.Event()
+
+    def read(draft: str, cancel: threading.Event, newer: threading.Event) -> int:
+        reading.set()
+        interrupted.wait(timeout=600)
+        return 1
+
+    ta = TypeAhead(read, lambda: False, interrupt=interrupted.set)
+    ta.update("a draft")
+    assert reading.wait(timeout=600)
+    ta.stop()
+    assert interrupted.is_set() and not ta._thread.is_alive()
+
+
 def test_stop_sequences_end_the_turn(backend):
     msgs = thread("Tell me about your favourite product launch.")
     backend.forget()

@@ -210,7 +210,7 @@ def test_type_ahead_leaves_only_the_short_instruction(fixtures, grader, tmp_path
     "".join(iv.ask())
     strong = ("I would reproduce what the customer measured, separate time to first token from throughput, "
               "correct any overclaim this week and give sales a cost-adjusted comparison on the buyer's workload.")
-    ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting)
+    ta = TypeAhead(iv.type_ahead, lambda: iv.backend.turn_waiting, interrupt=iv.backend.interrupt)
     words = strong.split()
     for i in range(1, len(words) + 1):  # typed a word at a time
         ta.update(" ".join(words[:i]))

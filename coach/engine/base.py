@@ -71,6 +71,10 @@ class ChatBackend(Protocol):
         """While the candidate types: read what is known of `speaker`'s next prompt. Returns tokens evaluated."""
         ...
 
+    def interrupt(self) -> None:
+        """Stop the background reading in flight now (its draft is stale); a no-op where nothing reads ahead."""
+        ...
+
     @property
     def turn_waiting(self) -> bool:
         """A turn is waiting for the model: background reading should step aside."""

@@ -412,6 +412,11 @@ class LlamaBackend(PrefixFiles, Measure):
                     r = len(chunk) / dt
                     self._prefill_rate = r if not self._prefill_rate else 0.7 * self._prefill_rate + 0.3 * r
 
+    def interrupt(self) -> None:
+        """Stop the background batch in flight now: the draft it was reading is stale (the answer was sent).
+        What it had not finished is dropped, what was read before it is kept."""
+        self._interrupt()
+
     def wait_behind_prefill(self, speaker: str, text: str, delay: float) -> float:
         """Seconds a turn waits for the model when background reading of `text` for `speaker` has run for
         `delay` seconds: the abort takes the batch in flight at its next graph node."""

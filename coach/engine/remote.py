@@ -275,6 +275,9 @@ class RemoteBackend:
     def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
         return "".join(self.stream(speaker, messages, **sampling))
 
+    def interrupt(self) -> None:
+        """A read-ahead request is one short call the server schedules itself: nothing to stop here."""
+
     @property
     def turn_waiting(self) -> bool:
         return False  # the server schedules its own batches; reading ahead never holds a turn here

@@ -106,6 +106,9 @@ class ScriptedBackend:
                 cancel: Cancel | None = None) -> int:
         return 0
 
+    def interrupt(self) -> None:
+        """Nothing reads ahead."""
+
     @property
     def turn_waiting(self) -> bool:
         return False

@@ -199,7 +199,8 @@ class Interview:
         if self.current is None or self.done:
             return
         if self._typing is None:
-            self._typing = TypeAhead(self.type_ahead, lambda: self.backend.turn_waiting)
+            self._typing = TypeAhead(self.type_ahead, lambda: self.backend.turn_waiting,
+                                     interrupt=self.backend.interrupt)
         self._typing.update(text or "")
 
     def stop_background(self) -> None:

@@ -18,10 +18,11 @@ class TypeAhead:
     which callers must do before the model can be freed."""
 
     def __init__(self, read: Callable[[str, threading.Event, threading.Event], int], busy: Callable[[], bool], *,
-                 idle_s: float = 0.05) -> None:
+                 interrupt: Callable[[], None] | None = None, idle_s: float = 0.05) -> None:
         """`read(draft, cancel, newer)` reads what there is to read for a draft (`Interview.type_ahead`) and
-        returns the tokens it evaluated; `busy()` says a turn is waiting for the model."""
-        self.read, self.busy = read, busy
+        returns the tokens it evaluated; `busy()` says a turn is waiting for the model; `interrupt()` stops
+        the batch in flight (at Send, a batch of a stale draft would make the next question wait for it)."""
+        self.read, self.busy, self.interrupt = read, busy, interrupt
         self._draft: str | None = ""
         self._seen: str | None = None
         self._cancel = threading.Event()
@@ -62,6 +63,8 @@ class TypeAhead:
 
     def stop(self) -> None:
         self._cancel.set()
+        if self.interrupt is not None:
+            self.interrupt()
         self._wake.set()
         self._thread.join()
 
