@@ -200,6 +200,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         t_send = time.perf_counter()  # Send: the app stops type-ahead inside `answer`, so its stop is in the wait
         ta.stop()
         iv.answer(ANSWER, spent_s=typing_s)
+        answered = time.perf_counter() - t_send  # stopping type-ahead, grading, storing
         if iv.done:
             break
         if script:
@@ -211,12 +212,13 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
                "kind": iv.current.action.kind if iv.current else "?", "send_to_word_s": wait,
                "eval": t.prompt_eval_tokens if t else -1, "prompt": t.prompt_tokens if t else -1,
                "type_ahead_s": caught_up, "typed": turn in real_time, "tail_ms": t.prompt_eval_ms if t else 0,
-               "shown": voiced(script)}
+               "shown": voiced(script), "answer_s": answered}
         out["rows"].append(row)
         row["engine_ttft_s"] = t.ttft_s if t else 0.0  # the model's first token, from the turn's start
         row["gen_tps"] = t.gen_tokens_per_s if t else 0.0  # the whole turn drained: its decoding speed
         print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s "
-              f"(model's first token {row['engine_ttft_s']:5.2f} s)  "
+              f"(answer {answered:4.2f} s, model's first token {row['engine_ttft_s']:5.2f} s of which prompt "
+              f"{row['tail_ms'] / 1000:4.2f} s)  "
               f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
               + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)")
               + (f"  {row['shown']}" if row["shown"] else ""),
