@@ -218,7 +218,7 @@ def app_run(be: LlamaBackend, settings: Settings, turns: int, typing_s: float, r
         row["gen_tps"] = t.gen_tokens_per_s if t else 0.0  # the whole turn drained: its decoding speed
         print(f"turn {turn:2d} {row['speaker']:10} {row['kind']:10} Send->first word {wait:6.2f} s "
               f"(answer {answered:4.2f} s, model's first token {row['engine_ttft_s']:5.2f} s of which prompt "
-              f"{row['tail_ms'] / 1000:4.2f} s)  "
+              f"{(t.prompt_eval_ms if t else 0) / 1000:4.2f} s)  "
               f"evaluated {row['eval']:4d} of {row['prompt']:5d} tokens"
               + (f"  (type-ahead needed {caught_up:.1f} s)" if caught_up is not None else "  (typed in real time)")
               + (f"  {row['shown']}" if row["shown"] else ""),
