@@ -36,10 +36,12 @@ CATALOG = _mapped("coach.data.models", "models") / "catalog.yaml"
 def data_files(builtin: Path, own: str) -> list[Path]:
     """The YAML files of one kind: the shipped ones in `builtin`, and a user's own in `COACH_HOME/<own>/`
     (e.g. `prompts/personas`); a file of the user's with a shipped file's name replaces it."""
+    from coach.errors import CoachError
+
     found = {f.name: f for f in sorted(builtin.glob("*.yaml"))}
     try:
         home = data_home() / own
-    except Exception:  # no home folder: the shipped files alone
+    except CoachError:  # no home folder: the shipped files alone
         return list(found.values())
     if home.is_dir():
         found.update({f.name: f for f in sorted(home.glob("*.yaml"))})
