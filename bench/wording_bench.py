@@ -47,9 +47,10 @@ def main() -> int:
                          "after the first, second and third rounds), fresh4 (written after the fourth by a writer who "
                          "had not seen the checks, measured once at the end)")
     ap.add_argument("--misses", action="store_true", help="print every item that missed its goal")
+    ap.add_argument("--limit", type=int, help="only the first N voicings and notes of the set (a quick check)")
     args = ap.parse_args()
     if args.corpus:
-        return corpus(args.set, args.misses)
+        return corpus(args.set, args.misses, args.limit)
     settings = Settings.from_env(model=args.model, n_ctx=4096)
     be = load_local(settings)
     grader = Grader.from_settings(settings)
@@ -85,7 +86,7 @@ def main() -> int:
     return 0
 
 
-def corpus(which: str, misses: bool) -> int:
+def corpus(which: str, misses: bool, limit: int | None = None) -> int:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -98,6 +99,8 @@ def corpus(which: str, misses: bool) -> int:
     else:
         items = [i for i in wc.load_items() if which in ("dev", i.set)]
         notes = [n for n in wc.load_notes() if which in ("dev", n.set)]
+    if limit is not None:
+        items, notes = items[:limit], notes[:limit]
     tallies = wc.measure(items, actions)
     print(f"{len(items)} voicings ({which}) for {len({i.action for i in items})} actions, streamed through Interview.ask "
           "in Mistral v3 token pieces")

@@ -25,7 +25,7 @@ SCRIPTS = {  # script: (arguments, what its output must contain)
                                "a turn's wait for the model while a 64-token batch runs"),
     "ui_startup.py": (["--reps", "1"], "run command -> usable page: median"),
     "voice_bench.py": (["--recognizers", "pocketsphinx", "--parts", "a", "--shape", ""], "PocketSphinx"),
-    "wording_bench.py": (["--corpus", "--set", "aside"], "streamed through Interview.ask"),
+    "wording_bench.py": (["--corpus", "--set", "aside", "--limit", "12"], "streamed through Interview.ask"),
     "cohort_bench.py": (["--model", MODEL, "--n", "1", "--turns", "1", "--kind", "llama-cpp-python", "--warm-s", "5",
                          "--slots", "4"], "| candidates |"),
 }
