@@ -88,3 +88,17 @@ def test_the_cli_reference_is_what_the_parser_says() -> None:
     from coach.cli.reference import reference, written
 
     assert written() == reference(), "docs/cli.md is stale: run .venv/bin/python -m coach.cli.reference --write"
+
+
+def test_the_kv_cache_setting_reaches_the_engine(embedded) -> None:
+    """`--kv-cache q8_0` (or COACH_KV_CACHE) is the engine's KV type; anything else is refused before loading."""
+    from coach.interview.loader import load_local
+
+    s = _settings(["rehearse", "--kv-cache", "q8_0"])
+    be = load_local(s, embedded, n_ctx=512)
+    try:
+        assert be.kv_type == "q8_0"
+    finally:
+        be.close()
+    with pytest.raises(ConfigError, match="--kv-cache 'q4': use f16 or q8_0"):
+        _settings(["--kv-cache", "q4", "models", "list"])

@@ -204,8 +204,9 @@ def _epilog() -> str:
     import textwrap
     from dataclasses import fields
 
-    variables = [textwrap.fill(f.metadata["help"], 100, initial_indent=f"  {'COACH_' + f.name.upper():<24}",
-                               subsequent_indent=" " * 26) for f in fields(Settings) if f.name != "home"]
+    variables = [textwrap.fill(f.metadata["help"].replace("%%", "%"), 100,
+                               initial_indent=f"  {'COACH_' + f.name.upper():<24}", subsequent_indent=" " * 26)
+                 for f in fields(Settings) if f.name != "home"]
     codes = "\n".join(textwrap.fill(what, 100, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
                       for code, what in EXIT_CODES)
     return ("Every flag has a variable (flag wins); a global flag may come before or after the command.\n"

@@ -50,7 +50,7 @@ def reference() -> str:
         meta = f.metadata
         scope = "every command" if "global" in meta["scope"] else ", ".join(f"`{s}`" for s in meta["scope"])
         flag = f"`{meta['flag']}`" if meta["flag"] else "(variable only)"
-        out.append(f"| `COACH_{f.name.upper()}` | {flag} | {scope} | {_cell(meta['help'])} |")
+        out.append(f"| `COACH_{f.name.upper()}` | {flag} | {scope} | {_cell(meta['help'].replace('%%', '%'))} |")
     out += ["", "## Exit codes", "", "| Exit | Meaning |", "| --- | --- |"]
     out += [f"| {code} | {_cell(what)} |" for code, what in EXIT_CODES]
     out += ["", "## Every command, as `--help` prints it", "", "### coach", "", "```text", _help(parser), "```"]

@@ -63,7 +63,8 @@ def load_local(settings: Settings, ref: ModelRef | None = None, **engine: Any) -
     installed), with the settings' context, threads, GPU layers and seed; what the benchmarks measure."""
     ref = ref or resolve(settings.model, settings)
     opts: dict[str, Any] = {"n_ctx": settings.n_ctx, "n_threads": settings.n_threads,
-                            "n_gpu_layers": settings.n_gpu_layers, "seed": settings.seed, **engine}
+                            "n_gpu_layers": settings.n_gpu_layers, "seed": settings.seed,
+                            "kv_type": settings.kv_cache, **engine}
     return LlamaBackend(ref.path, **opts)
 
 
