@@ -73,7 +73,8 @@ def test_every_variable_is_a_settings_field_and_in_the_help(monkeypatch: pytest.
     monkeypatch.setenv("COACH_LLAMA_SERVER", "/opt/llama-server")
     s = _settings(["models", "list", "--catalog", str(tmp_path / "c.yaml")])
     assert (s.backend_key, s.llama_server, s.catalog) == ("sekrit", Path("/opt/llama-server"), tmp_path / "c.yaml")
-    monkeypatch.delenv("COACH_CATALOG", raising=False)
+    monkeypatch.setenv("COACH_CATALOG", "")  # recorded as it was (unset), so the export below is undone after
+    monkeypatch.delenv("COACH_CATALOG")
     s.export()
     from coach.config import catalog_path
 
