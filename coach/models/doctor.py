@@ -98,7 +98,7 @@ def report(settings: Settings, *, gpus: list[Gpu] | None = None, offload: bool |
               "own check and the Models table. The recommendation is the largest current Mistral whose session "
               f"fits in free RAM, takes at most {ROOM:.0%} of the machine's RAM and, on the CPU, is estimated at "
               f"{SPEED_FLOOR:.0f} tokens/s or more (else the fastest that fits: on a slow CPU a smaller model "
-              f"answers sooner). EST. TOK/S is an estimate ({SPEED_SHARE:.0%} of the copy bandwidth over the "
+              f"answers sooner). EST. TOK/S is an estimate ({SPEED_SHARE:.1f} x the copy bandwidth over the "
               "bytes of weights read per token on the CPU), not a measurement: `coach bench` measures. No GPU was "
               "used to write or test any of this."]
     return "\n".join(lines)
