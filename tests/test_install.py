@@ -18,30 +18,40 @@ import pytest
 from conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("wheel")
-    src = root / "src"
+def _tracked_copy(src: Path) -> Path:
+    """The tracked files as they are in the working tree (a file deleted but not yet committed is skipped)."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
-        if (REPO / name).is_file():  # a file deleted but not yet committed is skipped
+        if (REPO / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             (src / name).write_bytes((REPO / name).read_bytes())
-    dist = root / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist),
-                    str(src)], check=True, capture_output=True)
-    wheel = next(dist.glob("coach-*.whl"))
-    env_dir = root / "venv"
+    return src
+
+
+def _venv_with(env_dir: Path, *pip_args: str) -> Path:
+    """A fresh virtualenv whose only other path is this environment's site-packages (for torch, llama.cpp and
+    the rest; its .pth files, such as the editable coach's, are not run), then `pip install --no-deps
+    pip_args` into it. Returns its python."""
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
     site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
-    # every site-packages this interpreter sees (its .pth files, such as the editable coach's, are not run)
     deps = dict.fromkeys([sysconfig.get_paths()["purelib"], *(p for p in sys.path if p.endswith("site-packages"))])
     (site / "deps.pth").write_text("".join(f"{p}\n" for p in deps))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-                    str(wheel)], check=True, capture_output=True)
-    return env_dir
+                    *pip_args], check=True, capture_output=True)
+    return py
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("wheel")
+    src = _tracked_copy(root / "src")
+    dist = root / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist),
+                    str(src)], check=True, capture_output=True)
+    _venv_with(root / "venv", str(next(dist.glob("coach-*.whl"))))
+    return root / "venv"
 
 
 def _run(env_dir: Path, args: list[str], cwd: Path, **kw: object) -> subprocess.CompletedProcess:
@@ -89,21 +99,9 @@ def test_the_package_list_is_the_tree():
 def test_an_editable_install_reads_the_top_level_data_and_rehearses(tmp_path: Path) -> None:
     """`pip install -e` into a fresh virtualenv (dependencies from this one): the data is the checkout's own
     top-level folders, and a rehearse turn runs from another folder."""
-    src = tmp_path / "src"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    for name in filter(None, files.decode().split("\0")):
-        if (REPO / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            (src / name).write_bytes((REPO / name).read_bytes())
+    src = _tracked_copy(tmp_path / "src")
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=False)
-    py = env_dir / "bin" / "python"
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    deps = dict.fromkeys([sysconfig.get_paths()["purelib"], *(p for p in sys.path if p.endswith("site-packages"))])
-    (site / "deps.pth").write_text("".join(f"{p}\n" for p in deps))
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "-e", str(src)], check=True, capture_output=True)
+    py = _venv_with(env_dir, "--no-build-isolation", "-e", str(src))
     away = tmp_path / "elsewhere"
     away.mkdir()
     code = ("import coach.config as c; print(c.PROMPTS_DIR); print(c.RUBRICS_DIR); print(c.catalog_path()); "
