@@ -27,7 +27,7 @@ SCRIPTS = {  # script: (arguments, what its output must contain)
     "voice_bench.py": (["--recognizers", "pocketsphinx", "--parts", "a", "--shape", ""], "PocketSphinx"),
     "wording_bench.py": (["--corpus", "--set", "aside", "--limit", "12"], "streamed through Interview.ask"),
     "cohort_bench.py": (["--model", MODEL, "--n", "1", "--turns", "1", "--kind", "llama-cpp-python", "--warm-s", "5",
-                         "--slots", "4"], "| candidates |"),
+                         "--slots", "4", "--wpm", "3000"], "| candidates |"),
 }
 
 
