@@ -1,7 +1,8 @@
 """The one way a backend is built from `Settings`, and the holder that swaps the loaded model safely.
 
-The UI, the CLI and the benchmark scripts all load through `load_backend`, so a setting (context,
-threads, GPU layers, seed, a model server's address) reaches the engine by one route.
+The UI and the CLI load through `load_backend` (the benchmark scripts, which measure the in-process engine,
+through `load_local` beneath it), so a setting (context, threads, GPU layers, seed, KV type, a model
+server's address) reaches the engine by one route.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ JSON registry in the models directory. Nothing here loads a model: `engine` does
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import logging
@@ -291,14 +290,9 @@ def cpu_bandwidth() -> float | None:
 
     if llama_cpp.llama_supports_gpu_offload():
         return None
-    return _bandwidth()
+    from coach.models.machine import bandwidth_once
 
-
-@functools.lru_cache(maxsize=1)
-def _bandwidth() -> float:
-    from coach.models.machine import memory_bandwidth
-
-    return memory_bandwidth(size_mb=128, reps=3)
+    return bandwidth_once()
 
 
 def installed_path(entry: CatalogEntry, quant: str, settings: Settings) -> Path | None:

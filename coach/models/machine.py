@@ -3,6 +3,7 @@ process. Used by the benchmark and by `coach doctor`."""
 
 from __future__ import annotations
 
+import functools
 import platform
 import resource
 import subprocess
@@ -15,6 +16,13 @@ import numpy as np
 import psutil
 
 from coach.config import Settings
+
+
+@functools.lru_cache(maxsize=1)
+def bandwidth_once() -> float:
+    """This machine's copy bandwidth (GB/s), measured once a process (a short 128 MB copy): what the Models
+    table's "feels like" column and the recommendation's speed estimate both read."""
+    return memory_bandwidth(size_mb=128, reps=3)
 
 
 def memory_bandwidth(size_mb: int = 512, reps: int = 5, threads: int | None = None) -> float:

@@ -4,7 +4,6 @@ refreshed."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import gradio as gr
@@ -14,6 +13,7 @@ from coach.bench.ladder import QUANT_TYPES, quantize
 from coach.errors import CoachError
 from coach.models.catalog import ModelRow, add, get_mistral, list_models, pull, recommended_spec
 from coach.models.doctor import report as doctor_report
+from coach.models.machine import bandwidth_once
 from coach.report.views import model_choices, model_rows
 from coach.ui.common import Ctx, in_the_browser
 
@@ -22,20 +22,12 @@ def installed(rows: list[ModelRow]) -> list[str]:
     return [r.name for r in rows if r.installed]
 
 
-@lru_cache(maxsize=1)
-def bandwidth() -> float:
-    """This machine's copy bandwidth (GB/s), measured once a process, for "what it will feel like here"."""
-    from coach.models.machine import memory_bandwidth
-
-    return memory_bandwidth(size_mb=128, reps=3)
-
-
 class ModelsTab:
     def __init__(self, ctx: Ctx, catalog: list[ModelRow]) -> None:
         self.ctx = ctx
         with gr.Tab("Models", id="models"):
             # "fits" comes from coach.models.fit's one rule, the same that `coach doctor` and the engine's check use
-            self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog, bandwidth())), interactive=False,
+            self.table = gr.Dataframe(pd.DataFrame(model_rows(catalog, bandwidth_once())), interactive=False,
                                       elem_id="models-table")
             self.advice = gr.Markdown(f"**Recommended here:** {in_the_browser(get_mistral())}",
                                       elem_id="models-recommended")
@@ -60,7 +52,7 @@ class ModelsTab:
         """Every picker lists what is installed now (after a pull, add or quantize, or in a new tab)."""
         rows = list_models(self.ctx.settings)  # reads each installed file's header: once per refresh
         names = installed(rows)
-        out: dict[Any, Any] = {self.table: pd.DataFrame(model_rows(rows, bandwidth()))}
+        out: dict[Any, Any] = {self.table: pd.DataFrame(model_rows(rows, bandwidth_once()))}
         for picker, kind in self.pickers.items():
             if kind == "choices":
                 out[picker] = gr.update(choices=model_choices(rows), value=self.ctx.models.ref.name)
