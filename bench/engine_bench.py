@@ -104,12 +104,14 @@ def run_conversation(be: LlamaBackend, turns: int, max_tokens: int, prefill: boo
     return rows
 
 
-def bare_generate_tps(model_path: Path, n_threads: int, n_ctx: int, prompt: str, n_gen: int) -> float:
-    """llama-cpp-python's low-level API only: decode the prompt, then greedy-decode n_gen tokens."""
+def bare_generate_tps(model_path: Path, n_threads: int, n_ctx: int, prompt: str, n_gen: int, gpu_layers: int) -> float:
+    """llama-cpp-python's low-level API only: decode the prompt, then greedy-decode n_gen tokens, with the
+    engine's GPU layers (-1: all)."""
     import llama_cpp as lc
 
     lc.llama_backend_init()
     mparams = lc.llama_model_default_params()
+    mparams.n_gpu_layers = 10_000 if gpu_layers < 0 else gpu_layers
     model = lc.llama_model_load_from_file(str(model_path).encode(), mparams)
     cparams = lc.llama_context_default_params()
     cparams.n_ctx, cparams.n_batch = n_ctx, 512
@@ -147,6 +149,8 @@ def engine_generate_tps(be: LlamaBackend, prompt_msgs: list[Message], n_gen: int
 
 
 def main() -> int:
+    import llama_cpp
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model name or .gguf path (default: the best installed)")
     ap.add_argument("--threads", type=int)
@@ -184,8 +188,12 @@ def main() -> int:
     prompt = be.render(msgs)
     engine_generate_tps(be, msgs, 16)  # warm-up
     eng = [engine_generate_tps(be, msgs, args.gen_tokens) for _ in range(args.reps)]
+    gpu_layers = be.n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
     be.close()
-    bare = [bare_generate_tps(ref.path, settings.n_threads, 2048, prompt, args.gen_tokens) for _ in range(args.reps)]
+    if gpu_layers:
+        print(f"GPU layers: {'all' if gpu_layers < 0 else gpu_layers} (engine and bare loop alike)")
+    bare = [bare_generate_tps(ref.path, settings.n_threads, 2048, prompt, args.gen_tokens, gpu_layers)
+            for _ in range(args.reps)]
     e, b = statistics.median(eng), statistics.median(bare)
     print(f"engine {e:7.1f} tok/s   bare loop {b:7.1f} tok/s   ratio {e / b:.1%}")
     out["generation"] = {"engine_tps": eng, "bare_tps": bare, "ratio": e / b}

@@ -46,6 +46,7 @@ from coach.interview.loader import load_local, read_ahead
 from coach.interview.prompts import Persona, Scenario, Segment, load_personas, load_scenarios
 from coach.interview.session import Interview, TypeAhead
 from coach.models.catalog import ModelRef
+from coach.models.machine import gpu_used_mb, vram_of
 from coach.store import Store
 
 ANSWER = ("I would not lead with the headline number. First I would reproduce what the customer measured: the "
@@ -311,6 +312,7 @@ def main() -> int:
                   + f" {statistics.mean(r['turn_s'] for r in rows) * 1000:8.0f}ms")
         print("  (time to first token / whole turn, and prompt tokens llama.cpp evaluated; 48-token questions)")
         return 0
+    gpu_before = gpu_used_mb()
     be = load_local(settings, ref, kv_type=args.kv)
     print("load average at the start (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     print(f"loaded in {be.load_s:.1f} s; KV {be.n_slots} x {be.cells} cells (grown up to {be.n_ctx}); "
@@ -336,6 +338,9 @@ def main() -> int:
           f"openings read at load in {out['cards_read_s']:.1f} s); ", end="")
     print(f"opening of a second session: {out['open_s_2']:.2f} s after Start; debrief: verdicts "
           f"{out['verdicts_s']:.2f} s, the chair's first token {out['chair_ttft_s']:.2f} s")
+    if be.n_gpu_layers:
+        print(f"GPU: {'all' if be.n_gpu_layers < 0 else be.n_gpu_layers} layers offloaded; VRAM at the end "
+              f"{vram_of(os.getpid(), gpu_before):.0f} MiB (model, every speaker's KV cache, buffers)")
     print(f"peak RSS {rss:.2f} GB = file {size_gb:.2f} GB + KV {kv_gb:.2f} GB + {rss - size_gb - kv_gb:.2f} GB")
     print("load average at the end (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg())
           + " (a shared machine: these are loaded-machine numbers when it is above the core count)")

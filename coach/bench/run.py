@@ -31,7 +31,7 @@ from coach.models.catalog import ModelRef
 from coach.models.download import sha256_file
 from coach.models.fit import Footprint, available_ram, fits_cpu
 from coach.models.gguf import read_header
-from coach.models.machine import manifest, memory_bandwidth, peak_rss_mb, vram_of
+from coach.models.machine import gpu_used_mb, manifest, memory_bandwidth, peak_rss_mb, vram_of
 
 # Approximate bits per weight, to order files by precision (the highest is the quality reference).
 BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.6, "Q5_K_M": 5.7, "Q5_K_S": 5.5, "Q5_1": 6,
@@ -56,6 +56,7 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     from coach.engine import LlamaBackend
 
     info = read_header(path)
+    gpu_before = gpu_used_mb()
     t0 = time.perf_counter()
     be = LlamaBackend(path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, check_memory=False)
     load_s = time.perf_counter() - t0
@@ -68,7 +69,7 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
         pp.append(len(pp_tokens) / be.time_prompt(pp_tokens))
         gen.append(be.decode_rate(pp_tokens[:16], 127))
     ttft_open, ttft_follow, ttft_debrief = turn_shapes(be, words)
-    vram_mb = vram_of(os.getpid()) if be.n_gpu_layers else 0.0  # while the model and its KV cache are loaded
+    vram_mb = vram_of(os.getpid(), gpu_before) if be.n_gpu_layers else 0.0  # while the model and its KV cache are loaded
     be.close()
 
     # Peak memory of the app's shapes, taken before the quality pass (its logits buffer is a measuring cost).

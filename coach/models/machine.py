@@ -75,14 +75,30 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
-def vram_of(pid: int) -> float:
-    """MiB of GPU memory `pid` holds, from nvidia-smi; 0.0 without an NVIDIA GPU or the tool."""
+def vram_of(pid: int, baseline_mb: float | None = None) -> float:
+    """MiB of GPU memory `pid` holds, from nvidia-smi; 0.0 without an NVIDIA GPU or the tool. In a container
+    or VM nvidia-smi may list no process at all (it sees the host's process ids): then, given
+    `baseline_mb` (`gpu_used_mb()` before the model loaded), the GPU's growth in use since then."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return 0.0
-    return parse_vram(out, pid)
+    held = parse_vram(out, pid)
+    if held == 0.0 and baseline_mb is not None:
+        used = gpu_used_mb()
+        return max(0.0, used - baseline_mb) if used is not None else 0.0
+    return held
+
+
+def gpu_used_mb() -> float | None:
+    """MiB in use on the busiest NVIDIA GPU, from nvidia-smi; None without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return max(float(x) for x in out.split())
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
 
 
 def parse_vram(out: str, pid: int) -> float:
