@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from coach.config import Settings
 from coach.engine import LlamaBackend, Message
@@ -137,9 +138,29 @@ def bare_generate_tps(model_path: Path, n_threads: int, n_ctx: int, prompt: str,
     return (n_gen - 1) / elapsed
 
 
+class NoEnd:
+    """The engine's own sampler chain (its cost is real) with the end-of-turn token replaced: a random-weight
+    file may pick it first (it did on a GPU), and the bare loop ignores it too."""
+
+    def __init__(self, real: Any, eos: int, instead: int) -> None:
+        self.real, self.eos, self.instead = real, eos, instead
+
+    def sample(self, ctx: Any, idx: int) -> int:
+        tok = self.real.sample(ctx, idx)
+        return self.instead if tok == self.eos else tok
+
+    def accept(self, tok: int) -> None:
+        self.real.accept(tok)
+
+    def close(self) -> None:
+        self.real.close()
+
+
 def engine_generate_tps(be: LlamaBackend, prompt_msgs: list[Message], n_gen: int) -> float:
     """Wall clock from the first streamed chunk to the last, with the same greedy decoding."""
     be.forget()
+    instead = be.tokenize_text(" the")[0]
+    be.sampler_hook = lambda sampler: NoEnd(sampler, be.eos_token, instead)
     stamps = []
     for _ in be.stream("bench", prompt_msgs, max_tokens=n_gen, temperature=0.0, top_k=1, repeat_penalty=1.0):
         stamps.append(time.perf_counter())
