@@ -42,10 +42,11 @@ def main() -> int:
     ap.add_argument("--model")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--corpus", action="store_true", help="measure on the labelled corpus instead of a model")
-    ap.add_argument("--set", default="dev", choices=["tune", "aside", "dev", "fresh", "fresh2", "fresh3", "fresh4"],
+    ap.add_argument("--set", default="dev",
+                    choices=["tune", "aside", "dev", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"],
                     help="tune, aside (the first round's held-out part), dev (both), fresh, fresh2, fresh3 (written "
-                         "after the first, second and third rounds), fresh4 (written after the fourth by a writer who "
-                         "had not seen the checks, measured once at the end)")
+                         "after the first, second and third rounds), fresh4 and fresh5 (written after the fourth "
+                         "and the fifth by writers who had not seen the checks, each measured once at the end)")
     ap.add_argument("--misses", action="store_true", help="print every item that missed its goal")
     ap.add_argument("--limit", type=int, help="only the first N voicings and notes of the set (a quick check)")
     args = ap.parse_args()

@@ -149,7 +149,9 @@ FRESH2 = DATA / "parts" / "voicings_fresh2.yaml"  # written after the second rou
 FRESH3 = DATA / "parts" / "voicings_fresh3.yaml"  # written after the third, measured once at the end
 # written after the fourth round by a writer who had not seen the checks; measured once at the end
 FRESH4 = DATA / "fresh4" / "voicings_fresh4.yaml"
-FRESH_SETS = {"fresh": FRESH, "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4}
+# written after the fifth round by a writer who had not seen the checks; measured once, after the learned check
+FRESH5 = DATA / "fresh5" / "voicings_fresh5.yaml"
+FRESH_SETS = {"fresh": FRESH, "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5}
 FRESH_NOTES = DATA / "parts" / "notes_fresh.yaml"
 
 

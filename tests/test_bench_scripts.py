@@ -26,6 +26,7 @@ SCRIPTS = {  # script: (arguments, what its output must contain)
     "ui_startup.py": (["--reps", "1"], "run command -> usable page: median"),
     "voice_bench.py": (["--recognizers", "pocketsphinx", "--parts", "a", "--shape", ""], "PocketSphinx"),
     "wording_bench.py": (["--corpus", "--set", "aside", "--limit", "12"], "streamed through Interview.ask"),
+    "wording_train.py": (["--sets", "fresh", "--out", "slips.npz"], "cross-validated AUC"),  # cwd: a scratch folder
     "cohort_bench.py": (["--model", MODEL, "--n", "1", "--turns", "1", "--kind", "llama-cpp-python", "--warm-s", "5",
                          "--slots", "4", "--wpm", "3000"], "| candidates |"),
 }

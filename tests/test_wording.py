@@ -86,6 +86,26 @@ def test_a_sentence_is_judged_by_its_words_and_its_meaning(judge, sentence, ok, 
     assert (v.ok, v.why) == (ok, why)
 
 
+def test_the_learned_check_ships_and_tells_a_slip_from_a_plain_question(judge):
+    """The trained file ships (weights, threshold, the bank of corpus sentences it compares with), and on a
+    sentence of neither kind it has seen it puts a verdict on the answer above a plain question."""
+    import numpy as np
+
+    from coach.wording import learned
+
+    m = learned._model()
+    assert m is not None, "coach/data/wording_slips.npz is missing: run bench/wording_train.py"
+    w, _, threshold, bank, bank_slip = m
+    assert 0.0 < threshold < 1.0 and bank.shape == (len(bank_slip), learned.DIM) and 0 < bank_slip.sum() < len(bank_slip)
+    x = judge.signals("What do the reps actually say on their calls with buyers this week?")
+    assert w.shape == (len(x) + 3,)  # the signals, then the three nearest-neighbour figures
+    plain = learned.slip(x)
+    verdict = learned.slip(judge.signals("Frankly, that reply would get a rep laughed out of the buyer's office.",
+                                         "", False))
+    assert verdict > threshold > plain
+    assert learned.slip(np.zeros(7, dtype=np.float32)) == 0.0  # signals of another shape: the check stays quiet
+
+
 def feed(v: Voicing, text: str, size: int = 3) -> str:
     shown = [p for i in range(0, len(text), size) for p in v.feed(text[i:i + size])] + v.finish()
     assert "".join(shown) == v.text
@@ -146,12 +166,12 @@ def test_through_the_interview_a_bad_voicing_shows_nothing_of_its_offending_part
 
 
 @pytest.mark.timeout(1800)  # minutes on a busy machine; the suite's 600 s limit is for hangs, not for load
-@pytest.mark.parametrize("part", ["dev", "fresh", "fresh2", "fresh3", "fresh4"])
+@pytest.mark.parametrize("part", ["dev", "fresh", "fresh2", "fresh3", "fresh4", "fresh5"])
 def test_the_corpus_meets_its_goals(corpus, part):
     """Every sixth item of each part of the corpus (the development voicings; the three sets written later
     for the actions kept aside), and the written question of each action sampled: good wording stands,
     nothing is cut or asked twice, written questions pass, and bad wording reaches the screen no more
-    often than docs/wording.md measured on the whole part (the last set was never tuned on: 37%)."""
+    often than docs/wording.md measured on the whole part (fresh5 was never tuned on: 8%)."""
     actions, items, grader, _ = corpus
     sample = items[::6] if part == "dev" else wc.load_items(wc.FRESH_SETS[part])[::6]
     tallies = wc.measure(sample, actions, grader)
@@ -160,7 +180,8 @@ def test_the_corpus_meets_its_goals(corpus, part):
         assert t.good_whole >= 0.8 * t.good, (kind, t.misses)
         assert t.written_pass == t.written, (kind, t.misses)
     bad = sum(t.bad for t in tallies.values())
-    measured = {"dev": 3 / 145, "fresh": 0 / 68, "fresh2": 8 / 68, "fresh3": 18 / 68, "fresh4": 33 / 85}[part]
+    measured = {"dev": 3 / 145, "fresh": 0 / 68, "fresh2": 8 / 68, "fresh3": 18 / 68, "fresh4": 33 / 85,
+                "fresh5": 7 / 85}[part]
     assert sum(t.bad_shown for t in tallies.values()) <= measured * bad + 1, \
         [m for t in tallies.values() for m in t.misses]
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from coach.wording.sentences import asks
+from coach.wording import learned
+from coach.wording.sentences import asks, split
 
 if TYPE_CHECKING:
     from coach.grading.embedder import Embedder
@@ -305,7 +306,8 @@ class Judge:
         if self._vecs is None:
             t = self.turn
             groups = {"topic": t.topic, "secrets": t.secrets, "answers": t.answers,
-                      "verdicts": VERDICTS if t.kind != "note" else []}
+                      "verdicts": VERDICTS if t.kind != "note" else [],
+                      "heard": [x for h in t.heard[-1:] for x in split(h)][:12]}
             assert self.embedder is not None
             self._vecs = {k: _vectors(self.embedder, g) for k, g in groups.items()}
         return self._vecs
@@ -323,7 +325,35 @@ class Judge:
         why = self._meaning(s, before, is_q, scores)
         if not why and self._lead_in(s, is_q, asked, scores):
             why = "comments instead of leading in"
+        if not why and self.turn.kind != "note" and self.embedder is not None and \
+                not any(_flat(s) in _flat(o) for o in self.turn.own):  # the app's own written words are trusted
+            slip = scores["slip"] = learned.slip(self.signals(s, before, asked))
+            if slip >= learned.threshold():
+                why = "reads like a slip (learned)"
         return Verdict(not why, is_q, why, scores)
+
+    def signals(self, sentence: str, before: str = "", asked: bool = False) -> np.ndarray:
+        """What the learned check reads (`coach/wording/learned.py`): the sentence's vector, and how close it
+        sits to what its turn is about, the hidden priorities, the answer key, a verdict and the candidate's
+        last answer, with its place in the turn."""
+        assert self.embedder is not None
+        t = self.turn
+        s = sentence.strip()
+        v = _vectors(self.embedder, [s])[0]
+        vec = self._vec
+
+        def near(g: np.ndarray) -> float:
+            return float((g @ v).max()) if len(g) else 0.0
+
+        words = {w.strip(".,;:!?'\"()").lower() for w in s.split()}
+        colleague = any(w.strip(".").lower() in words for name, _ in t.colleagues for w in name.split()
+                        if len(w.strip(".")) > 2)
+        own = any(w.strip(".").lower() in words for w in t.speaker.split() if len(w.strip(".")) > 2)
+        ctx = [asks(s), asked, not before.strip(), near(vec["topic"]), near(vec["topic"][t.frame:t.frame + 2]),
+               near(vec["secrets"]), near(vec["answers"]), near(vec["verdicts"]), near(vec["heard"]),
+               min(len(s.split()), 40) / 20, colleague, own, t.opener,
+               *(t.kind == k for k in learned.KINDS)]
+        return np.concatenate([v, np.asarray(ctx, dtype=np.float32)])
 
     def _lead_in(self, s: str, is_q: bool, asked: bool, scores: dict[str, float]) -> bool:
         """Before a new question (not the opener: that one introduces itself), a sentence that does not ask
