@@ -306,5 +306,153 @@ def test_a_point_said_in_other_words_counts_as_covered(grader, qid, k, answer):
     assert q.key_points[k].text not in g.missed, (g.missed, g.improvement)
     others = [kp.text for i, kp in enumerate(q.key_points) if i != k]
     assert any(t in g.missed for t in others)  # one point said is not every point said
-    # the follow-up probes, and the tip names, the same missing point
-    assert g.missed[0] in g.improvement or "Drop" in g.improvement
+    # the follow-up probes, and the tip names, the same missing point (at 4.5 and above the tip sharpens a
+    # sentence of the answer instead: pm-broken-finetune's one sentence scores 4.6)
+    assert g.missed[0] in g.improvement or "Drop" in g.improvement or (g.total >= 4.5 and "Sharpen" in g.improvement)
+
+
+# ------------------------------------------------------------------ issue 25: feedback a strong candidate can trust
+
+def _no_wrong(bank, qid: str):
+    """The question as most users' own rubrics are: no `wrong:` versions of its key points."""
+    q = bank.get(qid)
+    return q.model_copy(update={"key_points": [k.model_copy(update={"wrong": []}) for k in q.key_points]})
+
+
+@pytest.mark.parametrize(("point", "sentence", "flipped"), [
+    ("Terminal 1 and the positive terminal are not connected", "terminal 1 is connected to the positive terminal", True),
+    ("Terminal 1 and the positive terminal are separated by the gap", "there is no gap between terminal 1 and it", True),
+    ("Limiting attention caps memory per request", "limiting attention does not cap memory per request", True),
+    ("Latency falls with a smaller model", "latency rises with a smaller model", True),
+    ("Separate vanity metrics such as impressions from signals of usage",
+     "downloads and impressions I would report but not count", False),
+    ("Memory bandwidth sets decode speed", "decode speed is set by memory bandwidth", False),
+    ("Do not flip all three switches at once", "we should never flip all three at once", False),
+])
+def test_a_reversal_is_read_from_negation_and_antonyms_around_shared_words(point, sentence, flipped):
+    from coach.grading.points import reverses
+
+    assert (reverses(point, sentence) is not None) == flipped, reverses(point, sentence)
+
+
+def test_a_negated_key_claim_is_caught_without_a_wrong_entry_and_an_honest_plan_beats_it(grader):
+    bank = load_bank(TECHNICAL_BANK)
+    q = _no_wrong(bank, "te-quant-decode")
+    right = ("Each token reads every weight once, so memory bandwidth sets the decode speed. 4-bit weights move about "
+             "a third of the bytes of F16, so tokens per second rise and the model fits in RAM, at a small "
+             "perplexity cost that grows at 3 bits.")
+    negated = ("Each token reads every weight once, but memory bandwidth does not set the decode speed. 4-bit weights "
+               "move about a third of the bytes of F16, so tokens per second fall, and the model fits in RAM.")
+    honest = ("I don't know the exact mechanism. I would measure tokens per second for the F16 and the 4-bit file on "
+              "the same machine, check whether memory bandwidth is saturated, and compare perplexity on our eval set.")
+    r, n, h = (grader.grade(bank, q, a) for a in (right, negated, honest))
+    assert r.total >= 3.5 and "reversed" not in r.features, (r.total, r.notes)
+    assert n.total <= 2.5 and n.weakest in negated and "reverses a point" in " ".join(n.notes), (n.total, n.notes)
+    assert h.total > n.total and h.weak_spots.get("approach"), (h.total, h.notes)
+
+
+def test_a_strong_answer_gets_a_sharpening_tip_that_quotes_its_own_sentence(grader, bank):
+    q = bank.get("fp-kv-cache-buyer")
+    answer = ("Every token keeps its attention keys and values, so memory per conversation climbs with length. Limiting "
+              "attention to a recent span caps that memory, so one accelerator serves many more users in parallel and "
+              "a bank pays less per filing, though a detail far back may be recalled less reliably.")
+    g = grader.grade(bank, q, answer)  # a paraphrase in words far from the exemplars: 4.41 measured
+    assert g.total >= 4.0 and not g.missed, (g.total, g.missed)
+    quoted = g.improvement.split("\"")[1].removesuffix(" ...")
+    assert quoted in answer  # the tip works on a sentence the answer said ...
+    assert not any(k.text in g.improvement for k in q.key_points)  # ... and asks for nothing it made
+    assert not g.weakest or g.weakest in answer
+    top = grader.grade(bank, q, q.good[0])  # an answer as good as the rubric's own: 5.00, sharpened
+    assert top.total >= 4.9 and top.improvement.startswith("Sharpen \""), (top.total, top.improvement)
+    assert top.improvement.split("\"")[1].removesuffix(" ...") in q.good[0]
+
+
+def test_length_advice_counts_sentences_and_words(grader, bank):
+    q = bank.get("fp-speed-pushback")
+    three = grader.grade(bank, q, "I'd ask what they measured. Then reproduce it. Then fix our claim if it is wrong.")
+    assert "one sentence" not in three.improvement, three.improvement
+    one = grader.grade(bank, q, "I would tell sales the model is fast.")
+    assert one.improvement.startswith("Develop it: one sentence of 8 words"), one.improvement
+
+
+def test_weak_spots_drive_the_follow_up_and_the_tip(grader):
+    from coach.interview.panel import GraderFollowUp
+    from coach.grading.rubrics import Bank, KeyPoint, Question
+    from coach.grading.tips import follow_up_line
+
+    q = Question(id="bq-conflict", text="Tell me about a time you had to convince a team that disagreed with you.",
+                 key_points=[KeyPoint(text="A specific situation, what the candidate did, and the result."),
+                             KeyPoint(text="How the disagreement was heard out and resolved with evidence.")],
+                 good=["At my last job engineering wanted to delay the launch; I ran a two-week beta with 40 users, "
+                       "shared the crash data, and we shipped with one fix.",
+                       "In 2022 our designers disagreed with a pricing page; I set up an A/B test, the new page "
+                       "converted 12% better, and they agreed to keep it.",
+                       "When I joined, sales refused the new CRM; I sat with three reps, fixed their top two "
+                       "complaints, and adoption reached 90% in a month."],
+                 bad=["I am a great communicator and people usually agree with me quickly.",
+                      "I would schedule a meeting and align everyone on the vision.",
+                      "Teams should always trust the product manager's judgement."])
+    b = Bank(bank="bq", questions=[q])
+    dodge = grader.grade(b, q, "Brand matters a lot to me. I refreshed our brand colours and the logo, and "
+                               "everyone liked the new look on social media.")
+    assert "no_example" in dodge.weak_spots and "example" in dodge.improvement.lower(), dodge.improvement
+    subject = GraderFollowUp().probe(dodge, "") if dodge.total < 3.2 else None
+    assert subject is None or "example" in (follow_up_line(subject) or ""), subject
+    never = grader.grade(b, q, "I haven't done that yet. I'd start by listening to each side and running a small "
+                               "test so the data settles it.")
+    assert "not_done" in never.weak_spots and never.improvement.startswith("Honest"), never.improvement
+    line = follow_up_line(GraderFollowUp().probe(never, "") or "")
+    assert line and "start tomorrow" in line
+
+
+def test_semeval_loader_and_grader_eval_on_a_sample(capsys):
+    from coach.cli import main
+    from coach.grading.semeval import SPLITS, auc, load
+
+    sample = Path(__file__).parent / "data" / "grader" / "semeval_sample"
+    splits = load(sample)
+    kinds = {s.kind for s in splits}
+    assert kinds == {"training", *SPLITS}
+    ua = next(s for s in splits if s.name == "beetle unseen-answers")
+    assert ua.items and ua.bank.questions[0].bad  # unseen answers: training answers are its exemplars
+    uq = next(s for s in splits if s.name == "sciEntsBank unseen-questions")
+    assert not uq.bank.questions[0].bad and uq.bank.questions[0].good  # unseen questions: references alone
+    assert auc([0.1, 0.9, 0.5, 0.5], [False, True, True, False]) == 0.875
+    assert main(["grader-eval", "--semeval", str(sample), "--only"]) == 0
+    out = capsys.readouterr().out
+    assert "all unseen-questions" in out and "base AUC" in out and "r(words)" in out
+    with pytest.raises(ConfigError, match="no training/2way"):
+        load(sample / "test")
+
+
+HELD_OUT = Path(__file__).parent / "data" / "grader"
+# measured with the grader of this commit (docs/grader.md); the bounds allow one answer either way
+MEASURED = {"held-out": {"made_named": 12, "weak_gap": 58, "negated": 3.85, "fluent_wrong": 3.8, "honest_wins": 2,
+                         "ramble": 2.6},
+            "dev": {"made_named": 3, "weak_gap": 30, "negated": 4.5, "fluent_wrong": 3.8, "honest_wins": 0,
+                    "ramble": 2.75}}
+
+
+@pytest.mark.timeout(1800)  # minutes on a busy machine; the suite's 600 s limit is for hangs, not for load
+@pytest.mark.parametrize("which", ["held-out", "dev"])
+def test_the_truthfulness_and_adversarial_sets(grader, which):
+    """Two pairs of sets written by helpers who never saw the grader: `dev/` was tuned on; the held-out pair
+    (truth_set.yaml, adversarial.yaml) was run once the design was done (docs/grader.md has both tables).
+    The issue's goals: tips naming a point the answer made at most 1 in 20 (dev 2 of 55; held out 11 of 98,
+    not met); every weak answer's tip names a real gap (held out: all); negated and fluent wrong answers at
+    most 2.5 and an honest plan above them (not met). Guarded at the levels measured."""
+    from coach.grading.evaluate import adversarial_check, report_heldout, truth_check
+
+    folder, names = ((HELD_OUT, ("truth_set.yaml", "adversarial.yaml")) if which == "held-out"
+                     else (HELD_OUT / "dev", ("truth_dev.yaml", "adversarial_dev.yaml")))
+    truth = truth_check(grader, folder / names[0])
+    adv = adversarial_check(grader, folder / names[1])
+    assert truth["n_strong"] >= 55 and truth["n_weak"] >= 33 and adv["triples"] >= 19
+    assert "truthfulness set" in report_heldout(truth, adv)
+    measured = MEASURED[which]
+    mean = {k: float(np.mean(v)) for k, v in adv["by_kind"].items()}
+    assert truth["made_named"] <= measured["made_named"], truth["made_named"]
+    assert truth["weak_gap"] >= measured["weak_gap"], truth["weak_gap"]
+    assert mean["negated"] <= measured["negated"] and mean["fluent_wrong"] <= measured["fluent_wrong"], mean
+    assert adv["honest_wins"] >= measured["honest_wins"], adv["honest_wins"]
+    assert mean["bullets"] <= 2.0 and mean["ramble"] <= measured["ramble"], mean

@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("grader-eval", help="the grader's agreement with a hand-labelled set")
     ev.add_argument("--labelled", type=Path,
                     help="one labelled YAML of your own, graded against the built-in rubrics (default: both built-in sets)")
+    ev.add_argument("--semeval", type=Path, metavar="DIR",
+                    help="also SemEval-2013 Task 7 2-way (the folder holding training/ and test/): AUC and accuracy "
+                         "on its three test splits beside the max-cosine baseline")
+    ev.add_argument("--held-out", type=Path, metavar="DIR",
+                    help="also a folder with truth_set.yaml and adversarial.yaml (tests/data/grader): what the tips "
+                         "name, and negated, fluent wrong and honest answers")
+    ev.add_argument("--only", action="store_true", help="with --semeval or --held-out: skip the two built-in sets")
     ev.set_defaults(func=cmd_grader_eval)
 
     srv = sub.add_parser("serve-model", help="serve --model to a cohort: llama.cpp's llama-server if installed, "

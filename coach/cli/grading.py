@@ -144,10 +144,36 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.perf_counter()
     if args.labelled:
         read_text(args.labelled, "labelled set")  # a FIFO, a device or a folder is said before the grader loads
-    sets = [EvalSet.builtin(args.labelled)] if args.labelled else [EvalSet.builtin(), EvalSet.technical()]
-    results = evaluate_sets(Grader.from_settings(settings), sets)
-    print(report_sets(results))
-    n = sum(len(r["rows"]) for r in results.values())
+    semeval, held = getattr(args, "semeval", None), getattr(args, "held_out", None)
+    splits = None
+    if semeval is not None:
+        from coach.grading.semeval import load
+
+        splits = load(semeval)  # a wrong folder is one line before the grader loads
+    if held is not None:
+        for name in ("truth_set.yaml", "adversarial.yaml"):
+            read_text(held / name, "held-out set")
+    grader = Grader.from_settings(settings)
+    n = 0
+    if not ((semeval is not None or held is not None) and getattr(args, "only", False)):
+        sets = [EvalSet.builtin(args.labelled)] if args.labelled else [EvalSet.builtin(), EvalSet.technical()]
+        results = evaluate_sets(grader, sets)
+        print(report_sets(results), flush=True)
+        n += sum(len(r["rows"]) for r in results.values())
+    if held is not None:
+        from coach.grading.evaluate import adversarial_check, report_heldout, truth_check
+
+        truth, adv = truth_check(grader, held / "truth_set.yaml"), adversarial_check(grader, held / "adversarial.yaml")
+        print(("\n" if n else "") + report_heldout(truth, adv), flush=True)
+        n += len(truth["rows"]) + len(adv["rows"])
+    if splits is not None:
+        from coach.grading.embedder import MiniLMEmbedder
+        from coach.grading.evaluate import report_semeval, semeval_rows, semeval_table
+        from coach.grading.semeval import MemoEmbedder
+
+        rows = semeval_rows(Grader(MemoEmbedder(MiniLMEmbedder(settings.grader_threads))), splits)
+        print(("\n" if n else "") + report_semeval(semeval_table(rows)), flush=True)
+        n += sum(len(r) for r in rows.values())
     print(f"\n({n} labelled answers, {time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -101,3 +101,19 @@ def clean_answer(answer: object) -> tuple[str, str | None]:
         notes.append(f"cut at {MAX_CHARS:,} characters of {len(text):,}")
     return fixed, "; ".join(notes) or None
 
+
+
+def keyword_list(body: str, sentences: list[str], content: list[str], stop_share: float) -> bool:
+    """Keywords, not an answer: almost no function words over eight words or more, a comma-separated run
+    of terms, fragments of three words or fewer, or one joiner repeated (`joined_list`). A short sentence
+    with few function words ("C++ programs begin execution at main.") is an answer, not a list."""
+    n = len(body.split())
+    if n < 6:
+        return False
+    if n >= 8 and stop_share < 0.10:
+        return True
+    if body.count(",") >= max(3, n // 4) and stop_share < 0.18:
+        return True
+    if len(sentences) >= 3 and sum(len(x.split()) <= 3 for x in sentences) / len(sentences) >= 0.6:
+        return True
+    return joined_list(content)

@@ -147,3 +147,142 @@ def report_sets(results: dict[str, dict[str, Any]]) -> str:
     for name, res in results.items():
         lines += ["", f"== {name} ==", report(res)]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ SemEval-2013 (public, correct/incorrect)
+
+
+def semeval_rows(grader: Grader, splits: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every answer of every split graded, with the max-cosine baseline beside it (same exemplars)."""
+    from coach.grading.answer import claims, split_sentences
+    from coach.grading.semeval import MemoEmbedder
+
+    emb = grader.embedder
+    if isinstance(emb, MemoEmbedder):  # one batch for every text the grades will ask for
+        from coach.grading.points import terms
+
+        texts = [it.answer for sp in splits for it in sp.items]
+        refs = [t for sp in splits for q in sp.bank.questions for t in (*q.good, *q.bad)]
+        emb.prime([*texts, *(u for t in texts for u in claims(split_sentences(t)))])
+        emb.prime(sorted({w for t in (*texts, *refs) for w in terms(t)}))  # the words negation is read around
+    out: dict[str, list[dict[str, Any]]] = {}
+    for sp in splits:
+        rows = []
+        for it in sp.items:
+            g = grader.grade(sp.bank, it.question, it.answer)
+            rows.append({"q": it.question.id, "correct": it.correct, "model": g.total,
+                         "baseline": grader.max_good_cosine(it.question, it.answer), "words": len(it.answer.split())})
+        out[sp.name] = rows
+    return out
+
+
+def semeval_table(rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per split: AUC and accuracy of the grader and of the baseline (each cut chosen on training), and
+    the correlation of each with word count beside the labels' own."""
+    from coach.grading.semeval import auc, best_threshold, pearson
+
+    def arr(rs: list[dict[str, Any]], k: str) -> np.ndarray:
+        return np.array([r[k] for r in rs], float)
+
+    train = [r for name, rs in rows.items() if name.endswith("training") for r in rs]
+    cut = {k: best_threshold(arr(train, k), arr(train, "correct").astype(bool)) if train else 3.0
+           for k in ("model", "baseline")}
+    groups: dict[str, list[dict[str, Any]]] = dict(rows)
+    for kind in ("training", "unseen-answers", "unseen-questions", "unseen-domains"):
+        pooled = [r for name, rs in rows.items() if name.endswith(kind) for r in rs]
+        if pooled and sum(name.endswith(kind) for name in rows) > 1:
+            groups[f"all {kind}"] = pooled
+    table = {}
+    for name, rs in groups.items():
+        y, w = arr(rs, "correct"), arr(rs, "words")
+        table[name] = {"n": len(rs), "correct_share": float(y.mean()),
+                       **{f"auc_{k}": auc(arr(rs, k), y.astype(bool)) for k in ("model", "baseline")},
+                       **{f"acc_{k}": float(((arr(rs, k) >= cut[k]) == y.astype(bool)).mean())
+                          for k in ("model", "baseline")},
+                       "words_model": pearson(arr(rs, "model"), w), "words_baseline": pearson(arr(rs, "baseline"), w),
+                       "words_labels": pearson(y, w)}
+    table["_cuts"] = cut
+    return table
+
+
+def report_semeval(table: dict[str, dict[str, float]]) -> str:
+    cut = table["_cuts"]
+    lines = ["SemEval-2013 Task 7, 2-way (Dzikovska et al., 2013): correct vs incorrect; cuts chosen on training "
+             f"(grader {cut['model']:.2f}, baseline {cut['baseline']:.3f})",
+             f"{'split':34} {'n':>5} {'AUC':>6} {'base AUC':>9} {'acc':>6} {'base acc':>9} "
+             f"{'r(words): grader':>17} {'base':>6} {'labels':>7}"]
+    for name, t in table.items():
+        if name.startswith("_"):
+            continue
+        lines.append(f"{name:34} {t['n']:5d} {t['auc_model']:6.3f} {t['auc_baseline']:9.3f} {t['acc_model']:6.1%} "
+                     f"{t['acc_baseline']:9.1%} {t['words_model']:17.2f} {t['words_baseline']:6.2f} "
+                     f"{t['words_labels']:7.2f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ held-out truthfulness and adversarial sets
+
+
+def _load_items(path: Path) -> list[dict[str, Any]]:
+    data = yaml.safe_load(read_text(path, "labelled set"))
+    return list(data["items"])
+
+
+def truth_check(grader: Grader, path: Path, banks: dict[str, Bank] | None = None) -> dict[str, Any]:
+    """Strong answers (each lists the key points it `makes`): how often the tip names a point the answer made.
+    Weak answers: whether the tip names a real gap (a point the answer does not make, a weak spot, a false
+    claim), never a sharpening."""
+    banks = banks or load_all()
+    rows = []
+    for it in _load_items(path):
+        bank, q = find_question(it["q"], banks)
+        g = grader.grade(bank, q, it["answer"])
+        made = set(it.get("makes") or [])
+        named = [i for i, k in enumerate(q.key_points) if k.text in g.improvement]
+        rows.append({"q": q.id, "kind": it["kind"], "total": g.total, "tip": g.improvement,
+                     "names_made": any(i in made for i in named),
+                     "names_gap": (not g.improvement.startswith("Sharpen")
+                                   and (any(i not in made for i in named) or not named))})
+    strong = [r for r in rows if r["kind"] == "strong"]
+    weak = [r for r in rows if r["kind"] == "weak"]
+    return {"rows": rows, "n_strong": len(strong), "n_weak": len(weak),
+            "made_named": sum(r["names_made"] for r in strong), "weak_gap": sum(r["names_gap"] for r in weak),
+            "strong_mean": float(np.mean([r["total"] for r in strong])) if strong else float("nan"),
+            "weak_mean": float(np.mean([r["total"] for r in weak])) if weak else float("nan")}
+
+
+def adversarial_check(grader: Grader, path: Path, banks: dict[str, Bank] | None = None) -> dict[str, Any]:
+    """Negated and fluent wrong answers (rubrics without `wrong:` entries), honest "don't know + approach",
+    rambles and bullet fragments: each graded, and per question whether the honest one beats both bluffs."""
+    banks = banks or load_all()
+    rows = []
+    for it in _load_items(path):
+        bank, q = find_question(it["q"], banks)
+        rows.append({"q": q.id, "kind": it["kind"], "total": grader.grade(bank, q, it["answer"]).total})
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_kind[r["kind"]].append(r["total"])
+    per_q: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        per_q[r["q"]][r["kind"]] = r["total"]
+    triples = [d for d in per_q.values() if {"negated", "fluent_wrong", "idk_approach"} <= set(d)]
+    return {"rows": rows, "by_kind": dict(by_kind),
+            "honest_wins": sum(d["idk_approach"] > max(d["negated"], d["fluent_wrong"]) for d in triples),
+            "triples": len(triples)}
+
+
+def report_heldout(truth: dict[str, Any] | None, adv: dict[str, Any] | None) -> str:
+    lines = []
+    if truth:
+        lines += [f"truthfulness set: strong answers whose tip names a point they made: {truth['made_named']} of "
+                  f"{truth['n_strong']} (goal: at most 1 in 20); weak answers whose tip names a real gap: "
+                  f"{truth['weak_gap']} of {truth['n_weak']} (goal: all); mean score strong {truth['strong_mean']:.2f}, "
+                  f"weak {truth['weak_mean']:.2f}"]
+    if adv:
+        lines.append("adversarial set (rubrics without `wrong:` entries):")
+        for k, v in sorted(adv["by_kind"].items()):
+            lines.append(f"  {k:13} n={len(v):3d} mean {np.mean(v):.2f} max {max(v):.2f} at most 2.5: "
+                         f"{sum(x <= 2.5 for x in v)}")
+        lines.append(f"  honest 'don't know + approach' above both the negated and the fluent wrong answer: "
+                     f"{adv['honest_wins']} of {adv['triples']} questions")
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ anything it holds true)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,8 @@ class QuestionVectors:
     bad_sent_text: list[str]
     good_sent_of: list[int]  # the exemplar each good sentence comes from
     bad_sent_of: list[int]
+    kp_clauses: np.ndarray = field(default_factory=lambda: np.zeros((0, 384), np.float32))  # each point's clauses
+    kp_clause_text: list[tuple[int, str]] = field(default_factory=list)  # (key point, clause)
 
 
 SIM_LO, SIM_HI = 0.35, 0.75  # default similarity to the nearest good exemplar of a bad and of a good answer
@@ -61,13 +63,16 @@ class FalseClaim:
     margin: float
 
 
-def positions(qv: QuestionVectors, n_good: int) -> tuple[list[float], list[float], Calibration]:
-    """Each exemplar's similarity to its nearest good one with itself left out (goods, then bads), and where
+def positions(qv: QuestionVectors, n_good: int, recall_good: np.ndarray | None = None,
+              recall_bad: np.ndarray | None = None, term_w: float = 0.0) -> tuple[list[float], list[float], Calibration]:
+    """Each exemplar's closeness to its nearest good one with itself left out (goods, then bads): cosine plus
+    `term_w` times the share of that good one's key terms it uses (`recall_*`: exemplar x good), and where
     held-out goods and bads of this question sit, shrunk towards the defaults (alpha not chosen yet)."""
-    gg = qv.good @ qv.good.T
+    gg = qv.good @ qv.good.T + (term_w * recall_good if recall_good is not None else 0.0)
     np.fill_diagonal(gg, -1.0)
     loo_good = [float(gg[i].max()) for i in range(n_good)]  # the reference (if any) is never held out
-    loo_bad = [float((b @ qv.good.T).max()) for b in qv.bad]
+    bg = qv.bad @ qv.good.T + (term_w * recall_bad if recall_bad is not None else 0.0)
+    loo_bad = [float(row.max()) for row in bg]
     lo = SHRINK_SIM * SIM_LO + (1 - SHRINK_SIM) * float(np.mean(loo_bad))
     hi = SHRINK_SIM * SIM_HI + (1 - SHRINK_SIM) * float(np.mean(loo_good))
     if hi - lo < 0.05:

@@ -25,10 +25,35 @@ import numpy as np
 
 from coach.config import Settings
 from coach.grading import answer as said  # the patterns the grader reads in an answer
-from coach.grading.answer import Delivery, claims, clean_answer, joined_list, split_sentences
+from coach.grading.answer import Delivery, claims, clean_answer, keyword_list, split_sentences
 from coach.grading.embedder import Embedder, MiniLMEmbedder
-from coach.grading.exemplars import FALSE_CAP, Calibration, QuestionVectors, find_false_claim, fit, goods, positions, without
+from coach.grading.exemplars import (
+    FALSE_CAP,
+    SIM_HI,
+    SIM_LO,
+    Calibration,
+    QuestionVectors,
+    find_false_claim,
+    fit,
+    goods,
+    positions,
+    without,
+)
+from coach.grading.points import (
+    FIRM_ABSENCE,
+    FIRM_AT,
+    FIRM_SENTENCES,
+    MADE_AT,
+    Words,
+    claimed,
+    clauses,
+    find_reversal,
+    match_points,
+    sentence_support,
+    terms,
+)
 from coach.grading.rubrics import LABELS, Bank, Question
+from coach.grading.tips import tip, weak_spots
 
 __all__ = ["Calibration", "Delivery", "Grade", "Grader", "clean_answer", "goods", "split_sentences"]
 
@@ -40,6 +65,10 @@ FULL_MARKS = 0.72
 OFF_TOPIC = 0.2
 
 UNSURE_CAP = 3.4  # an honest gap with a plan to close it is worth something, not full marks
+HONEST_FLOOR = 2.8  # ... and more than a confident wrong answer (capped at REVERSED_CAP or FALSE_CAP)
+NO_PLAN_CAP = 2.5  # a gap admitted with no way to close it
+REVERSED_CAP = 2.0  # says the opposite of a key point or of a good answer's sentence
+CONTRADICTION_CAP = 3.0  # says a point and its opposite
 
 @dataclass
 class Grade:
@@ -57,6 +86,7 @@ class Grade:
     strongest: str = ""  # the answer's sentence closest to the good exemplars (evidence for)
     weakest: str = ""  # the sentence closest to the bad ones, or furthest from the rubric (evidence against)
     voice: dict[str, Any] | None = None  # delivery measured from the recording (`voice.delivery`), if spoken
+    weak_spots: dict[str, str] = field(default_factory=dict)  # what a follow-up can probe (`tips.weak_spots`)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Grade:
@@ -66,7 +96,7 @@ class Grade:
                    (d["nearest_good"]["text"], d["nearest_good"]["similarity"]),
                    (d["nearest_bad"]["text"], d["nearest_bad"]["similarity"]), d["missed"], d["improvement"],
                    Delivery(**dl), d.get("notes", []), d.get("features", {}), d.get("strongest", ""),
-                   d.get("weakest", ""), d.get("voice"))
+                   d.get("weakest", ""), d.get("voice"), d.get("weak_spots", {}))
 
     def summary(self) -> str:
         """The total and each criterion in words: the one line the UI, the CLI and a retry all show."""
@@ -83,7 +113,8 @@ class Grade:
 
 # Cached calibrations are keyed by the scoring code's own bytes: any change to it recomputes them.
 CAL_VERSION = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
-                                      for f in ("grader.py", "answer.py", "exemplars.py"))).hexdigest()[:12]
+                                      for f in ("grader.py", "answer.py", "exemplars.py", "points.py", "tips.py"))
+                       ).hexdigest()[:12]
 
 
 def _gaps(q: Question, weights: dict[str, float], coverage: np.ndarray) -> list[tuple[float, str, float]]:
@@ -95,11 +126,26 @@ def _gaps(q: Question, weights: dict[str, float], coverage: np.ndarray) -> list[
     return [(g, t, c) for g, _, t, c in rows]
 
 
+def _soft(x: float) -> float:
+    """0-1, linear in the middle and bending smoothly into both ends, so answers beyond full marks (or
+    below nothing) keep their order instead of tying at 5 (or 1)."""
+    if x > 0.9:
+        return 0.9 + 0.1 * (1 - float(np.exp(-(x - 0.9) / 0.1)))
+    if x < 0.1:
+        return 0.1 * float(np.exp((x - 0.1) / 0.1))
+    return float(x)
+
+
 def _ramp(x: float, lo: float, hi: float) -> float:
     return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
 
 
 OVER_TIME_CAP = 2.5
+W_CONTRAST = 0.6  # "nearer the good exemplars than the bad ones" against plain closeness to the good ones
+TERM_W = 0.3  # how much a good answer's key terms add to closeness in meaning (SemEval-2013 training AUC)
+CLOSE_LO, CLOSE_HI = 0.35, 0.85  # closeness: about where held-out bad and good exemplars sit, terms included
+NO_CAL_ALPHA = 0.5  # a rubric with no bad exemplar cannot calibrate: the blend and closeness count alike
+LENGTH_LO, LENGTH_HI = 0.15, 1.0  # share of the good answers' median length where the length ramp starts, ends
 
 
 
@@ -111,6 +157,7 @@ class Grader:
         self.cache_dir = cache_dir  # None: exemplar vectors are kept in memory only
         self._mem: dict[str, QuestionVectors] = {}
         self._cal: dict[str, Calibration] = {}
+        self.words = Words(self.embedder)  # single words embedded once: synonyms when reading a negation
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Grader:
@@ -121,6 +168,11 @@ class Grader:
 
     # -------------------------------------------------------------- exemplar vectors
 
+    @staticmethod
+    def _good_words(q: Question) -> float:
+        """The median word count of the question's good answers (the length its answers are judged against)."""
+        return max(4.0, float(np.median([len(t.split()) for t in goods(q)])))
+
     def _key(self, q: Question) -> str:
         texts = [q.text, *goods(q), *q.bad, *(k.text for k in q.key_points), *q.red_flags,
                  *(w for k in q.key_points for w in k.wrong)]
@@ -130,8 +182,9 @@ class Grader:
         wrong = [(i, w) for i, k in enumerate(q.key_points) for w in k.wrong]
         good_sents = [x for t in goods(q) for x in split_sentences(t)]
         bad_sents = [x for t in q.bad for x in split_sentences(t)]
+        kp_clauses = [(i, c) for i, k in enumerate(q.key_points) for c in clauses(k.text)]
         texts = [q.text, *goods(q), *q.bad, *(k.text for k in q.key_points), *q.red_flags, *(w for _, w in wrong),
-                 *good_sents, *bad_sents]
+                 *good_sents, *bad_sents, *(c for _, c in kp_clauses)]
         key = self._key(q)
         if key in self._mem:
             return self._mem[key]
@@ -155,12 +208,12 @@ class Grader:
                 except OSError as exc:  # a full or read-only disk: the cache is only a speed-up
                     log.info("exemplar vectors not cached: %s", exc)
         cuts = np.cumsum([1, len(goods(q)), len(q.bad), len(q.key_points), len(q.red_flags), len(wrong),
-                          len(good_sents)])
+                          len(good_sents), len(bad_sents)])
         parts = np.split(vecs, cuts)
         qv = QuestionVectors(vecs[0], parts[1], parts[2], parts[3], parts[4], parts[5], [i for i, _ in wrong],
                               parts[6], parts[7], bad_sents,
                               [i for i, t in enumerate(goods(q)) for _ in split_sentences(t)],
-                              [i for i, t in enumerate(q.bad) for _ in split_sentences(t)])
+                              [i for i, t in enumerate(q.bad) for _ in split_sentences(t)], parts[8], kp_clauses)
         self._mem[key] = qv
         return qv
 
@@ -224,7 +277,12 @@ class Grader:
                 return self._cal[key]
             except (OSError, ValueError, TypeError):
                 pass  # a torn cache file: recompute
-        loo_good, loo_bad, placed = positions(qv, len(q.good))
+        if not len(q.bad) or len(q.good) < 2:  # nothing to calibrate on: the defaults
+            self._cal[key] = Calibration(SIM_LO + TERM_W * 0.2, SIM_HI + TERM_W * 0.6, NO_CAL_ALPHA)
+            return self._cal[key]
+        gt = [terms(x) for x in goods(q)]
+        rec = lambda texts: np.array([[len(t & terms(x)) / len(t) if t else 0.0 for t in gt] for x in texts])  # noqa: E731
+        loo_good, loo_bad, placed = positions(qv, len(q.good), rec(goods(q)), rec(q.bad), TERM_W)
         rubric = [self._grade(bank, self.held_out(q, kind, i), text, calibrate=False).total
                   for kind, items in (("good", q.good), ("bad", q.bad)) for i, text in enumerate(items)]
         cal = fit(placed, rubric, [placed.similarity_score(s) for s in (*loo_good, *loo_bad)], len(q.good))
@@ -274,15 +332,19 @@ class Grader:
         a, s, u = vecs[0], vecs[1:1 + len(sentences)], vecs[1:]
         sim_good, sim_bad = qv.good @ a, qv.bad @ a
         g = float(np.mean(np.sort(sim_good)[-2:]))
-        b = float(np.mean(np.sort(sim_bad)[-2:]))
+        # a rubric with no bad exemplar (a user's first draft, a public question with a reference only): the
+        # contrast with bad answers is unknown, so it neither helps nor hurts
+        b = float(np.mean(np.sort(sim_bad)[-2:])) if len(sim_bad) else g - 0.04
         sim_q = float(qv.question @ a)
         kp_sim = (qv.key_points @ s.T).max(axis=1) if len(s) else np.zeros(len(q.key_points))
-        coverage = np.array([_ramp(x, 0.30, 0.62) for x in kp_sim])
+        matches = match_points([k.text for k in q.key_points], qv.key_points, sentences, s)
+        coverage = np.array([_ramp(x, 0.30, 0.62) for x in kp_sim])  # the score's; `matches` say what is missing
         # rambling: sentences that relate to nothing in the rubric
         anchors = np.vstack([qv.question[None, :], qv.good, qv.key_points])
         relevant = (anchors @ s.T).max(axis=0)
         off_share = float(np.mean(relevant < 0.25))
         content = [w for w in re.findall(r"[a-z']+", body.lower())]
+        terms_a = terms(body)
         stop_share = sum(w in said.STOPWORDS for w in content) / max(1, len(content))
         n_spec = len(said.NUMBER.findall(body)) + len(said.MECHANISM.findall(body))
         spec = min(1.0, n_spec / 5.0)
@@ -301,16 +363,22 @@ class Grader:
             notes.append("the answer only repeats the question")
             return self._floor(q, weights, qv, delivery, notes, body, feats)
 
-        contrast = _ramp(g - b, -0.06, 0.14)
-        closeness = _ramp(g, 0.30, 0.72)
-        exemplar = 0.6 * contrast + 0.4 * closeness
+        contrast = _soft((g - b + 0.06) / 0.20)  # nearer the good exemplars than the bad ones
+        # closeness to a good answer: in meaning (MiniLM) and in the good answer's own key terms, which
+        # MiniLM blurs (a correct one-liner shares the reference's terms; a wrong one on the topic often not)
+        recalls = np.array([len(t & terms_a) / len(t) if t else 0.0 for t in (terms(x) for x in goods(q))])
+        recall = float(recalls.max(initial=0.0))
+        closeness = _soft((g + TERM_W * recall - CLOSE_LO) / (CLOSE_HI - CLOSE_LO))
+        feats["term_recall"] = round(recall, 4)
+        exemplar = W_CONTRAST * contrast + (1 - W_CONTRAST) * closeness
         focus = 1.0 - 0.6 * off_share
         damp = 1.0
-        if len(words) >= 6 and ((stop_share < 0.18 and (len(sentences) == 1 or stop_share < 0.10))
-                                or joined_list(content)):
+        if keyword_list(body, sentences, content, stop_share):
             damp = 0.25
             notes.append("reads as a list of keywords, not an answer: it earns little")
-        length = _ramp(len(words), 8, 45)  # a one-liner cannot carry an argument
+        # a one-liner cannot carry an argument that the rubric's good answers need a paragraph for; where they
+        # are one line themselves, neither need the answer be
+        length = _ramp(len(words) / self._good_words(q), LENGTH_LO, LENGTH_HI)
 
         def cov(criterion: str) -> float:
             """The criterion's own key points; where it has none, the exemplars speak for it."""
@@ -326,48 +394,89 @@ class Grader:
             "stakeholder_alignment": 0.45 * cov("stakeholder_alignment") + 0.45 * exemplar + 0.10 * spec - flag_pen,
             "tension_handling": 0.55 * cov("tension_handling") + 0.45 * exemplar - 0.5 * flag_pen,
         }
-        scores = {c: round(1 + 4 * min(1.0, max(0.0, raw[c] * focus * damp * (0.35 + 0.65 * length) / FULL_MARKS)), 2)
+        scores = {c: round(1 + 4 * _soft(raw[c] * focus * damp * (0.35 + 0.65 * length) / FULL_MARKS), 2)
                   for c in weights}
         if calibrate:  # the mix this question's exemplars chose (1.0: the rubric blend alone)
             cal = self.calibration(bank, q)
-            gmax = float(sim_good.max())
-            # similarity earns only what the blend's own modifiers allow: a keyword list, a one-liner or a
-            # ramble is no better for sitting near a good answer
-            sim_score = 1 + (cal.similarity_score(gmax) - 1) * focus * damp * (0.35 + 0.65 * length)
+            gmax = float((sim_good + TERM_W * recalls).max())  # the nearest good answer, its key terms included
+            # closeness earns only what the blend's own modifiers allow: a keyword list, a ramble or an answer
+            # far shorter than the good ones is no better for sitting near a good answer
+            placed = _soft((1.5 + 3.0 * (gmax - cal.lo) / (cal.hi - cal.lo) - 1) / 4)  # a held-out good near 4.5
+            sim_score = 1 + 4 * placed * focus * damp * (0.35 + 0.65 * length)
             scores = {c: round(cal.alpha * v + (1 - cal.alpha) * sim_score, 2) for c, v in scores.items()}
             feats.update(similarity_score=round(sim_score, 2), alpha=cal.alpha)
-        if said.UNSURE.search(body):
+        false = find_false_claim(q, qv, units, u)
+        reversal = (None if false is not None
+                    else find_reversal(q, qv.kp_clauses, qv.kp_clause_text, qv, units, u, self.words))
+        spots = weak_spots(q, body, sentences, matches)
+        if reversal is not None and reversal.also_made is not None:  # says both: a contradiction, not a bluff
+            spots["contradiction"] = f"{reversal.also_made} / {reversal.said}"
+            for c in scores:
+                scores[c] = min(scores[c], CONTRADICTION_CAP)
+            notes.append(f"contradicts itself: \"{reversal.also_made}\" against \"{reversal.said}\"; every "
+                         f"criterion is capped at {CONTRADICTION_CAP}")
+            reversal = None
+        elif reversal is not None:
+            matches[reversal.point_index].reversed_by = reversal.why
+        if said.UNSURE.search(body) or "not_done" in spots:
+            approach = "approach" in spots
+            cap = UNSURE_CAP if approach else NO_PLAN_CAP
             for c in scores:  # the gap is the answer's, not one criterion's
-                scores[c] = min(scores[c], UNSURE_CAP)
-            notes.append(f"admits a gap: honest, and it caps every criterion at {UNSURE_CAP} until the gap is closed")
+                scores[c] = min(max(scores[c], HONEST_FLOOR) if approach else scores[c], cap)
+            notes.append(f"admits a gap{' and says how to close it' if approach else ''}: honest, and it caps every "
+                         f"criterion at {cap} until the gap is closed")
         if delivery.spoken_s > 2 * q.time_box_s:  # the panel stops listening: length cannot buy a score
             for c in scores:
                 scores[c] = min(scores[c], OVER_TIME_CAP)
             notes.append(f"about {delivery.spoken_s} s spoken against a {q.time_box_s} s time box: over twice "
                          f"the box caps every criterion at {OVER_TIME_CAP}")
-        false = find_false_claim(q, qv, units, u)
         if false is not None:  # right words, false claim: the vocabulary earns nothing
             for c in scores:
                 scores[c] = min(scores[c], FALSE_CAP)
             notes.append(f"states something false: \"{false.said}\" is close to \"{false.like}\", which the "
                          f"rubric holds wrong; every criterion is capped at {FALSE_CAP}")
             feats["false_claim"] = round(false.margin, 4)
+        elif reversal is not None:  # says the opposite of what the rubric holds: caught without a `wrong:` entry
+            for c in scores:
+                scores[c] = min(scores[c], REVERSED_CAP)
+            notes.append(f"reverses a point: \"{reversal.said}\" {reversal.why} of \"{reversal.point}\"; every "
+                         f"criterion is capped at {REVERSED_CAP}")
+            feats["reversed"] = 1.0
         total = round(float(sum(weights[c] * scores[c] for c in weights)), 2)
-        missed = [text for _, text, c in _gaps(q, weights, coverage) if c < 0.5]  # the costliest gap first
-        if false is not None:  # the point it got wrong comes first: the follow-up and the tip name it
-            point = q.key_points[false.point].text
-            missed = [point, *(m for m in missed if m != point)]
-        lean = (s @ qv.good.T).max(axis=1) - (s @ qv.bad.T).max(axis=1)
-        improvement = (f"Correct this claim: \"{false.said}\". What holds: {missed[0]}" if false is not None
-                       else self._improvement(q, weights, coverage, flags, len(words), delivery))
-        return Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
-                     *self._nearest(q, sim_good, sim_bad), missed, improvement, delivery, notes, feats,
-                     strongest=sentences[int(np.argmax(lean))],
-                     weakest=false.said if false is not None else sentences[int(np.argmin(lean))])
+        # a point is called missing only when no sentence comes near it (judged sentence by sentence,
+        # `points.py`), and in a short answer when none of its claims is about it; the higher an answer
+        # scores, the clearer the absence must be (a weak match in a strong answer is likelier a paraphrase)
+        about = claimed([k.text for k in q.key_points], qv.key_points, units, u)
+        short = len(sentences) < FIRM_SENTENCES  # one sentence that makes one point does not make them all
+        missing = {q.key_points[i].text for i, m in enumerate(matches)
+                   if m.reversed_by is not None
+                   or (short and i not in about)
+                   or (m.missing and (total < FIRM_AT or m.support < FIRM_ABSENCE))}
+        missed = [text for _, text, _ in _gaps(q, weights, coverage) if text in missing]  # the costliest first
+        wrong_point = (q.key_points[false.point].text if false is not None
+                       else reversal.point if reversal is not None else None)
+        if wrong_point is not None:  # the point it got wrong comes first: the follow-up and the tip name it
+            missed = [wrong_point, *(m for m in missed if m != wrong_point)]
+        lean = (s @ qv.good.T).max(axis=1) - ((s @ qv.bad.T).max(axis=1) if len(qv.bad) else 0.0)
+        support = sentence_support([k.text for k in q.key_points], qv.key_points, sentences, s)
+        making = {j for j, x in enumerate(support) if x >= MADE_AT}  # they make a key point: never evidence against
+        against = [int(j) for j in np.argsort(lean) if int(j) not in making]
+        weakest = (false.said if false is not None else reversal.said if reversal is not None
+                   else sentences[against[0]] if against and len(sentences) > 1 else "")
+        if false is not None or reversal is not None:
+            spots["false_claim"] = false.said if false is not None else reversal.said  # type: ignore[union-attr]
+        grade = Grade(q.id, scores, {c: round(w, 4) for c, w in weights.items()}, total,
+                      *self._nearest(q, sim_good, sim_bad), missed, "", delivery, notes, feats,
+                      strongest=sentences[int(np.argmax(lean))], weakest=weakest, weak_spots=spots)
+        grade.improvement = tip(q, grade, sentences, matches, flags, false, reversal, spots)
+        return grade
 
     def _nearest(self, q: Question, sim_good: np.ndarray, sim_bad: np.ndarray
                  ) -> tuple[tuple[str, float], tuple[str, float]]:
-        ig, ib = int(np.argmax(sim_good)), int(np.argmax(sim_bad))
+        ig = int(np.argmax(sim_good))
+        if not len(sim_bad):
+            return (goods(q)[ig], round(float(sim_good[ig]), 4)), ("", 0.0)
+        ib = int(np.argmax(sim_bad))
         return (goods(q)[ig], round(float(sim_good[ig]), 4)), (q.bad[ib], round(float(sim_bad[ib]), 4))
 
     def _floor(self, q: Question, weights: dict[str, float], qv: QuestionVectors, delivery: Delivery,
@@ -378,20 +487,3 @@ class Grader:
                      *self._nearest(q, sims_g, sims_b), [k.text for k in q.key_points],
                      f"Answer the question itself. A strong answer covers: {q.key_points[0].text}", delivery, notes,
                      feats or {})
-
-    @staticmethod
-    def _improvement(q: Question, weights: dict[str, float], coverage: np.ndarray, flags: list[str], n_words: int,
-                     delivery: Delivery) -> str:
-        if flags:
-            return f"Drop \"{flags[0]}\": the panel hears it as a red flag. Say what you would do yourself, with a number."
-        missed = [text for _, text, c in _gaps(q, weights, coverage) if c < 0.5]  # as in Grade.missed
-        if n_words < 30:
-            return f"Develop it: one sentence cannot carry the argument. Start with: {(missed or [q.key_points[0].text])[0]}"
-        if missed:  # the point a follow-up probes
-            return f"Add what is missing: {missed[0]}"
-        gap, text, _ = _gaps(q, weights, coverage)[0]
-        if gap > 0.05:
-            return f"Make this point fully: {text}"
-        if delivery.over_time:
-            return f"Tighten it: about {delivery.spoken_s} s spoken against a {delivery.time_box_s} s time box."
-        return "Strong. To go further, put one number on the trade-off and name who in the room it serves."

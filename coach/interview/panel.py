@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from coach.grading.rubrics import Bank
+from coach.grading.tips import follow_up, follow_up_line
 from coach.interview.prompts import Persona, Scenario, TensionPair
 
 Kind = Literal["ask", "contradict", "follow_up", "close"]
@@ -66,6 +67,9 @@ class GraderFollowUp:
     def probe(self, grade: GradeLike | None, answer: str) -> str | None:
         if grade is None or grade.total >= FOLLOW_UP_BELOW:
             return None
+        spot = follow_up(getattr(grade, "weak_spots", None) or {})  # a named weak spot first (`tips.follow_up`)
+        if spot:
+            return spot
         if grade.missed:
             return grade.missed[0]
         weakest = min(grade.criteria, key=lambda c: grade.criteria[c])
@@ -195,6 +199,11 @@ class Panel:
             if criterion == "tension_handling" and st.log and st.log[-1]["kind"] != "contradict":
                 written = PROBES[criterion]  # no colleague was contradicted: the panelist's "my colleague and I" is hearsay
             written = self.scenario.probes.get(qid or "", written)  # a question the usual words do not fit
+            spot = follow_up_line(subject)  # a weak spot (no example, a false claim...) names itself
+            if spot:
+                return Action("follow_up", seg.panelist, qid, spot,
+                              f"Probe, in one or two sentences and without giving the answer away, this weak spot "
+                              f"of that answer: {spot}", seg_index)
             return Action("follow_up", seg.panelist, qid, written,
                           f"Probe, in one or two sentences and without giving the answer away, what that answer "
                           f"left out: {subject}", seg_index)
