@@ -194,3 +194,21 @@ def test_the_committee_note_shows_whole_sentences_that_pass(corpus):
     t = wc.measure_notes(notes[::4], actions, grader)
     assert t.good_cut == 0 and t.good_whole >= 0.8 * t.good, t.misses
     assert t.bad_shown_4 <= 0.2 * t.bad, t.misses
+
+
+def test_each_weak_spot_probe_stands_as_the_written_follow_up(corpus):
+    """The grader's weak spots (no example, a dodge, a false claim...) give a follow-up its own written probe
+    (`grading.tips.PROBES`): streamed through the real `Interview` as the model's wording, each stands whole,
+    quoting the candidate's words where it does, like any other written question."""
+    from coach.grading.tips import PROBES, _quote
+
+    actions, _, grader, store = corpus
+    base = next(a for a in actions.values() if a["kind"] == "follow_up")
+    words = base["last_answer"].split()
+    for kind, line in PROBES.items():
+        text = line.format(quote=_quote(" ".join(words[:7]), 18), other=_quote(" ".join(words[7:]), 18))
+        action = {**base, "canonical": text,
+                  "instruction": f"Probe, in one or two sentences and without giving the answer away, this weak "
+                                 f"spot of that answer: {text}"}
+        shown, row, _ = wc.replay(action, text, grader, store)
+        assert not row["fallback"] and shown.strip() == text, (kind, row["fallback"], shown)
