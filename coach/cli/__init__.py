@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also SemEval-2013 Task 7 2-way (the folder holding training/ and test/): AUC and accuracy "
                          "on its three test splits beside the max-cosine baseline")
     ev.add_argument("--held-out", type=Path, metavar="DIR",
-                    help="also a folder with truth_set.yaml and adversarial.yaml (tests/data/grader): what the tips "
-                         "name, and negated, fluent wrong and honest answers")
+                    help="also a folder with a truth*.yaml and an adversarial*.yaml (tests/data/grader, or its dev/): "
+                         "what the tips name, and negated, fluent wrong and honest answers")
     ev.add_argument("--only", action="store_true", help="with --semeval or --held-out: skip the two built-in sets")
     ev.set_defaults(func=cmd_grader_eval)
 

@@ -151,8 +151,9 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
 
         splits = load(semeval)  # a wrong folder is one line before the grader loads
     if held is not None:
-        for name in ("truth_set.yaml", "adversarial.yaml"):
-            read_text(held / name, "held-out set")
+        pair = [_one(held, stem) for stem in ("truth", "adversarial")]
+        for path in pair:
+            read_text(path, "held-out set")
     grader = Grader.from_settings(settings)
     n = 0
     if not ((semeval is not None or held is not None) and getattr(args, "only", False)):
@@ -163,7 +164,7 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
     if held is not None:
         from coach.grading.evaluate import adversarial_check, report_heldout, truth_check
 
-        truth, adv = truth_check(grader, held / "truth_set.yaml"), adversarial_check(grader, held / "adversarial.yaml")
+        truth, adv = truth_check(grader, pair[0]), adversarial_check(grader, pair[1])
         print(("\n" if n else "") + report_heldout(truth, adv), flush=True)
         n += len(truth["rows"]) + len(adv["rows"])
     if splits is not None:
@@ -176,6 +177,17 @@ def cmd_grader_eval(args: argparse.Namespace, settings: Settings) -> int:
         n += sum(len(r) for r in rows.values())
     print(f"\n({n} labelled answers, {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def _one(folder: Path, stem: str) -> Path:
+    """The folder's `stem*.yaml` (truth_set.yaml, truth_dev.yaml, ...): exactly one, else a clear error."""
+    from coach.errors import ConfigError
+
+    found = sorted(folder.glob(f"{stem}*.yaml"))
+    if len(found) != 1:
+        raise ConfigError(f"{folder}: expected one {stem}*.yaml (a truthfulness or adversarial set), found "
+                          f"{len(found)}")
+    return found[0]
 
 
 def _progress(out: Any) -> Any:
