@@ -427,7 +427,7 @@ def test_semeval_loader_and_grader_eval_on_a_sample(capsys):
 
 HELD_OUT = Path(__file__).parent / "data" / "grader"
 # measured with the grader of this commit (docs/grader.md); the bounds allow one answer either way
-MEASURED = {"held-out": {"made_named": 16, "weak_gap": 58, "negated": 3.85, "fluent_wrong": 3.78, "honest_wins": 2,
+MEASURED = {"held-out": {"made_named": 17, "weak_gap": 58, "negated": 3.85, "fluent_wrong": 3.78, "honest_wins": 2,
                          "ramble": 2.6},
             "dev": {"made_named": 3, "weak_gap": 30, "negated": 4.5, "fluent_wrong": 3.8, "honest_wins": 0,
                     "ramble": 2.73}}
@@ -438,7 +438,7 @@ MEASURED = {"held-out": {"made_named": 16, "weak_gap": 58, "negated": 3.85, "flu
 def test_the_truthfulness_and_adversarial_sets(grader, which):
     """Two pairs of sets written by helpers who never saw the grader: `dev/` was tuned on; the held-out pair
     (truth_set.yaml, adversarial.yaml) was run once the design was done (docs/grader.md has both tables).
-    The issue's goals: tips naming a point the answer made at most 1 in 20 (dev 2 of 55; held out 15 of 98,
+    The issue's goals: tips naming a point the answer made at most 1 in 20 (dev 2 of 55; held out 16 of 98,
     not met); every weak answer's tip names a real gap (held out: all); negated and fluent wrong answers at
     most 2.5 and an honest plan above them (not met). Guarded at the levels measured."""
     from coach.grading.evaluate import adversarial_check, report_heldout, truth_check
