@@ -277,7 +277,8 @@ class Grader:
                 return self._cal[key]
             except (OSError, ValueError, TypeError):
                 pass  # a torn cache file: recompute
-        if not len(q.bad) or len(q.good) < 2:  # nothing to calibrate on: the defaults
+        if not len(q.bad) or len(q.good) < 2:  # nothing to calibrate on: the defaults, with a bad answer using
+            # about a fifth of a good answer's key terms and a good one about three fifths (SemEval training)
             self._cal[key] = Calibration(SIM_LO + TERM_W * 0.2, SIM_HI + TERM_W * 0.6, NO_CAL_ALPHA)
             return self._cal[key]
         gt = [terms(x) for x in goods(q)]
