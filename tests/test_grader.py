@@ -376,9 +376,9 @@ def test_length_advice_counts_sentences_and_words(grader, bank):
 
 
 def test_weak_spots_drive_the_follow_up_and_the_tip(grader):
-    from coach.interview.panel import GraderFollowUp
     from coach.grading.rubrics import Bank, KeyPoint, Question
     from coach.grading.tips import follow_up_line
+    from coach.interview.panel import GraderFollowUp
 
     q = Question(id="bq-conflict", text="Tell me about a time you had to convince a team that disagreed with you.",
                  key_points=[KeyPoint(text="A specific situation, what the candidate did, and the result."),
