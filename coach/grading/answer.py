@@ -102,7 +102,6 @@ def clean_answer(answer: object) -> tuple[str, str | None]:
     return fixed, "; ".join(notes) or None
 
 
-
 def keyword_list(body: str, sentences: list[str], content: list[str], stop_share: float) -> bool:
     """Keywords, not an answer: almost no function words over eight words or more, a comma-separated run
     of terms, fragments of three words or fewer, or one joiner repeated (`joined_list`). A short sentence
