@@ -49,7 +49,8 @@ from coach.grading.points import (
     clauses,
     find_reversal,
     match_points,
-    sentence_support,
+    support,
+    term_share,
     terms,
 )
 from coach.grading.rubrics import LABELS, Bank, Question
@@ -282,7 +283,7 @@ class Grader:
             self._cal[key] = Calibration(SIM_LO + TERM_W * 0.2, SIM_HI + TERM_W * 0.6, NO_CAL_ALPHA)
             return self._cal[key]
         gt = [terms(x) for x in goods(q)]
-        rec = lambda texts: np.array([[len(t & terms(x)) / len(t) if t else 0.0 for t in gt] for x in texts])  # noqa: E731
+        rec = lambda texts: np.array([[term_share(t, terms(x)) for t in gt] for x in texts])  # noqa: E731
         loo_good, loo_bad, placed = positions(qv, len(q.good), rec(goods(q)), rec(q.bad), TERM_W)
         rubric = [self._grade(bank, self.held_out(q, kind, i), text, calibrate=False).total
                   for kind, items in (("good", q.good), ("bad", q.bad)) for i, text in enumerate(items)]
@@ -338,7 +339,8 @@ class Grader:
         b = float(np.mean(np.sort(sim_bad)[-2:])) if len(sim_bad) else g - 0.04
         sim_q = float(qv.question @ a)
         kp_sim = (qv.key_points @ s.T).max(axis=1) if len(s) else np.zeros(len(q.key_points))
-        matches = match_points([k.text for k in q.key_points], qv.key_points, sentences, s)
+        sup = support([k.text for k in q.key_points], qv.key_points, units, u)  # points x claims, sentences first
+        matches = match_points(sup[:, :len(sentences)])
         coverage = np.array([_ramp(x, 0.30, 0.62) for x in kp_sim])  # the score's; `matches` say what is missing
         # rambling: sentences that relate to nothing in the rubric
         anchors = np.vstack([qv.question[None, :], qv.good, qv.key_points])
@@ -367,7 +369,7 @@ class Grader:
         contrast = _soft((g - b + 0.06) / 0.20)  # nearer the good exemplars than the bad ones
         # closeness to a good answer: in meaning (MiniLM) and in the good answer's own key terms, which
         # MiniLM blurs (a correct one-liner shares the reference's terms; a wrong one on the topic often not)
-        recalls = np.array([len(t & terms_a) / len(t) if t else 0.0 for t in (terms(x) for x in goods(q))])
+        recalls = np.array([term_share(terms(x), terms_a) for x in goods(q)])
         recall = float(recalls.max(initial=0.0))
         closeness = _soft((g + TERM_W * recall - CLOSE_LO) / (CLOSE_HI - CLOSE_LO))
         feats["term_recall"] = round(recall, 4)
@@ -447,7 +449,7 @@ class Grader:
         # a point is called missing only when no sentence comes near it (judged sentence by sentence,
         # `points.py`), and in a short answer when none of its claims is about it; the higher an answer
         # scores, the clearer the absence must be (a weak match in a strong answer is likelier a paraphrase)
-        about = claimed([k.text for k in q.key_points], qv.key_points, units, u)
+        about = claimed(sup)
         short = len(sentences) < FIRM_SENTENCES  # one sentence that makes one point does not make them all
         missing = {q.key_points[i].text for i, m in enumerate(matches)
                    if m.reversed_by is not None
@@ -459,8 +461,8 @@ class Grader:
         if wrong_point is not None:  # the point it got wrong comes first: the follow-up and the tip name it
             missed = [wrong_point, *(m for m in missed if m != wrong_point)]
         lean = (s @ qv.good.T).max(axis=1) - ((s @ qv.bad.T).max(axis=1) if len(qv.bad) else 0.0)
-        support = sentence_support([k.text for k in q.key_points], qv.key_points, sentences, s)
-        making = {j for j, x in enumerate(support) if x >= MADE_AT}  # they make a key point: never evidence against
+        best = sup[:, :len(sentences)].max(axis=0, initial=0.0)  # each sentence's best-supported point
+        making = {j for j, x in enumerate(best) if x >= MADE_AT}  # they make a key point: never evidence against
         against = [int(j) for j in np.argsort(lean) if int(j) not in making]
         weakest = (false.said if false is not None else reversal.said if reversal is not None
                    else sentences[against[0]] if against and len(sentences) > 1 else "")

@@ -26,7 +26,6 @@ MISSING_BELOW = 0.32  # support under which no sentence makes it: only then is t
 FIRM_AT, FIRM_ABSENCE = 3.5, 0.25  # an answer scoring FIRM_AT or more misses a point only under this support:
 # the higher it scores, the likelier a low match is a paraphrase (the dev truthfulness set) ...
 FIRM_SENTENCES = 3  # an answer shorter than this misses every point none of its claims is about (`claimed`)
-CREDIT_FULL = 0.70  # support at which a point earns full credit in the score (credit starts at MISSING_BELOW)
 TERM_WEIGHT = 0.30  # how much the point's key terms add to a sentence's similarity
 REVERSE_NEAR = 0.55  # a claim this close to a key point's clause, with the opposite polarity, reverses it
 
@@ -185,53 +184,34 @@ class PointMatch:
         return self.reversed_by is not None or self.support < MISSING_BELOW
 
 
-def match_points(points: list[str], kp_vecs: np.ndarray, sentences: list[str], s_vecs: np.ndarray) -> list[PointMatch]:
-    """Each point's best sentence in the answer, judged on its own (support: similarity plus key terms)."""
-    if not sentences:
-        return [PointMatch(0.0, -1, None) for _ in points]
-    sims = kp_vecs @ s_vecs.T  # points x sentences
-    s_terms = [terms(x) for x in sentences]
-    out = []
-    for i, p in enumerate(points):
-        pt = terms(p)
-        support = sims[i] + TERM_WEIGHT * np.array([term_share(pt, st) for st in s_terms])
-        j = int(np.argmax(support))
-        out.append(PointMatch(float(support[j]), j, None))
-    return out
+def support(points: list[str], kp_vecs: np.ndarray, texts: list[str], t_vecs: np.ndarray) -> np.ndarray:
+    """Points x texts: each text's similarity to each point plus TERM_WEIGHT times the share of the point's
+    key terms it uses. Computed once a grade, over the answer's claims (its sentences come first)."""
+    if not texts or not points:
+        return np.zeros((len(points), len(texts)))
+    pts, tts = [terms(p) for p in points], [terms(x) for x in texts]
+    return kp_vecs @ t_vecs.T + TERM_WEIGHT * np.array([[term_share(pt, tt) for tt in tts] for pt in pts])
 
 
-def claimed(points: list[str], kp_vecs: np.ndarray, units: list[str], u_vecs: np.ndarray) -> set[int]:
+def match_points(sup: np.ndarray) -> list[PointMatch]:
+    """Each point's best sentence in the answer, judged on its own (`sup`: points x sentences, `support`)."""
+    if not sup.shape[1]:
+        return [PointMatch(0.0, -1, None) for _ in range(sup.shape[0])]
+    return [PointMatch(float(row[int(np.argmax(row))]), int(np.argmax(row)), None) for row in sup]
+
+
+def claimed(sup: np.ndarray) -> set[int]:
     """The points some claim (a sentence or a clause of one) is about: its best-supported point, or within
-    CLAIM_TIE of it, at MISSING_BELOW or more. One sentence that makes one point is not every point its
-    topic brushes: a point no claim is about is missing, however close the topic sits."""
-    if not units or not points:
+    CLAIM_TIE of it, at MISSING_BELOW or more (`sup`: points x claims, `support`). One sentence that makes
+    one point is not every point its topic brushes: a point no claim is about is missing, however close the
+    topic sits."""
+    if not sup.size:
         return set()
-    sims = kp_vecs @ u_vecs.T
-    pts = [terms(p) for p in points]
-    sup = sims + TERM_WEIGHT * np.array([[term_share(pt, terms(x)) for x in units] for pt in pts])
     top = sup.max(axis=0)
     return {int(i) for i, j in zip(*np.nonzero((sup >= top - CLAIM_TIE) & (sup >= MISSING_BELOW)), strict=True)}
 
 
 CLAIM_TIE = 0.05  # a claim is about every point it supports within this of its best one
-
-
-def sentence_support(points: list[str], kp_vecs: np.ndarray, sentences: list[str], s_vecs: np.ndarray) -> np.ndarray:
-    """Each sentence's best support for any point: a sentence at MADE_AT or above makes a point."""
-    if not sentences or not points:
-        return np.zeros(len(sentences))
-    sims = kp_vecs @ s_vecs.T
-    pts = [terms(p) for p in points]
-    share = np.array([[term_share(pt, terms(x)) for x in sentences] for pt in pts])
-    return (sims + TERM_WEIGHT * share).max(axis=0)
-
-
-def coverage(m: PointMatch) -> float:
-    """A point's credit on 0-1: nothing for a reversed point, a ramp from missing to made otherwise."""
-    if m.reversed_by is not None:
-        return 0.0
-    x = max(0.0, (m.support - MISSING_BELOW) / (CREDIT_FULL - MISSING_BELOW))
-    return float(x if x <= 1 else min(1.1, 1 + 0.2 * (x - 1)))  # past MADE_AT a closer match still ranks higher
 
 
 @dataclass

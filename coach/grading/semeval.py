@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from coach.errors import ConfigError
 from coach.grading.rubrics import Bank, KeyPoint, Question
@@ -139,16 +139,7 @@ def auc(scores: list[float] | np.ndarray, labels: list[bool] | np.ndarray) -> fl
     s, y = np.asarray(scores, float), np.asarray(labels, bool)
     if y.all() or not y.any():
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks = rankdata(s)  # ties share their average rank
     n1, n0 = int(y.sum()), int((~y).sum())
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
@@ -186,9 +177,3 @@ class MemoEmbedder:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([self.memo[t] for t in texts])
-
-
-def iter_items(splits: list[Split]) -> Iterator[tuple[Split, Item]]:
-    for sp in splits:
-        for it in sp.items:
-            yield sp, it
