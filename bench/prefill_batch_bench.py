@@ -39,7 +39,7 @@ def main() -> int:
         def batch(size: int = size) -> list[int]:
             return [rng.choice(vocab) for _ in range(size)]
 
-        n, tokens, dt = be.batch_rate([rng.choice(vocab) for _ in range(args.context)], batch, args.seconds)
+        n, tokens, dt = be.measure.batch_rate([rng.choice(vocab) for _ in range(args.context)], batch, args.seconds)
         print(f"{size:5d} {tokens / dt:9.2f} {dt / max(1, n) * 1000:9.0f}", flush=True)
     # how long a turn waits for a 64-token background batch: the abort takes it at the next graph node
     text = " ".join(f"word{rng.randrange(400)}" for _ in range(400))

@@ -265,7 +265,8 @@ def test_cards_read_at_load_leave_the_first_session_only_its_openings(fixtures, 
     assert be.read_cards(cards, cache) == 0  # read once: a later load skips them
     iv = Interview.start("pmm_final_panel", backend=be, grader=grader, store=Store(tmp_path / "s.db"), seed=5,
                          max_tokens=8, cache_dir=cache)
-    mine = [be.card_prefix(iv.hearing.thread(p)[0]) for p in iv.personas] + [be.card_prefix(iv.hearing.committee()[0])]
+    cards = be.prefixes
+    mine = [cards.card_prefix(iv.hearing.thread(p)[0]) for p in iv.personas] + [cards.card_prefix(iv.hearing.committee()[0])]
     done = iv.warm_up()
     "".join(iv.ask())
     assert be.timings is not None and be.timings.prompt_eval_tokens == 1

@@ -63,11 +63,11 @@ def measure(path: Path, *, threads: int, gpu_layers: int | None, n_ctx: int, rep
     words = QUALITY_TEXT.read_text().split()
     text_tokens = be.tokenize_text(" ".join(words * 4))
     pp_tokens = text_tokens[:512]
-    be.time_prompt(pp_tokens[:32])  # warm-up: fault the weights in
+    be.measure.time_prompt(pp_tokens[:32])  # warm-up: fault the weights in
     pp, gen = [], []
     for _ in range(reps):
-        pp.append(len(pp_tokens) / be.time_prompt(pp_tokens))
-        gen.append(be.decode_rate(pp_tokens[:16], 127))
+        pp.append(len(pp_tokens) / be.measure.time_prompt(pp_tokens))
+        gen.append(be.measure.decode_rate(pp_tokens[:16], 127))
     ttft_open, ttft_follow, ttft_debrief = turn_shapes(be, words)
     vram_mb = vram_of(os.getpid(), gpu_before) if be.n_gpu_layers else 0.0  # while the model and its KV cache are loaded
     be.close()

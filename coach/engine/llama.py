@@ -13,10 +13,11 @@ more speakers than slots are live (several UI tabs) or to persist an evaluated p
 `prefill` evaluates what a speaker will read next while the candidate is still typing, in batches that
 a real turn aborts as soon as it is waiting.
 
-The class is assembled from parts: `kv.py` (the slot table and decoding into it), `vocab.py` (tokens,
-the layout, the sampler), `prefix_files.py` (persona cards cached on disk), `measure.py` (what the
-benchmark times) and `native.py` (llama.cpp's process-wide pieces). This file holds loading, a turn,
-background prefill and closing.
+`LlamaBackend` owns its parts, as llama-cpp-python's `Llama` owns a model, a context and a batch: a
+`Vocab` (`vocab.py`: tokens, the prompt layout, the sampler), a `KVCache` (`kv.py`: the context, the
+slot table, decoding into a slot, growing), `PrefixFiles` (`prefix_files.py`: persona cards cached on
+disk) and `Measure` (`measure.py`: what the benchmark times); `native.py` holds llama.cpp's process-wide
+pieces. This file holds loading, the model's lock, a turn, background prefill and closing.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ import logging
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from coach.config import physical_cores
 from coach.engine.base import Cancel, ChatBackend, TurnTimings  # noqa: F401  (re-exported: the engine's public names)
-from coach.engine.kv import Evicted, Slot
+from coach.engine.kv import KVCache, common_prefix
 from coach.engine.layout import Message
 from coach.engine.measure import Measure
 from coach.engine.native import (
@@ -48,6 +48,7 @@ from coach.engine.native import (
     quiet_aborts,
 )
 from coach.engine.prefix_files import PrefixFiles
+from coach.engine.vocab import Vocab
 from coach.errors import CoachError, InvalidModelFile
 from coach.models.fit import check_fits, session_cells
 from coach.models.gguf import read_header
@@ -71,7 +72,7 @@ def _quiesce() -> None:
 
 KV_TYPES = {"f16": 1, "q8_0": 8}  # ggml type ids: the KV cache's cells as half floats, or 8-bit blocks
 
-class LlamaBackend(PrefixFiles, Measure):
+class LlamaBackend:
     """A GGUF loaded through llama-cpp-python, one resident KV sequence per speaker."""
 
     def __init__(
@@ -108,115 +109,114 @@ class LlamaBackend(PrefixFiles, Measure):
             check_memory: refuse a model larger than free RAM (weights + every slot's KV) before loading.
         """
         import llama_cpp
-        from llama_cpp._internals import LlamaContext, LlamaModel
+        from llama_cpp._internals import LlamaModel
         from llama_cpp._logger import set_verbose
 
         set_verbose(verbose)
         quiet_aborts()
         self.info = read_header(model_path)
         self.n_ctx = min(n_ctx, self.info.n_ctx_train)
-        self.cells = session_cells(self.n_ctx, self.info.n_ctx_train)  # each slot's cells now; grown on demand
+        cells = session_cells(self.n_ctx, self.info.n_ctx_train)  # each slot's cells now; grown on demand
         self.n_slots = max(1, slots)
-        self.n_gpu_layers = auto_gpu_layers(self.info, self.cells, self.n_slots) if n_gpu_layers is None \
+        self.n_gpu_layers = auto_gpu_layers(self.info, cells, self.n_slots) if n_gpu_layers is None \
             else n_gpu_layers
         self.check_memory = check_memory
         self._offloaded = self.n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
         if check_memory:  # offloaded layers and their KV need VRAM, not RAM
-            check_fits(self.info, self.cells, self.n_slots, self._offloaded,
+            check_fits(self.info, cells, self.n_slots, self._offloaded,
                        free_vram() if self._offloaded else None)
         self.n_threads = n_threads or physical_cores()
         self.use_mmap = (self.n_gpu_layers != 0) if use_mmap is None else use_mmap
         self.seed = seed
         self.speaker_cache = speaker_cache
-        self.n_batch = n_batch
         # Wraps every turn's sampler when set: a benchmark makes the engine say a fixed text through its
         # own sampler chain (whose cost is real), at the model's true decoding speed.
         self.sampler_hook: Callable[[Any], Any] | None = None
+        if kv_type not in KV_TYPES:
+            raise CoachError(f"KV cache type {kv_type!r}: use one of {', '.join(KV_TYPES)}")
+        self.kv_type = kv_type
         t0 = time.perf_counter()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = self.n_gpu_layers
         # llama-cpp-python 0.3.36 has `load_mode`, not `use_mmap` (setting that attribute does nothing)
         mparams.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP if self.use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = self.cells * self.n_slots
         cparams.n_batch = cparams.n_ubatch = n_batch
         cparams.n_threads = cparams.n_threads_batch = self.n_threads
-        cparams.n_seq_max = self.n_slots
         cparams.kv_unified = False
-        if kv_type not in KV_TYPES:
-            raise CoachError(f"KV cache type {kv_type!r}: use one of {', '.join(KV_TYPES)}")
-        self.kv_type = kv_type
         if kv_type != "f16":  # a quantized V cache needs llama.cpp's flash attention
             cparams.type_k = cparams.type_v = KV_TYPES[kv_type]
             cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_cb = abort_callback()  # referenced for the context's lifetime
+        self.abortable = self._abort_cb is not None
         try:
             self._model = LlamaModel(path_model=str(self.info.path), params=mparams, verbose=verbose)
-            self._ctx = LlamaContext(model=self._model, params=cparams, verbose=verbose)
+            self.kv = KVCache(self._model, cparams, n_slots=self.n_slots, cells=cells, n_batch=n_batch,
+                              speaker_cache=speaker_cache, max_evicted=max_evicted, on_context=self._set_abort,
+                              verbose=verbose)
         except (ValueError, RuntimeError, OSError) as exc:
             raise InvalidModelFile(
                 f"llama.cpp could not load {self.info.path.name} ({self.info.architecture}): {exc}; "
                 "update llama-cpp-python or use another GGUF"
             ) from None
         self.load_s = time.perf_counter() - t0
-        self._vocab = self._model.vocab
-        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self.layout = self._make_layout()
-        self._slots = [Slot(i) for i in range(self.n_slots)]
-        self._lru: OrderedDict[str, Slot] = OrderedDict()  # speaker -> its slot, least recently used first
-        self._evicted: OrderedDict[str, Evicted] = OrderedDict()
-        self.max_evicted = max_evicted
+        self.vocab = Vocab(self._model, self.info)
+        self.layout = self.vocab.layout
+        self.rendering = self.vocab.rendering
         self._lock = threading.Lock()  # one model, many callers (UI tabs, prefill threads): one batch at a time
         self._waiting = 0  # turns waiting for the lock: a prefill yields to them (aborts its batch)
         self._abort_lock = threading.Lock()  # orders _waiting, _prefilling and the abort flag
         self._prefilling = False  # a prefill batch holds the model (only those are ever aborted)
-        self._abort_flag = ctypes.create_string_buffer(2)
-        self._abort_cb = abort_callback()  # referenced for the context's lifetime
-        self._cparams = cparams
-        self._set_abort()
-        self.abortable = self._abort_cb is not None
+        self.prefixes = PrefixFiles(self.kv, self.layout, self.info, kv_type, self._lock, self._extend)
+        self.measure = Measure(self.kv, self.vocab, self._lock, self.n_ctx)
         self._prefill_rate = 0.0  # measured prompt tokens/s, to size prefill batches
         self._closed = False
         self._closing = threading.Event()  # set at exit: stop evaluating so the model can be freed safely
         _LIVE.add(self)
         self.timings: TurnTimings | None = None
 
-    def _set_abort(self) -> None:
+    @property
+    def cells(self) -> int:
+        """Each slot's KV cells now (grown on demand up to `n_ctx`)."""
+        return self.kv.cells
+
+    def _set_abort(self, ctx: Any) -> None:
         import llama_cpp
 
         if self._abort_cb is not None:
-            llama_cpp.llama_set_abort_callback(self._ctx.ctx, self._abort_cb,
-                                               ctypes.cast(self._abort_flag, ctypes.c_void_p))
+            llama_cpp.llama_set_abort_callback(ctx.ctx, self._abort_cb, ctypes.cast(self._abort_flag, ctypes.c_void_p))
 
     def _ensure_cells(self, need: int) -> None:
-        """Grow every slot's cells to hold `need` tokens (doubling, at most `n_ctx`). Called with the lock
-        held: resident speakers are copied out, the context is rebuilt larger, and they are copied back."""
-        import llama_cpp
-        from llama_cpp._internals import LlamaContext
-
-        if need <= self.cells or self.cells >= self.n_ctx:
+        """Grow every slot's cells to hold `need` tokens (doubling, at most `n_ctx`), the fit checked first.
+        Called with the lock held."""
+        cells = self.kv.cells
+        if need <= cells or cells >= self.n_ctx:
             return
-        new = min(self.n_ctx, max(need, 2 * self.cells))
+        new = min(self.n_ctx, max(need, 2 * cells))
         if self.check_memory:
             check_fits(self.info, new, self.n_slots, self._offloaded, free_vram() if self._offloaded else None)
-        t0 = time.perf_counter()
-        saved = {}
-        for slot in self._slots:
-            if slot.tokens:
-                size = int(llama_cpp.llama_state_seq_get_size(self._ctx.ctx, slot.seq))
-                buf = (ctypes.c_uint8 * size)()
-                saved[slot.seq] = (buf, int(llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, slot.seq)))
-        self._ctx.close()
-        self._cparams.n_ctx = new * self.n_slots
-        self._ctx = LlamaContext(model=self._model, params=self._cparams, verbose=False)
-        self._set_abort()
-        for slot in self._slots:
-            if slot.seq in saved:
-                buf, n = saved[slot.seq]
-                if int(llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, n, slot.seq)) == 0:
-                    slot.tokens = []  # could not restore: that speaker's next turn reads its prompt again
-        log.info("KV cells grown from %d to %d a speaker in %.2f s", self.cells, new, time.perf_counter() - t0)
-        self.cells = new
+        self.kv.grow(new)
+
+    # ------------------------------------------------------------------ text and tokens
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Plain text to tokens: no BOS, control-token names stay text."""
+        return self.vocab.tokenize_text(text)
+
+    def text_of(self, tokens: list[int]) -> str:
+        """Tokens back to text, as the model would print them."""
+        return self.vocab.text_of(tokens)
+
+    @property
+    def eos_token(self) -> int:
+        return self.vocab.eos_token
+
+    def render(self, messages: list[Message]) -> str:
+        return self.layout.render(messages)
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        return self.layout.tokens(messages)
 
     # ------------------------------------------------------------------ generation
 
@@ -269,8 +269,6 @@ class LlamaBackend(PrefixFiles, Measure):
 
     def _stream(self, speaker: str, tokens: list[int], *, t0: float, wait: float, max_tokens: int, stop: list[str],
                 seed: int, **sampling: Any) -> Iterator[str]:
-        import llama_cpp
-
         budget = self.n_ctx - len(tokens)
         if budget < 8:
             raise CoachError(
@@ -278,16 +276,17 @@ class LlamaBackend(PrefixFiles, Measure):
                 "start a new session or raise --ctx"
             )
         self._ensure_cells(min(self.n_ctx, len(tokens) + min(max_tokens, budget)))
-        slot, restore_ms = self._slot_for(speaker)
+        kv = self.kv
+        slot, restore_ms = kv.slot_for(speaker)
         if not self.speaker_cache:
-            self._clear(slot)
-        keep = min(self._common(slot, tokens), len(tokens) - 1)  # the last token is evaluated for its logits
-        self._truncate(slot, keep)
+            kv.clear(slot)
+        keep = min(common_prefix(slot.tokens, tokens), len(tokens) - 1)  # the last token is evaluated for its logits
+        kv.truncate(slot, keep)
         cached = keep
         t_prompt = time.perf_counter()
-        self._eval(slot, tokens, keep)
+        kv.eval(slot, tokens, keep)
         prompt_s = time.perf_counter() - t_prompt
-        sampler = self._sampler(seed=seed, **sampling)
+        sampler = self.vocab.sampler(seed=seed, **sampling)
         if self.sampler_hook is not None:
             sampler = self.sampler_hook(sampler)
         first: float | None = None
@@ -300,13 +299,13 @@ class LlamaBackend(PrefixFiles, Measure):
                 if self._closing.is_set():
                     finish = "interrupted"
                     break
-                tok = sampler.sample(self._ctx, -1)
+                tok = sampler.sample(kv.ctx, -1)
                 sampler.accept(tok)
                 n_gen += 1
-                if llama_cpp.llama_vocab_is_eog(self._vocab, tok):
+                if self.vocab.is_end(tok):
                     finish = "stop"
                     break
-                pending += self._piece(tok)
+                pending += self.vocab.piece(tok)
                 try:
                     text = pending.decode("utf-8")
                     pending = b""
@@ -330,7 +329,7 @@ class LlamaBackend(PrefixFiles, Measure):
                     yield held[:safe]
                     held = held[safe:]
                 t_e = time.perf_counter()
-                self._decode(slot, [tok], logits_last=True)
+                kv.decode(slot, [tok], logits_last=True)
                 eval_s += time.perf_counter() - t_e
             if held and finish != "stop":
                 first = first or time.perf_counter()
@@ -338,7 +337,7 @@ class LlamaBackend(PrefixFiles, Measure):
         finally:
             sampler.close()
             if not self.speaker_cache:
-                self._clear(slot)
+                kv.clear(slot)
             p_eval = len(tokens) - cached
             self.timings = TurnTimings(
                 speaker=speaker, prompt_tokens=len(tokens), cached_tokens=cached,
@@ -381,16 +380,16 @@ class LlamaBackend(PrefixFiles, Measure):
                 if len(tokens) >= self.n_ctx:
                     return done
                 self._ensure_cells(len(tokens) + 1)
-                slot, _ = self._slot_for(speaker)
-                keep = self._common(slot, tokens)
+                slot, _ = self.kv.slot_for(speaker)
+                keep = common_prefix(slot.tokens, tokens)
                 if keep >= len(tokens):
                     return done
-                self._truncate(slot, keep)
+                self.kv.truncate(slot, keep)
                 rate = int(self._prefill_rate * PREFILL_BATCH_S)
                 if self.abortable:
-                    step = min(self.n_batch, max(PREFILL_BATCH, rate))
+                    step = min(self.kv.n_batch, max(PREFILL_BATCH, rate))
                 else:
-                    step = max(4, min(self.n_batch, rate)) if rate else 16
+                    step = max(4, min(self.kv.n_batch, rate)) if rate else 16
                 chunk = tokens[keep:keep + step]
                 with self._abort_lock:
                     if self._waiting or self._closing.is_set():
@@ -399,7 +398,7 @@ class LlamaBackend(PrefixFiles, Measure):
                 before = len(slot.tokens)
                 t0 = time.perf_counter()
                 try:
-                    finished = self._decode(slot, chunk, logits_last=False, abortable=True)
+                    finished = self.kv.decode(slot, chunk, logits_last=False, abortable=True)
                 finally:
                     with self._abort_lock:
                         self._prefilling = False
@@ -434,6 +433,25 @@ class LlamaBackend(PrefixFiles, Measure):
 
     # ------------------------------------------------------------------ housekeeping
 
+    def warm(self, speaker: str, messages: list[Message], cache_dir: Path | None, *, holdback: int = 1,
+             whole: bool = False, cancel: Cancel | None = None) -> int:
+        """Make `speaker`'s known prompt resident, from the on-disk prefix cache when it is there
+        (`PrefixFiles.warm`). Returns tokens evaluated."""
+        return self.prefixes.warm(speaker, messages, cache_dir, holdback=holdback, whole=whole, cancel=cancel)
+
+    def read_cards(self, cards: list[Message], cache_dir: Path, *, cancel: Cancel | None = None) -> int:
+        """Read persona cards into the on-disk prefix cache when a model loads (`PrefixFiles.read_cards`)."""
+        return self.prefixes.read_cards(cards, cache_dir, cancel=cancel)
+
+    def resident(self, speaker: str) -> int:
+        """How many tokens of `speaker` sit in the KV cache now (tests, benchmarks; read without the lock)."""
+        return self.kv.resident(speaker)
+
+    def forget(self, speaker: str | None = None) -> None:
+        """Drop cached prefixes (one speaker, or all: a new session)."""
+        with self._lock:
+            self.kv.drop(speaker)
+
     @property
     def turn_waiting(self) -> bool:
         """A turn is waiting for the model: background work should step aside."""
@@ -441,16 +459,12 @@ class LlamaBackend(PrefixFiles, Measure):
 
     def close(self) -> None:
         """Free the model once any turn in progress has finished; later calls get a clear error."""
-        import llama_cpp
-
         self._acquire()  # aborts a prefill batch rather than waiting for it
         try:
             if self._closed:
                 return
             self._closed = True
-            self._evicted.clear()
-            llama_cpp.llama_batch_free(self._batch)
-            self._ctx.close()
+            self.kv.close()
             self._model.close()
         finally:
             self._lock.release()
