@@ -5,6 +5,7 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,16 @@ REPO = Path(__file__).resolve().parent.parent
 COACH = str(Path(sys.executable).with_name("coach"))
 
 
-@pytest.fixture(scope="session")
-def _grader_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", autouse=True)
+def _grader_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One grader cache for the whole run: exemplar vectors and calibrations are keyed by their content and
     by the scoring code's own bytes, so sharing them changes no score, and the `coach` processes the tests
-    start (grader-eval, rubric check, the UI) stop recomputing them for every data home."""
-    return tmp_path_factory.mktemp("grader-cache")
+    start (grader-eval, rubric check, the UI) stop recomputing them for every data home. Set for the whole
+    session, so the servers that module fixtures start (before any test's own environment) share it too."""
+    path = tmp_path_factory.mktemp("grader-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COACH_GRADER_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(autouse=True)

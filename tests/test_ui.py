@@ -268,6 +268,10 @@ def test_browser_quick_round_at_1280x720_then_the_debrief(server: str):
         expect(page.locator("#debrief")).to_contain_text("offer", timeout=30_000)
         expect(page.locator("#debrief")).to_contain_text("Fix these three first")
         expect(page.locator("#retry-gap-1")).to_contain_text("Retry question")
+        # after the round, what each panelist was really testing: agenda, hidden priorities, quote or "not shown"
+        expect(page.locator("#debrief")).to_contain_text("What they were really testing")
+        expect(page.locator("#debrief")).to_contain_text("wanted to find out")
+        expect(page.locator("#debrief")).to_contain_text(re.compile(r"answer \d+ \(to .*/5\): “|not shown in any answer"))
         tabs = page.get_by_role("tab")  # five tabs, each once (a stray component under gr.Tabs drew a sixth)
         expect(tabs).to_have_count(5)
         assert tabs.all_inner_texts() == ["Panel", "Debrief", "History", "Models", "Benchmark"]

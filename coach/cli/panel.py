@@ -138,6 +138,14 @@ def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
     for chunk in iv.committee_note():
         print(chunk, end="", flush=True)
     print(flush=True)
+    if d.placement is not None:
+        print(f"\n{d.placement.summary()}", flush=True)
+    if d.reveal:
+        print("\nWhat they were really testing:", flush=True)
+        for r in d.reveal:
+            print(f"  {r.name}: {r.agenda}", flush=True)
+            for shown in r.priorities:
+                print(f"    - {shown.line}", flush=True)
     print(f"\nFull report: coach sessions export {iv.session_id} --out report.html")
     return 0
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coach.grading.grader import Grade, split_sentences
+from coach.grading.levels import Placement
+from coach.grading.reveal import Reveal
 from coach.grading.rubrics import LABELS
 
 YES = 3.4  # a panelist's score from which its verdict is Yes
@@ -65,6 +67,8 @@ class Debrief:
     weak_answers: list[dict[str, Any]] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # session, scenario, model, date, complete
+    reveal: list[Reveal] = field(default_factory=list)  # what each panelist was really testing
+    placement: Placement | None = None  # the level the committee would place the candidate at (estimate)
 
     @property
     def names(self) -> dict[str, str]:

@@ -10,7 +10,10 @@ from typing import Any
 
 from coach.errors import CoachError
 from coach.grading.debrief import Debrief, Turn, build_debrief
+from coach.grading.embedder import Embedder, MiniLMEmbedder
 from coach.grading.grader import Grade, Grader
+from coach.grading.levels import estimate
+from coach.grading.reveal import Answered, reveal
 from coach.interview.prompts import Persona, load_personas, load_scenarios, scenario_parts
 from coach.store import Store
 
@@ -48,7 +51,10 @@ def transcript(turns: list[dict[str, Any]]) -> list[Line]:
     return lines
 
 
-def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | None = None) -> Debrief:
+def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | None = None,
+                embedder: Embedder | None = None) -> Debrief:
+    """The committee's debrief of a stored session: verdicts, the decision, what each panelist was really
+    testing (the reveal, read with `embedder`: the grader's own where given) and the estimated level."""
     personas = personas or load_personas()
     retries = store.retries(session_id)
     # the written question names what was asked (the spoken one may open with the panelist's own words)
@@ -62,7 +68,11 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
     scenario = row.get("scenario", "")
     meta = {"session": session_id, "scenario": _titles().get(scenario, scenario.replace("_", " ")),
             "model": row.get("model", ""), "created": row.get("created"), "complete": row.get("status") == "finished"}
-    return build_debrief(turns, weights or None, names, meta)
+    d = build_debrief(turns, weights or None, names, meta)
+    d.reveal = reveal(personas, [Answered(i, t.panelist, t.answer, t.grade.total) for i, t in enumerate(turns, 1)],
+                      embedder or MiniLMEmbedder(), {k: p.name for k, p in personas.items()})
+    d.placement = estimate(scenario, [(t.answer, t.grade.criteria, t.grade.total) for t in turns])
+    return d
 
 
 @lru_cache(maxsize=1)
@@ -156,4 +166,5 @@ class History:
 
     def debrief(self, session_id: str) -> Debrief:
         self.require(session_id)
-        return debrief_for(self.store, session_id, self.personas)
+        return debrief_for(self.store, session_id, self.personas,
+                           self.grader.embedder if self.grader is not None else None)

@@ -12,7 +12,7 @@ from string import Template
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from coach.config import PROMPTS_DIR, data_files
 from coach.errors import ConfigError
@@ -48,6 +48,16 @@ class Persona(BaseModel):
     # the written follow-up per criterion, in this panelist's voice; panel.PROBES where one is missing
     follow_ups: dict[Literal["technical_accuracy", "narrative_coherence", "stakeholder_alignment",
                              "tension_handling"], str] = Field(default_factory=dict)
+    # per hidden priority, what an answer that shows the candidate on it says (the debrief's reveal matches
+    # the candidate's sentences against these; a priority without signs is matched on its own words)
+    signs: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _signs_name_priorities(self) -> Persona:
+        unknown = [k for k in self.signs if k not in self.hidden_priorities]
+        if unknown:
+            raise ValueError(f"signs for {unknown[0]!r}, which is not one of hidden_priorities")
+        return self
 
 
 class Segment(BaseModel):

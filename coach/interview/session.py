@@ -431,7 +431,7 @@ class Interview:
                 log.info("lease not released: %s", exc)
 
     def debrief(self) -> Debrief:
-        return debrief_for(self.store, self.session_id, self.personas)
+        return debrief_for(self.store, self.session_id, self.personas, self.grader.embedder)
 
     def committee_note(self, max_tokens: int = 160) -> Iterator[str]:
         """The chair's summary, streamed a whole sentence at a time once each passes the wording checks (a

@@ -30,7 +30,28 @@ def as_json(d: Debrief) -> str:
                    "answer": t.answer, "grade": t.grade.as_dict(),
                    "retry": t.retry.as_dict() if t.retry is not None else None} for t in d.turns],
         "fix_first": [{k: g[k] for k in ("n", "who", "question", "score", "improvement")} for g in d.costliest()],
+        "reveal": [r.as_dict() for r in d.reveal],
+        "placement": d.placement.as_dict() if d.placement is not None else None,
     }, indent=2, ensure_ascii=False)
+
+
+def reveal_markdown(d: Debrief, heading: str = "##") -> str:
+    """What each panelist was really testing: agenda, hidden priorities, and the sentence that spoke to each."""
+    if not d.reveal:
+        return ""
+    out = [f"{heading} What they were really testing", ""]
+    for r in d.reveal:
+        out += [f"**{r.name}** wanted to find out: {r.agenda}", ""]
+        out += [f"- {s.line}" for s in r.priorities]
+        out += [""]
+    return "\n".join(out)
+
+
+def level_markdown(d: Debrief, heading: str = "##") -> str:
+    """The estimated level band, its evidence and what would move it up."""
+    if d.placement is None:
+        return ""
+    return f"{heading} Level (an estimate)\n\n{d.placement.summary()}\n"
 
 def as_markdown(d: Debrief) -> str:
     """The report to keep, as Markdown."""
@@ -40,6 +61,8 @@ def as_markdown(d: Debrief) -> str:
         out += [f"{i}. **Question {g['n']}** ({g['who']}, {g['score']:.1f}/5): {g['improvement']}"
                 for i, g in enumerate(d.costliest(), 1)]
         out += [""]
+    if d.placement is not None:
+        out += [level_markdown(d), ""]
     out += ["## Panelists", ""]
     for v in d.verdicts:
         out += [f"### {v.name}: {v.verdict} ({v.score:.2f}/5 over {v.turns} answer(s))", "",
@@ -55,6 +78,8 @@ def as_markdown(d: Debrief) -> str:
             out += [f"**{q['n']}. {q['who']}: {q['question']}** ({q['score']:.2f}/5{again})", "",
                     f"> {q['answer']}", "",
                     f"- {crit}", f"- Delivery: {q['delivery']}", f"- Next time: {q['improvement']}", ""]
+    if d.reveal:
+        out += [reveal_markdown(d), ""]
     if d.weak_answers:
         out += ["## Weak answers and what good looks like", ""]
         for w in d.weak_answers:
@@ -91,6 +116,14 @@ def as_html(d: Debrief, chart_png: bytes | None = None) -> str:
     first = "".join(f"<li><b>Question {g['n']}</b> ({e(g['who'])}, {g['score']:.1f}/5): {e(g['improvement'])}</li>"
                     for g in d.costliest())
     first = f"<section class='card'><h2>Fix these first</h2><ol>{first}</ol></section>" if first else ""
+    level = (f"<section class='card'><h2>Level <small>(an estimate)</small></h2><p>{e(d.placement.summary())}</p>"
+             f"</section>" if d.placement is not None else "")
+    hidden = "".join(
+        f"<section class='card'><h3>{e(r.name)}</h3><p><b>Wanted to find out:</b> {e(r.agenda)}</p><ul>"
+        + "".join(f"<li>{e(x.priority)} — " + (f"answer {x.n} (to {e(x.asked_by)}, {x.score:.1f}/5): "
+                                               f"<q>{e(x.quote)}</q>" if x.quote is not None else "<i>not shown</i>")
+                  + "</li>" for x in r.priorities) + "</ul></section>" for r in d.reveal)
+    hidden = f"<h2>What they were really testing</h2>{hidden}" if hidden else ""
     weak = "".join(
         f"<section class='card'><h3>{e(w['question'])} <small>{w['score']:.2f}/5</small></h3>"
         f"<blockquote>{e(w['answer'])}</blockquote><p><b>Better:</b> {e(w['exemplar'])}</p>"
@@ -105,8 +138,8 @@ blockquote{{border-left:3px solid #ccc;margin:.5em 0;padding-left:.8em;color:#44
 table{{border-collapse:collapse;width:100%}}
 td,th{{border-top:1px solid #ddd;padding:.6em;vertical-align:top;text-align:left}}
 .mini{{grid-template-columns:9em 6em 2em;font-size:.8em}}.meta{{color:#555}}td.n{{white-space:nowrap}}</style></head>
-<body><h1>Debrief: {e(d.decision)}</h1><p class='meta'>{e(d.heading)}</p><p>{e(d.reason)}</p>{first}{chart}
-{''.join(cards)}{table}
+<body><h1>Debrief: {e(d.decision)}</h1><p class='meta'>{e(d.heading)}</p><p>{e(d.reason)}</p>{first}{level}{chart}
+{''.join(cards)}{hidden}{table}
 {'<h2>Weak answers and what good looks like</h2>' + weak if weak else ''}</body></html>"""
 
 
@@ -142,8 +175,11 @@ def debrief_markdown(d: Debrief) -> str:
                          f"against: “{v.evidence_against}”" for v in d.verdicts)
     head = f"*{d.heading}*\n\n" if d.heading else ""
     first = fix_first(d)
+    level = level_markdown(d, "###")
+    hidden = reveal_markdown(d, "###")
     return (f"## {d.decision}\n\n{head}{d.reason}\n\n" + (f"{first}\n\n" if first else "")
-            + (f"### The panel\n\n{verdicts}" if first and verdicts else verdicts))
+            + (f"### The panel\n\n{verdicts}" if first and verdicts else verdicts)
+            + (f"\n\n{level}" if level else "") + (f"\n\n{hidden}" if hidden else ""))
 
 
 def _score(q: dict[str, Any]) -> str:

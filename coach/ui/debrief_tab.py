@@ -16,6 +16,9 @@ class DebriefTab:
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         with gr.Tab("Debrief", id="debrief"):
+            # the committee chair's written summary streams here, on its own: re-sending the whole debrief
+            # for every word made the browser redraw a long page a hundred times over
+            self.chair = gr.Markdown("", elem_id="debrief-chair")
             self.md = gr.Markdown("Finish a panel to see the committee's decision.", elem_id="debrief")
             with gr.Row(elem_id="fix-first"):  # one per gap of the "fix these three first" block
                 self.retry_btns = [gr.Button("", visible=False, size="sm", elem_id=f"retry-gap-{i + 1}")
@@ -31,7 +34,8 @@ class DebriefTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html, self.details, *self.retry_btns, self.gaps]
+        return [self.md, self.plot, self.dl_md, self.dl_json, self.dl_html, self.details, *self.retry_btns, self.gaps,
+                self.chair]
 
     def show(self, d: Debrief, session_id: str, owner: str = "") -> dict[Any, Any]:
         """Every part of the tab for one session's debrief (its files are written to its user's export folder)."""
@@ -41,4 +45,4 @@ class DebriefTab:
                    else gr.update(visible=False) for i, b in enumerate(self.retry_btns)}
         return {self.md: debrief_markdown(d), self.plot: str(files["png"]), self.dl_md: str(files["md"]),
                 self.dl_json: str(files["json"]), self.dl_html: str(files["html"]), self.details: debrief_details(d),
-                **buttons, self.gaps: [[session_id, g["idx"]] for g in gaps]}
+                **buttons, self.gaps: [[session_id, g["idx"]] for g in gaps], self.chair: ""}

@@ -300,21 +300,21 @@ class PanelTab:
             yield from self._finished(iv, chat, "")
 
     def _finished(self, iv: Interview, chat: list[dict], coach: str) -> Iterator[dict[Any, Any]]:
-        """The grader's debrief at once, then the chair's summary above it as it streams."""
+        """The grader's debrief at once, then the chair's summary above it as it streams (only the summary:
+        the rest of the page stays as drawn)."""
         done = "The panel has finished — see the **Debrief** tab."
         shown = self.debrief.show(iv.debrief(), iv.session_id, iv.owner)
         yield {**self._update(chat, iv, done, coach), **shown}
-        note, md = "", shown[self.debrief.md]
+        note = ""
         try:
             for chunk in iv.committee_note():  # the record was read turn by turn during the session
                 note += chunk
-                yield {**self._update(chat, iv, done, coach), self.debrief.md: f"### The committee chair\n\n"
-                                                                                 f"{note.strip()}\n\n{md}"}
+                yield {self.debrief.chair: f"### The committee chair\n\n{note.strip()}"}
         except CoachError as exc:
             log.info("no committee summary: %s", exc)
         if note:  # the whole tab once more: the browser can drop an update to a tab it has not drawn yet (the chart)
             yield {**self._update(chat, iv, done, coach), **shown,
-                   self.debrief.md: f"### The committee chair\n\n{note.strip()}\n\n{md}"}
+                   self.debrief.chair: f"### The committee chair\n\n{note.strip()}"}
 
     def resume_offer(self, sid: str, chat: list[dict], speak: bool = False,
                      request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
