@@ -270,7 +270,8 @@ class Store:
                 " (SELECT AVG(json_extract(t.grade, '$.total')) FROM turns t WHERE t.session_id = s.id"
                 f"  AND t.grade IS NOT NULL) AS mean_total FROM sessions s {where} ORDER BY s.created DESC",
                 args).fetchall()
-        return [{k: r[k] for k in r.keys() if k not in ("state", "options")} for r in rows]
+        return [{**{k: r[k] for k in r.keys() if k not in ("state", "options")},
+                 "options": json.loads(r["options"] or "{}")} for r in rows]
 
     # ---------------------------------------------------------------- turns
 

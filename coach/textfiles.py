@@ -109,10 +109,13 @@ def read_line(prompt: str, *, limit: int, stream: TextIO | None = None) -> str:
 
 
 def read_answer(*, limit: int, first: str | None = None, prompt: str = "you> ", more: str = "… ",
-                on_line: Callable[[str], None] | None = None) -> str:
+                on_line: Callable[[str], None] | None = None,
+                command: Callable[[str, str], bool] | None = None) -> str:
     """Lines until an empty line (or the end of input), joined; `first`, when given, is the first line
-    already read. `on_line` gets the answer so far after each line. Piped in, an answer is read to at most
-    `limit` characters: past that InputTooLong (a terminal's typist is bounded by their own hands)."""
+    already read. `on_line` gets the answer so far after each line. `command` sees each line first, with
+    the answer so far: a line it takes (returns True for) is not part of the answer. Piped in, an answer is
+    read to at most `limit` characters: past that InputTooLong (a terminal's typist is bounded by their own
+    hands)."""
     import sys
 
     lines: list[str] = [first] if first else []
@@ -130,6 +133,8 @@ def read_answer(*, limit: int, first: str | None = None, prompt: str = "you> ", 
         if not line.strip():
             if lines:
                 break
+            continue
+        if command is not None and command(line.strip(), "\n".join(lines)):
             continue
         lines.append(line)
         used += len(line) + 1

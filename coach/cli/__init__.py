@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--scenario", default="pmm_final_panel",
                      help="pmm_final_panel, pmm_deep_dive, pmm_live_case, pm_loop or tpm_onsite")
     reh.add_argument("--coach", action="store_true", help="coach mode: show each answer's score right away")
+    reh.add_argument("--practice", action="store_true",
+                     help="practice mode: coach mode, plus a hint at the prompt (a line with ?) and a strong "
+                          "answer once you have drafted yours (??); live, the default, helps only in the debrief")
     reh.add_argument("--short", action="store_true",
                      help="a quick round: every time box scaled so the whole panel fits in 15 minutes")
     reh.add_argument("--voice", action="store_true",

@@ -57,18 +57,40 @@ def _interview_parts(settings: Settings) -> tuple:
     return ref, be, Grader.from_settings(settings), store
 
 
-def _read_answer(on_line=None) -> str:
+def _read_answer(on_line=None, command=None) -> str:  # noqa: ANN001
     """Lines until an empty line (or end of input); `on_line` gets the answer so far after each line. Piped
     in, at most the answer limit is read (`< /dev/zero` is refused, not read into memory)."""
     from coach.grading.answer import MAX_CHARS
     from coach.textfiles import read_answer
 
-    return read_answer(limit=MAX_CHARS, on_line=on_line)
+    return read_answer(limit=MAX_CHARS, on_line=on_line, command=command)
+
+
+def _helper(iv):  # noqa: ANN001, ANN202
+    """Practice mode's prompt commands: a line `?` asks for a hint (on the draft so far), `??` for a strong
+    answer to compare with (once something is drafted). Neither becomes part of the answer."""
+    from coach.errors import CoachError
+
+    def command(line: str, so_far: str) -> bool:
+        if line not in ("?", "??"):
+            return False
+        try:
+            said = iv.hint(so_far) if line == "?" else f"A strong answer: {iv.strong_answer(so_far)}"
+        except CoachError as exc:
+            said = str(exc)
+        print(f"[{said}]", flush=True)
+        return True
+
+    return command
 
 
 def _run(iv, coach_mode: bool, voice=None, keep: bool = False) -> int:  # noqa: ANN001
     print(f"\n== {iv.scenario.title} ==\n{iv.scenario.brief.strip()}\n", flush=True)
-    print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.\n", flush=True)
+    print("Answer at the prompt; an empty line sends it. Ctrl-C saves and exits.", flush=True)
+    if iv.practice:
+        print("Practice mode: a line with ? gives a hint, ?? a strong answer once you have drafted yours; "
+              "each answer's score follows it.", flush=True)
+    print(flush=True)
     try:
         return _loop(iv, coach_mode, voice, keep)
     finally:
@@ -102,7 +124,7 @@ def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
             if voice is not None:
                 text, spoken = voice.answer(iv, keep)
             else:
-                text = _read_answer(iv.draft)
+                text = _read_answer(iv.draft, _helper(iv) if iv.practice else None)
             if "\ufffd" in text:
                 print("[some typed bytes were not UTF-8; they are kept as \ufffd]", flush=True)
             grade = iv.answer(text, voice=spoken)
@@ -158,9 +180,10 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
     ref, backend, grader, store = _interview_parts(settings)
     iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
                          model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir,
-                         options={"coach": bool(args.coach)})
+                         options={"coach": bool(args.coach or args.practice),
+                                  "mode": "practice" if args.practice else "live"})
     print(f"session {iv.session_id}", file=sys.stderr)
-    return _run(iv, args.coach, _voice(args, settings), bool(getattr(args, "keep_recordings", False)))
+    return _run(iv, args.coach or args.practice, _voice(args, settings), bool(getattr(args, "keep_recordings", False)))
 
 
 def _voice(args: argparse.Namespace, settings: Settings):  # noqa: ANN202

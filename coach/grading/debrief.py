@@ -80,7 +80,8 @@ class Debrief:
         """What the session was: scenario, date, model, and whether it was finished."""
         m = self.meta
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m["created"])) if m.get("created") else ""
-        parts = [m.get("scenario", ""), when, m.get("model", ""), m.get("session", "")]
+        mode = "practice mode (hints and strong answers were on)" if m.get("mode") == "practice" else ""
+        parts = [m.get("scenario", ""), when, m.get("model", ""), m.get("session", ""), mode]
         head = " · ".join(p for p in parts if p)
         return head + ("" if m.get("complete", True) else " · incomplete: the panel did not finish")
 

@@ -52,9 +52,10 @@ def transcript(turns: list[dict[str, Any]]) -> list[Line]:
 
 
 def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | None = None,
-                embedder: Embedder | None = None) -> Debrief:
+                embedder: Embedder | None = None, *, reveal_too: bool = True) -> Debrief:
     """The committee's debrief of a stored session: verdicts, the decision, what each panelist was really
-    testing (the reveal, read with `embedder`: the grader's own where given) and the estimated level."""
+    testing (the reveal, read with `embedder`: the grader's own where given) and the estimated level.
+    `reveal_too=False`: the decision alone (a list of sessions embeds no answers)."""
     personas = personas or load_personas()
     retries = store.retries(session_id)
     # the written question names what was asked (the spoken one may open with the panelist's own words)
@@ -67,8 +68,11 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
     row = store.session(session_id) or {}
     scenario = row.get("scenario", "")
     meta = {"session": session_id, "scenario": _titles().get(scenario, scenario.replace("_", " ")),
-            "model": row.get("model", ""), "created": row.get("created"), "complete": row.get("status") == "finished"}
+            "model": row.get("model", ""), "created": row.get("created"), "complete": row.get("status") == "finished",
+            "mode": (row.get("options") or {}).get("mode", "live")}
     d = build_debrief(turns, weights or None, names, meta)
+    if not reveal_too:
+        return d
     d.reveal = reveal(personas, [Answered(i, t.panelist, t.answer, t.grade.total) for i, t in enumerate(turns, 1)],
                       embedder or MiniLMEmbedder(), {k: p.name for k, p in personas.items()})
     d.placement = estimate(scenario, [(t.answer, t.grade.criteria, t.grade.total) for t in turns])
@@ -101,7 +105,8 @@ class History:
         3 Dec 08:36")."""
         t = time.localtime(row["created"])
         when = f"{t.tm_mday} {time.strftime('%b %H:%M', t)}"
-        return f"{self.titles.get(row['scenario'], row['scenario'].replace('_', ' '))} · {when}"
+        practice = " · practice" if (row.get("options") or {}).get("mode") == "practice" else ""
+        return f"{self.titles.get(row['scenario'], row['scenario'].replace('_', ' '))} · {when}{practice}"
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every stored session, newest first, with its readable name, answer count, mean score, the
@@ -109,7 +114,7 @@ class History:
         retries as before -> after."""
         rows = self.store.sessions(self.owner)
         for r in rows:
-            d = debrief_for(self.store, r["id"], self.personas) if r["answered"] else None
+            d = debrief_for(self.store, r["id"], self.personas, reveal_too=False) if r["answered"] else None
             r["decision"] = d.decision if d else "No decision"
             r["title"] = self.titles.get(r["scenario"], r["scenario"])
             r["label"] = self.label(r)

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from coach.engine import ChatBackend, Message
 from coach.errors import CoachError, ServerUnavailable
+from coach.grading import hints
 from coach.grading.debrief import Debrief
 from coach.grading.grader import Grade, Grader, clean_answer, split_sentences
-from coach.grading.rubrics import Bank
+from coach.grading.rubrics import Bank, Question
 from coach.interview.history import Line, debrief_for, transcript
 from coach.interview.panel import Action, Clock, Panel, PanelState  # noqa: F401  (Clock: re-exported)
 from coach.interview.prompts import Persona, Scenario, scenario_parts
@@ -388,6 +389,36 @@ class Interview:
         return f"{self.session_id}/{panelist}"
 
     # ---------------------------------------------------------------- the candidate's turn
+
+    # ---------------------------------------------------------------- practice mode
+
+    @property
+    def practice(self) -> bool:
+        """Practice mode (stored with the session): a hint on demand, a strong answer once drafted, the
+        grade after each answer. Live mode, the default, gives no help until the debrief."""
+        return self.options.get("mode") == "practice"
+
+    def _open_question(self) -> Question:
+        if not self.practice:
+            raise CoachError("hints and strong answers are for practice mode; this is a live panel")
+        cur = self.current
+        if cur is None or cur.action.kind == "close" or not cur.action.question_id:
+            raise CoachError("no question is open to help with")
+        return self.bank.get(cur.action.question_id)
+
+    def hint(self, draft: str = "") -> str:
+        """Where the open question's answer lies, never what it is: the areas the panel listens for, or,
+        given a draft, the areas it has not covered yet (`grading.hints`)."""
+        q = self._open_question()
+        text = clean_answer(draft)[0].strip()
+        return hints.hint(q, self.grader.grade(self.bank, q, text) if text else None, text)
+
+    def strong_answer(self, draft: str) -> str:
+        """A strong answer to the open question, shown only once the candidate has drafted their own."""
+        q = self._open_question()
+        if not clean_answer(draft)[0].strip():
+            raise CoachError("draft your own answer first; the strong one is there to compare with")
+        return hints.strong_answer(q)
 
     def answer(self, text: str, spent_s: float | None = None, voice: VoiceDelivery | None = None) -> Grade | None:
         """Grade and store the answer to the open question (`spent_s`: by default, since it was asked;
