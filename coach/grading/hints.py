@@ -4,7 +4,7 @@ and a strong answer to compare with once the candidate has drafted their own.
 The hint is built from what the rubric says about the question (how many points the panel listens for,
 under which criterion, whether it asks for an example or a number) and, given a draft, from the draft's
 grade (which of those points it does not make yet). It never quotes a key point: `leaked` lists any word of
-a key point the question itself does not already show, and a hint with one is cut back to its counts.
+a key point the question itself does not already show, and a line of the hint with one is left out.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ AREA = {"technical_accuracy": "the technical substance (how it works underneath)
         "stakeholder_alignment": "the people around it (who wants what, who has the final say)",
         "tension_handling": "the pull between two panelists (both sides, one way through)"}
 WORD = re.compile(r"[a-z][a-z'-]{3,}")
-COMMON = frozenset("""about after again also always another answer because before being both could does doing
+COMMON = frozenset("""about after again also always another answer around because before being both could does doing
 down each even every first from have here however into itself just know like made make many more most much must
-around need never only other over same should since some such than that their them then there these they this those
+need never only other over same should since some such than that their them then there these they this those
 though through very want well were what when where which while will with within without would your yours""".split())
 
 
