@@ -66,7 +66,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (root / "catalog.yaml").write_text(yaml.safe_dump(catalog))
     env = {**os.environ, "COACH_HOME": str(root / "home"), "COACH_CATALOG": str(root / "catalog.yaml"),
            "HF_ENDPOINT": f"http://127.0.0.1:{hub.server_port}", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "HF_HUB_ETAG_TIMEOUT": "5"}
+           "HF_HUB_ETAG_TIMEOUT": "5",
+           # one llama.cpp thread: chromium always runs beside this server, and two threads on two busy cores
+           # spin at their barriers (generation fell to under 2 tokens/s measured so)
+           "COACH_N_THREADS": "1"}
     t0 = time.perf_counter()
     proc, url = launch_ui(env, root / "server.log")
     print(f"page up after {time.perf_counter() - t0:.1f} s")
