@@ -13,9 +13,14 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from coach.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 MAX_BYTES = 64 * 2**20  # a rubric or an answers file is kilobytes; refuse before reading gigabytes
 
@@ -75,6 +80,22 @@ def decode(data: bytes, p: Path | str, what: str) -> str:
 def read_text(path: Path | str, what: str, *, limit: int = MAX_BYTES) -> str:
     """A regular file's UTF-8 text (a BOM is dropped), at most `limit` bytes."""
     return decode(read_bytes(path, what, limit=limit), path, what)
+
+
+def read_yaml_model(path: Path, model: type[M], what: str) -> M:
+    """A YAML file read as `model`: its text (`read_text`), then one line naming the file and the first
+    field that does not validate, or the YAML error."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(yaml.safe_load(read_text(path, what)))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: field `{field}`: {err['msg']}") from None
 
 
 class InputTooLong(Exception):

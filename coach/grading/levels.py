@@ -10,13 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coach.config import RUBRICS_DIR
-from coach.errors import ConfigError
 from coach.grading.rubrics import LABELS
-from coach.textfiles import read_text
+from coach.textfiles import read_yaml_model
 
 LADDERS = RUBRICS_DIR / "levels" / "ladders.yaml"
 MODELLED_TECH = 4.0  # an answer models the trade-off itself: its own figure, technical accuracy at least this
@@ -91,16 +89,7 @@ class Placement:
 
 
 def load_ladders(path: Path | None = None) -> list[Ladder]:
-    p = path or LADDERS
-    text = read_text(p, "level ladder file")
-    try:
-        data = yaml.safe_load(text)
-        return Ladders.model_validate(data).ladders
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{p}: field `{'.'.join(str(x) for x in err['loc'])}`: {err['msg']}") from None
+    return read_yaml_model(path or LADDERS, Ladders, "level ladder file").ladders
 
 
 @lru_cache(maxsize=1)

@@ -67,19 +67,6 @@ class Reveal:
                                 "score": s.score, "shown": s.quote is not None} for s in self.priorities]}
 
 
-def best_sentence(signs: list[str], answers: list[Answered], embedder: Embedder) -> tuple[int, str, float] | None:
-    """The answer sentence closest to any of `signs`: (index into answers, sentence, cosine)."""
-    sents = [(i, s) for i, a in enumerate(answers) for s in split_sentences(a.answer) if len(s.split()) >= 3]
-    if not sents or not signs:
-        return None
-    reads = [(k, c) for k, (_, s) in enumerate(sents) for c in clauses(s)]  # (sentence index, text read)
-    vecs = embedder.embed([c for _, c in reads] + signs)
-    sims = (vecs[:len(reads)] @ vecs[len(reads):].T).max(axis=1)  # each read's closest sign
-    best = int(np.argmax(sims))
-    i, sentence = sents[reads[best][0]]
-    return i, sentence, float(sims[best])
-
-
 def clauses(sentence: str) -> list[str]:
     """The sentence itself, then its clauses of four words or more."""
     parts = [c.strip(" ,") for c in CLAUSE.split(sentence)]
@@ -89,20 +76,32 @@ def clauses(sentence: str) -> list[str]:
 def reveal(personas: dict[str, Any], answers: list[Answered], embedder: Embedder,
            names: dict[str, str] | None = None) -> list[Reveal]:
     """Each panelist of `personas` (id -> Persona) that asked something, with its hidden priorities and the
-    sentence that spoke to each (any answer counts: a priority shows wherever the candidate shows it)."""
+    sentence that spoke to each (any answer counts: a priority shows wherever the candidate shows it). The
+    answers' sentences and clauses and every priority's signs are embedded once, in one call."""
     names = names or {}
     asked = {a.panelist for a in answers}
-    out = []
-    for pid, p in personas.items():
-        if pid not in asked:
-            continue
+    panel = [(pid, p) for pid, p in personas.items() if pid in asked]
+    sents = [(i, s) for i, a in enumerate(answers) for s in split_sentences(a.answer) if len(s.split()) >= 3]
+    reads = [(k, c) for k, (_, s) in enumerate(sents) for c in clauses(s)]  # (sentence index, text read)
+    signs = {(pid, pr): list(p.signs.get(pr) or [pr]) for pid, p in panel for pr in p.hidden_priorities}
+    vecs = embedder.embed([c for _, c in reads] + [x for group in signs.values() for x in group]) if reads else None
+    out, at = [], len(reads)  # `at`: the next priority's first sign row in `vecs`
+    for pid, p in panel:
         r = Reveal(pid, names.get(pid, p.name), p.agenda)
         for pr in p.hidden_priorities:
-            hit = best_sentence(list(p.signs.get(pr) or [pr]), answers, embedder)
-            if hit is not None and hit[2] >= SPEAKS_AT:
-                a = answers[hit[0]]
-                r.priorities.append(Shown(pr, hit[1], a.n, names.get(a.panelist, a.panelist), a.score, hit[2]))
+            n = len(signs[pid, pr])
+            if vecs is None:
+                r.priorities.append(Shown(pr))
+                continue
+            sims = (vecs[:len(reads)] @ vecs[at:at + n].T).max(axis=1)  # each read's closest sign
+            at += n
+            best = int(np.argmax(sims))
+            i, sentence = sents[reads[best][0]]
+            if sims[best] >= SPEAKS_AT:
+                a = answers[i]
+                r.priorities.append(Shown(pr, sentence, a.n, names.get(a.panelist, a.panelist), a.score,
+                                          float(sims[best])))
             else:
-                r.priorities.append(Shown(pr, similarity=hit[2] if hit else 0.0))
+                r.priorities.append(Shown(pr, similarity=float(sims[best])))
         out.append(r)
     return out

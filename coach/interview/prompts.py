@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coach.config import PROMPTS_DIR, data_files
 from coach.errors import ConfigError
 from coach.grading.rubrics import Bank, load_all
-from coach.textfiles import read_text
+from coach.textfiles import read_yaml_model
 
 
 class Speech(BaseModel):
@@ -90,16 +89,11 @@ class Scenario(BaseModel):
     probes: dict[str, str] = Field(default_factory=dict)
 
 
-def _load(path: Path, model: type[BaseModel]) -> BaseModel:
-    try:
-        data = yaml.safe_load(read_text(path, "persona or scenario file"))
-        return model.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: field `{field}`: {err['msg']}") from None
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load(path: Path, model: type[M]) -> M:
+    return read_yaml_model(path, model, "persona or scenario file")
 
 
 def load_personas(directory: Path | None = None) -> dict[str, Persona]:
@@ -107,7 +101,6 @@ def load_personas(directory: Path | None = None) -> dict[str, Persona]:
     files = sorted(directory.glob("*.yaml")) if directory else data_files(PROMPTS_DIR / "personas", "prompts/personas")
     for f in files:
         p = _load(f, Persona)
-        assert isinstance(p, Persona)
         if p.id in out:
             raise ConfigError(f"{f}: persona id {p.id!r} is already used")
         out[p.id] = p
@@ -122,7 +115,6 @@ def load_scenarios(directory: Path | None = None, personas: dict[str, Persona] |
     files = sorted(directory.glob("*.yaml")) if directory else data_files(PROMPTS_DIR / "scenarios", "prompts/scenarios")
     for f in files:
         s = _load(f, Scenario)
-        assert isinstance(s, Scenario)
         _check(f, s, personas, banks)
         out[s.id] = s
     return out

@@ -388,8 +388,6 @@ class Interview:
         """The engine's cache key: one KV state per panelist per session, so tabs never share one."""
         return f"{self.session_id}/{panelist}"
 
-    # ---------------------------------------------------------------- the candidate's turn
-
     # ---------------------------------------------------------------- practice mode
 
     @property
@@ -419,6 +417,8 @@ class Interview:
         if not clean_answer(draft)[0].strip():
             raise CoachError("draft your own answer first; the strong one is there to compare with")
         return hints.strong_answer(q)
+
+    # ---------------------------------------------------------------- the candidate's turn
 
     def answer(self, text: str, spent_s: float | None = None, voice: VoiceDelivery | None = None) -> Grade | None:
         """Grade and store the answer to the open question (`spent_s`: by default, since it was asked;
