@@ -25,6 +25,7 @@ from coach.cli.manage import (
     cmd_users,
 )
 from coach.cli.panel import cmd_chat, cmd_rehearse, cmd_sessions
+from coach.cli.prep import cmd_plan
 from coach.cli.voice import cmd_voice
 from coach.config import Settings, add_flags, overrides
 from coach.errors import EXIT_CODES, CoachError
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep each recorded answer in the data folder (default: deleted once transcribed)")
     reh.set_defaults(func=cmd_rehearse)
     add_flags(reh, "rehearse")
+
+    plan = sub.add_parser("plan", help="your weak spots from the stored grades, each due again after 1, 3 and 7 "
+                                       "days; --drill asks the due ones")
+    plan.add_argument("--drill", action="store_true",
+                      help="a drill of the due questions, weakest first, each asked by its own panelist")
+    plan.add_argument("--practice", action="store_true", help="the drill in practice mode (? hint, ?? strong answer)")
+    plan.set_defaults(func=cmd_plan)
 
     ses = sub.add_parser("sessions", help="list, show, resume or export rehearsal sessions")
     ssub = ses.add_subparsers(dest="sessions_command", required=True)

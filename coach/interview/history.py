@@ -14,7 +14,8 @@ from coach.grading.embedder import Embedder, MiniLMEmbedder
 from coach.grading.grader import Grade, Grader
 from coach.grading.levels import estimate
 from coach.grading.reveal import Answered, reveal
-from coach.interview.prompts import Persona, load_personas, load_scenarios, scenario_parts
+from coach.interview.custom import session_parts
+from coach.interview.prompts import Persona, load_personas, load_scenarios
 from coach.store import Store
 
 CANDIDATE = "candidate"
@@ -67,7 +68,7 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
     names = {k: f"{p.name} ({p.role})" for k, p in personas.items()}
     row = store.session(session_id) or {}
     scenario = row.get("scenario", "")
-    meta = {"session": session_id, "scenario": _titles().get(scenario, scenario.replace("_", " ")),
+    meta = {"session": session_id, "scenario": title_of(row),
             "model": row.get("model", ""), "created": row.get("created"), "complete": row.get("status") == "finished",
             "mode": (row.get("options") or {}).get("mode", "live")}
     d = build_debrief(turns, weights or None, names, meta)
@@ -77,6 +78,12 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
                       embedder or MiniLMEmbedder(), {k: p.name for k, p in personas.items()})
     d.placement = estimate(scenario, [(t.answer, t.grade.criteria, t.grade.total) for t in turns])
     return d
+
+
+def title_of(row: dict[str, Any]) -> str:
+    """What a stored session is called: its scenario's title, or a built panel's own (a drill, your job)."""
+    scenario = row.get("scenario", "")
+    return (row.get("options") or {}).get("title") or _titles().get(scenario, scenario.replace("_", " "))
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +113,7 @@ class History:
         t = time.localtime(row["created"])
         when = f"{t.tm_mday} {time.strftime('%b %H:%M', t)}"
         practice = " · practice" if (row.get("options") or {}).get("mode") == "practice" else ""
-        return f"{self.titles.get(row['scenario'], row['scenario'].replace('_', ' '))} · {when}{practice}"
+        return f"{title_of(row)} · {when}{practice}"
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every stored session, newest first, with its readable name, answer count, mean score, the
@@ -116,7 +123,7 @@ class History:
         for r in rows:
             d = debrief_for(self.store, r["id"], self.personas, reveal_too=False) if r["answered"] else None
             r["decision"] = d.decision if d else "No decision"
-            r["title"] = self.titles.get(r["scenario"], r["scenario"])
+            r["title"] = title_of(r)
             r["label"] = self.label(r)
             r["retries"] = ", ".join(f"Q{q['n']} {q['score']:.1f} → {q['retry']:.1f}" for q in d.questions()
                                      if q["retry"] is not None) if d else ""
@@ -161,7 +168,7 @@ class History:
         t = next((t for t in self.turns(session_id) if t["idx"] == idx), None)
         if t is None or not t["question_id"] or not t["grade"]:
             raise CoachError("that turn has no graded question to retry")
-        _, bank, _ = scenario_parts(self.require(session_id)["scenario"])
+        _, bank, _ = session_parts(self.require(session_id))
         if not text.strip():
             raise CoachError("type the new answer first")
         grade = self.grader.grade(bank, bank.get(t["question_id"]), text)

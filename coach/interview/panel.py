@@ -233,7 +233,9 @@ class Panel:
             return Action("contradict", seg.panelist, qid, canonical,
                           f"Push back on {against.name} ({against.role.lower()})'s framing, then ask. Keep the "
                           f"substance, in your own voice, in at most three sentences: {canonical}", seg_index)
-        opener = "" if q_pos else f"Introduce yourself in a few words as {persona.name}, then ask. "
+        # a panelist introduces itself at its first question (a built panel may give it a second segment)
+        first = not q_pos and (spoken is None or seg.panelist not in spoken)
+        opener = f"Introduce yourself in a few words as {persona.name}, then ask. " if first else ""
         return Action("ask", seg.panelist, qid, q.text,
                       f"{opener}Ask this question in your own voice, in at most two sentences: {q.text}", seg_index)
 

@@ -84,7 +84,8 @@ class Scenario(BaseModel):
     shuffle_segments: bool = False
     data_notes: list[str] = Field(default_factory=list)
     segments: list[Segment] = Field(min_length=1)
-    tension_pairs: list[TensionPair] = Field(min_length=1)
+    # at least one in a scenario file (the panel disagrees on purpose); a built panel keeps those that fit
+    tension_pairs: list[TensionPair] = Field(default_factory=list)
     # the written follow-up of a question that the panelist's usual follow-ups (by criterion) do not fit
     probes: dict[str, str] = Field(default_factory=dict)
 
@@ -136,6 +137,8 @@ def _check(f: Path, s: Scenario, personas: dict[str, Persona], banks: dict[str, 
         if q not in asked:
             raise ConfigError(f"{f}: field `probes.{q}`: {q!r} is not a question of this scenario")
     panelists = {seg.panelist for seg in s.segments}
+    if not s.tension_pairs:
+        raise ConfigError(f"{f}: field `tension_pairs`: at least one; the panel contradicts itself on purpose")
     for i, t in enumerate(s.tension_pairs):
         for role in ("by", "against"):
             if getattr(t, role) not in panelists:

@@ -21,6 +21,7 @@ from coach.grading import hints
 from coach.grading.debrief import Debrief
 from coach.grading.grader import Grade, Grader, clean_answer, split_sentences
 from coach.grading.rubrics import Bank, Question
+from coach.interview.custom import custom_parts, options_for, session_parts
 from coach.interview.history import Line, debrief_for, transcript
 from coach.interview.panel import Action, Clock, Panel, PanelState  # noqa: F401  (Clock: re-exported)
 from coach.interview.prompts import Persona, Scenario, scenario_parts
@@ -90,6 +91,14 @@ class Interview:
         return iv
 
     @classmethod
+    def start_built(cls, question_ids: list[str], *, kind: str, title: str, brief: str | None = None,
+                    options: dict[str, Any] | None = None, **kw: Any) -> Interview:
+        """A panel of chosen questions from any bank (`kind` "drill": your weak spots; "job": the questions
+        that fit your job description), stored so that a resume rebuilds the same panel."""
+        sc, bank, personas = custom_parts(question_ids, kind=kind, title=title, brief=brief)
+        return cls.start_with(sc, bank, personas, options={**(options or {}), **options_for(sc, brief)}, **kw)
+
+    @classmethod
     def resume(cls, session_id: str, *, backend: ChatBackend, grader: Grader, store: Store, take_over: bool = False,
                owner: str | None = None, **kw: Any) -> Interview:
         """Go on with a stored session. Refused while another live window holds it, unless `take_over`
@@ -98,7 +107,7 @@ class Interview:
         row = store.session(session_id, owner)
         if row is None:
             raise CoachError(f"no session {session_id!r}; see `coach sessions list`")
-        sc, bank, personas = scenario_parts(row["scenario"])
+        sc, bank, personas = session_parts(row)
         iv = cls(backend=backend, grader=grader, store=store, scenario=sc, bank=bank, personas=personas,
                  session_id=session_id, seed=row["seed"], state=PanelState.from_dict(row["state"]),
                  owner=row["owner"], options=row["options"], **kw)

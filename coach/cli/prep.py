@@ -1,0 +1,72 @@
+"""`coach plan` and `coach stories`: the plan for your weak spots and its drill, and your story bank."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from coach.config import Settings
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.prep.plan import GOOD, REVIEWS_D, build_plan, criterion_label
+    from coach.store import Store
+
+    store = Store.open_default(settings.home, readonly=not args.drill)
+    plan = build_plan(store)
+    now = time.time()
+    if not plan.items:
+        print("Nothing graded yet: rehearse a round first (coach rehearse, or the browser's Panel tab).")
+        return 0
+    planned, due = plan.planned, plan.due(now)
+    days = ", ".join(str(d) for d in REVIEWS_D)
+    print(f"Your plan: {len(planned)} question{'s' * (len(planned) != 1)} to work on, {len(due)} due now "
+          f"(a score under {GOOD} brings a question back after {days} days; a good one moves it on)\n")
+    if planned:
+        print(f"{'DUE':10} {'LAST':>5} {'TRIES':>5}  {'WEAKEST':22} QUESTION")
+        for i in planned:
+            print(f"{i.when(now):10} {i.last.total:5.2f} {len(i.attempts):5d}  "
+                  f"{criterion_label(i.weakest_criterion):22} {i.question_id}: {_short(i.text)}")
+    if plan.learned:
+        print(f"\nOut of the plan after the {REVIEWS_D[-1]}-day review: " + ", ".join(i.question_id for i in plan.learned))
+    print("\nCriteria, lowest first: " + "; ".join(f"{criterion_label(c)} {m:.2f} ({n} answers)"
+                                                   for c, m, n in plan.criteria))
+    if len(plan.trend) > 1:
+        crits = [c for c, _, _ in plan.criteria]
+        print("\nBy session, oldest first:")
+        print(f"{'SESSION':24} " + " ".join(f"{criterion_label(c)[:12]:>12}" for c in crits))
+        for t in plan.trend:
+            print(f"{t.session_id:24} " + " ".join(f"{t.criteria[c]:12.2f}" if c in t.criteria else f"{'-':>12}"
+                                                   for c in crits))
+    if not args.drill:
+        if planned:
+            print("\nDrill the due ones: coach plan --drill (add --practice for hints)")
+        return 0
+    if not planned:
+        print("\nNothing to drill: every question you answered is at the bar.")
+        return 0
+    return _drill(plan, now, args, settings, store)
+
+
+def _drill(plan, now: float, args: argparse.Namespace, settings: Settings, store) -> int:  # noqa: ANN001
+    from coach.cli.panel import _interview_parts, _run
+    from coach.interview.session import Interview
+
+    items, early = plan.drill(now)
+    if early:
+        print(f"\nNothing is due yet; drilling the {len(items)} soonest due now instead.")
+    store.close()
+    ref, backend, grader, store = _interview_parts(settings)
+    practice = bool(args.practice)
+    iv = Interview.start_built([i.question_id for i in items], kind="drill",
+                               title=f"Drill · {len(items)} weak spot{'s' * (len(items) != 1)}",
+                               backend=backend, grader=grader, store=store, seed=settings.seed, model=ref.name,
+                               cache_dir=settings.kv_cache_dir,
+                               options={"coach": True, "mode": "practice" if practice else "live"})
+    print(f"session {iv.session_id}", file=sys.stderr)
+    return _run(iv, True)
+
+
+def _short(text: str, n: int = 90) -> str:
+    return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0] + "…"
