@@ -25,7 +25,7 @@ from coach.cli.manage import (
     cmd_users,
 )
 from coach.cli.panel import cmd_chat, cmd_rehearse, cmd_sessions
-from coach.cli.prep import cmd_plan
+from coach.cli.prep import cmd_plan, cmd_stories
 from coach.cli.voice import cmd_voice
 from coach.config import Settings, add_flags, overrides
 from coach.errors import EXIT_CODES, CoachError
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--practice", action="store_true",
                      help="practice mode: coach mode, plus a hint at the prompt (a line with ?) and a strong "
                           "answer once you have drafted yours (??); live, the default, helps only in the debrief")
+    reh.add_argument("--job", type=Path, metavar="FILE",
+                     help="a panel for your job: the questions of every bank that fit the posting in FILE best "
+                          "(each shown with the line that chose it), instead of --scenario")
     reh.add_argument("--short", action="store_true",
                      help="a quick round: every time box scaled so the whole panel fits in 15 minutes")
     reh.add_argument("--voice", action="store_true",
@@ -75,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a drill of the due questions, weakest first, each asked by its own panelist")
     plan.add_argument("--practice", action="store_true", help="the drill in practice mode (? hint, ?? strong answer)")
     plan.set_defaults(func=cmd_plan)
+
+    sto = sub.add_parser("stories", help="your STAR stories: add, list, rm, and map them to a panel's questions "
+                                         "(strong, workable or a gap)")
+    stsub = sto.add_subparsers(dest="stories_command", required=True)
+    sadd = stsub.add_parser("add", help="add a story from FILE (- reads stdin)")
+    sadd.add_argument("--title", required=True)
+    sadd.add_argument("file", type=Path)
+    stsub.add_parser("list", help="your stories")
+    srm = stsub.add_parser("rm", help="remove a story")
+    srm.add_argument("id")
+    smap = stsub.add_parser("map", help="which story fits each question of a scenario, or of the panel for a job")
+    smap.add_argument("--scenario", default="pmm_final_panel")
+    smap.add_argument("--job", type=Path, metavar="FILE", help="the questions chosen for this job posting instead")
+    for leaf in (sadd, srm, smap, *[stsub.choices["list"]]):
+        leaf.set_defaults(func=cmd_stories)
 
     ses = sub.add_parser("sessions", help="list, show, resume or export rehearsal sessions")
     ssub = ses.add_subparsers(dest="sessions_command", required=True)

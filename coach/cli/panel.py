@@ -168,6 +168,8 @@ def _loop(iv, coach_mode: bool, voice, keep: bool) -> int:  # noqa: ANN001
             print(f"  {r.name}: {r.agenda}", flush=True)
             for shown in r.priorities:
                 print(f"    - {shown.line}", flush=True)
+    for n, title in d.stories:
+        print(f"  Answer {n} told your story “{title}”", flush=True)
     print(f"\nFull report: coach sessions export {iv.session_id} --out report.html")
     return 0
 
@@ -176,14 +178,35 @@ def cmd_rehearse(args: argparse.Namespace, settings: Settings) -> int:
     from coach.interview.prompts import scenario_parts
     from coach.interview.session import Interview
 
-    scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
-    ref, backend, grader, store = _interview_parts(settings)
-    iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
-                         model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir,
-                         options={"coach": bool(args.coach or args.practice),
-                                  "mode": "practice" if args.practice else "live"})
+    options = {"coach": bool(args.coach or args.practice), "mode": "practice" if args.practice else "live"}
+    if args.job is not None:
+        job = _job_panel(args.job, settings)  # a missing or too-short posting is said before the model loads
+        ref, backend, grader, store = _interview_parts(settings)
+        iv = Interview.start_built(job[0], kind="job", title=job[1], brief=job[2], backend=backend, grader=grader,
+                                   store=store, seed=settings.seed, model=ref.name, quick=args.short,
+                                   cache_dir=settings.kv_cache_dir, options=options)
+    else:
+        scenario_parts(args.scenario)  # an unknown scenario is said before the model loads
+        ref, backend, grader, store = _interview_parts(settings)
+        iv = Interview.start(args.scenario, backend=backend, grader=grader, store=store, seed=settings.seed,
+                             model=ref.name, quick=args.short, cache_dir=settings.kv_cache_dir, options=options)
     print(f"session {iv.session_id}", file=sys.stderr)
     return _run(iv, args.coach or args.practice, _voice(args, settings), bool(getattr(args, "keep_recordings", False)))
+
+
+def _job_panel(path, settings: Settings) -> tuple[list[str], str, str]:  # noqa: ANN001
+    """The questions that fit the job posting in `path`, printed with the line of it that chose each."""
+    from coach.grading.embedder import MiniLMEmbedder
+    from coach.interview.custom import askers
+    from coach.prep.job import job_brief, job_title, pick_questions
+    from coach.textfiles import read_text
+
+    text = read_text(path, "job description")
+    picks = pick_questions(text, MiniLMEmbedder(settings.grader_threads), askers())
+    print(f"Questions for {job_title(text)}, each with the line of the posting that chose it:", flush=True)
+    for p in picks:
+        print(f"  {p.question_id} ({p.panelist}, {p.score:.2f}): {p.text}\n      <- \"{p.reason}\"", flush=True)
+    return [p.question_id for p in picks], f"Your job: {job_title(text)}", job_brief(text, picks)
 
 
 def _voice(args: argparse.Namespace, settings: Settings):  # noqa: ANN202

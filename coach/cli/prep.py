@@ -70,3 +70,66 @@ def _drill(plan, now: float, args: argparse.Namespace, settings: Settings, store
 
 def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0] + "…"
+
+
+def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
+    from coach.prep import stories
+
+    home = settings.home
+    if args.stories_command == "add":
+        from coach.textfiles import read_text
+
+        text = sys.stdin.read() if str(args.file) == "-" else read_text(args.file, "story file")
+        s = stories.add(home, args.title, text)
+        print(f"added {s.id}: {s.title} ({len(s.text.split())} words); see where it fits: coach stories map")
+        return 0
+    if args.stories_command == "rm":
+        stories.remove(home, args.id)
+        print(f"removed {args.id}")
+        return 0
+    yours = stories.load(home)
+    if args.stories_command == "list":
+        if not yours:
+            print("No stories yet: coach stories add --title TITLE FILE (a STAR story, 60-200 words)")
+        for s in yours:
+            print(f"{s.id:30} {s.title} ({len(s.text.split())} words)")
+        return 0
+    return _map(args, settings, yours)
+
+
+def _map(args: argparse.Namespace, settings: Settings, yours: list) -> int:  # noqa: ANN001
+    from coach.grading.embedder import MiniLMEmbedder
+    from coach.interview.custom import askers
+    from coach.interview.prompts import scenario_parts
+    from coach.prep import stories
+    from coach.prep.job import pick_questions
+
+    if not yours:
+        print("No stories yet: coach stories add --title TITLE FILE (a STAR story, 60-200 words)")
+        return 0
+    embedder = MiniLMEmbedder(settings.grader_threads)
+    if args.job is not None:
+        from coach.grading.rubrics import find_question, load_all
+        from coach.textfiles import read_text
+
+        banks = load_all()
+        picks = pick_questions(read_text(args.job, "job description"), embedder, askers(), banks)
+        questions = [find_question(p.question_id, banks)[1] for p in picks]
+        where = f"the panel for {args.job}"
+    else:
+        sc, bank, _ = scenario_parts(args.scenario)
+        questions = [bank.get(q) for seg in sc.segments for q in seg.questions]
+        where = sc.title
+    m = stories.map_stories(yours, questions, embedder)
+    print(f"Your {len(yours)} stories against {where} ({len(questions)} questions):\n")
+    print(f"{'FIT':9} {'SCORE':>5}  {'STORY':28} QUESTION")
+    for f in m.fits:
+        story = f.story.id if f.story is not None and f.band != "gap" else "-"
+        print(f"{f.band:9} {f.score:5.2f}  {story:28} {f.question_id}: {_short(f.question, 70)}")
+    if m.gaps:
+        print(f"\nNo story covers {len(m.gaps)}: " + ", ".join(f.question_id for f in m.gaps)
+              + ". Write one, or prepare these from first principles.")
+    for sid, n in m.overused:
+        print(f"\nLeaned on too often: {sid} is the best fit of {n} questions; a panel that hears it {n} times "
+              "remembers one story. Give some of them another.")
+    return 0

@@ -69,6 +69,7 @@ class Debrief:
     meta: dict[str, Any] = field(default_factory=dict)  # session, scenario, model, date, complete
     reveal: list[Reveal] = field(default_factory=list)  # what each panelist was really testing
     placement: Placement | None = None  # the level the committee would place the candidate at (estimate)
+    stories: list[tuple[int, str]] = field(default_factory=list)  # (answer number, the story of yours it told)
 
     @property
     def names(self) -> dict[str, str]:

@@ -86,3 +86,8 @@ def options_for(sc: Scenario, brief: str | None = None) -> dict[str, Any]:
     if brief is not None:
         out["brief"] = brief
     return out
+
+
+def askers() -> dict[str, str]:
+    """Who asks each question in its own packaged scenario, by question id."""
+    return {q: seg.panelist for s in load_scenarios().values() for seg in s.segments for q in seg.questions}

@@ -16,6 +16,7 @@ from coach.grading.levels import estimate
 from coach.grading.reveal import Answered, reveal
 from coach.interview.custom import session_parts
 from coach.interview.prompts import Persona, load_personas, load_scenarios
+from coach.prep import stories
 from coach.store import Store
 
 CANDIDATE = "candidate"
@@ -77,6 +78,9 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
     d.reveal = reveal(personas, [Answered(i, t.panelist, t.answer, t.grade.total) for i, t in enumerate(turns, 1)],
                       embedder or MiniLMEmbedder(), {k: p.name for k, p in personas.items()})
     d.placement = estimate(scenario, [(t.answer, t.grade.criteria, t.grade.total) for t in turns])
+    yours = stories.load(store.path.parent)  # the data home the store lives in holds the story bank
+    d.stories = [(n, s.title) for n, s in enumerate(stories.told([t.answer for t in turns], yours,
+                                                                  embedder or MiniLMEmbedder()), 1) if s is not None]
     return d
 
 

@@ -32,6 +32,7 @@ def as_json(d: Debrief) -> str:
         "fix_first": [{k: g[k] for k in ("n", "who", "question", "score", "improvement")} for g in d.costliest()],
         "reveal": [r.as_dict() for r in d.reveal],
         "placement": d.placement.as_dict() if d.placement is not None else None,
+        "stories": [{"answer": n, "story": title} for n, title in d.stories],
     }, indent=2, ensure_ascii=False)
 
 
@@ -45,6 +46,13 @@ def reveal_markdown(d: Debrief, heading: str = "##") -> str:
         out += [f"- {s.line}" for s in r.priorities]
         out += [""]
     return "\n".join(out)
+
+
+def stories_markdown(d: Debrief, heading: str = "##") -> str:
+    """Which of your stories each answer told (from your story bank)."""
+    if not d.stories:
+        return ""
+    return f"{heading} Your stories\n\n" + "\n".join(f"- Answer {n} told “{title}”" for n, title in d.stories) + "\n"
 
 
 def level_markdown(d: Debrief, heading: str = "##") -> str:
@@ -80,6 +88,8 @@ def as_markdown(d: Debrief) -> str:
                     f"- {crit}", f"- Delivery: {q['delivery']}", f"- Next time: {q['improvement']}", ""]
     if d.reveal:
         out += [reveal_markdown(d), ""]
+    if d.stories:
+        out += [stories_markdown(d), ""]
     if d.weak_answers:
         out += ["## Weak answers and what good looks like", ""]
         for w in d.weak_answers:
@@ -124,6 +134,9 @@ def as_html(d: Debrief, chart_png: bytes | None = None) -> str:
                                                f"<q>{e(x.quote)}</q>" if x.quote is not None else "<i>not shown</i>")
                   + "</li>" for x in r.priorities) + "</ul></section>" for r in d.reveal)
     hidden = f"<h2>What they were really testing</h2>{hidden}" if hidden else ""
+    if d.stories:
+        hidden += ("<section class='card'><h2>Your stories</h2><ul>"
+                   + "".join(f"<li>Answer {n} told “{e(t)}”</li>" for n, t in d.stories) + "</ul></section>")
     weak = "".join(
         f"<section class='card'><h3>{e(w['question'])} <small>{w['score']:.2f}/5</small></h3>"
         f"<blockquote>{e(w['answer'])}</blockquote><p><b>Better:</b> {e(w['exemplar'])}</p>"
@@ -176,7 +189,7 @@ def debrief_markdown(d: Debrief) -> str:
     head = f"*{d.heading}*\n\n" if d.heading else ""
     first = fix_first(d)
     level = level_markdown(d, "###")
-    hidden = reveal_markdown(d, "###")
+    hidden = reveal_markdown(d, "###") + (f"\n\n{stories_markdown(d, '###')}" if d.stories else "")
     return (f"## {d.decision}\n\n{head}{d.reason}\n\n" + (f"{first}\n\n" if first else "")
             + (f"### The panel\n\n{verdicts}" if first and verdicts else verdicts)
             + (f"\n\n{level}" if level else "") + (f"\n\n{hidden}" if hidden else ""))
