@@ -275,9 +275,9 @@ def test_browser_quick_round_at_1280x720_then_the_debrief(server: str):
         expect(page.locator("#debrief")).to_contain_text("What they were really testing")
         expect(page.locator("#debrief")).to_contain_text("wanted to find out")
         expect(page.locator("#debrief")).to_contain_text(re.compile(r"answer \d+ \(to .*/5\): “|not shown in any answer"))
-        tabs = page.get_by_role("tab")  # five tabs, each once (a stray component under gr.Tabs drew a sixth)
-        expect(tabs).to_have_count(5)
-        assert tabs.all_inner_texts() == ["Panel", "Debrief", "History", "Models", "Benchmark"]
+        tabs = page.get_by_role("tab")  # six tabs, each once (a stray component under gr.Tabs drew another)
+        expect(tabs).to_have_count(6)
+        assert tabs.all_inner_texts() == ["Panel", "Debrief", "History", "Plan", "Models", "Benchmark"]
         expect(page.locator("#debrief-plot img")).to_be_visible(timeout=60_000)  # after the chair's note streams
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "ui-debrief.png"), full_page=True)
@@ -437,6 +437,47 @@ def test_browser_history_retry_a_question(server: str):
         expect(page.locator("#debrief-details")).to_contain_text("Question by question", timeout=30_000)
         expect(page.locator("#debrief-details")).to_contain_text(re.compile(r"\d\.\d → \d\.\d"))  # before -> after
         expect(page.locator("#debrief")).to_contain_text("PMM final panel")
+
+
+@pytest.mark.browser
+def test_browser_plan_then_a_drill_in_practice_mode_with_a_hint_and_a_strong_answer(server: str):
+    """The Plan tab lists the weak spots with their trend; its drill opens in the Panel tab in practice mode,
+    where Hint names areas, not answers, and a strong answer shows only once something is drafted."""
+    from gradio_client import Client
+    from playwright.sync_api import expect
+
+    c = Client(server, verbose=False)  # one weak answer stored, so the plan has something whatever ran before
+    c.predict("TPM onsite", "smollm2-135m-instruct:Q4_1", 5, False, api_name="/start")
+    c.predict("We would ask the team and see how it goes.", False, api_name="/answer")
+    with open_page(server) as page:
+        page.goto(server)
+        page.get_by_role("tab", name="Plan").click()
+        expect(page.locator("#plan-summary")).to_contain_text(re.compile(r"\d+ questions? to work on"), timeout=30_000)
+        expect(page.locator("#plan-table")).to_contain_text(re.compile(r"\d\.\d\d"))
+        expect(page.locator("#plan-criteria")).to_contain_text("Criteria, lowest first:")
+        expect(page.locator("#plan-trend img")).to_be_visible(timeout=30_000)
+        settled(page)
+        page.screenshot(path=str(ARTIFACTS / "ui-plan.png"), full_page=True)
+        expect(page.locator("#drill-practice input")).to_be_checked()
+        page.locator("#drill").click()
+        expect(page.get_by_role("tab", name="Panel")).to_have_attribute("aria-selected", "true", timeout=30_000)
+        expect(page.locator("#brief")).to_contain_text("Drill · ", timeout=60_000)
+        expect(page.locator("#send")).to_be_enabled(timeout=90_000)  # the first question is out
+        expect(page.locator("#practice-row")).to_be_visible()
+        page.locator("#hint").click()
+        expect(page.locator("#practice-help")).to_contain_text("Hint: The panel listens for", timeout=30_000)
+        page.locator("#strong-answer").click()
+        expect(page.locator("#practice-help")).to_contain_text("Draft your own answer first", timeout=30_000)
+        page.locator("#answer textarea").fill("I would size the problem first with a cost model, then ask the team.")
+        page.locator("#hint").click()
+        expect(page.locator("#practice-help")).to_contain_text("Your draft makes ", timeout=30_000)
+        page.locator("#strong-answer").click()
+        expect(page.locator("#practice-help")).to_contain_text("A strong answer:", timeout=30_000)
+        settled(page)
+        page.screenshot(path=str(ARTIFACTS / "ui-practice.png"))
+        page.locator("#send").click()  # practice mode shows the score after the answer; the help is cleared
+        expect(page.locator("#coach-feedback")).to_contain_text("Score", timeout=90_000)
+        expect(page.locator("#practice-help")).to_have_text("", timeout=30_000)
 
 
 @pytest.mark.browser

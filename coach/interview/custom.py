@@ -63,8 +63,9 @@ def custom_parts(question_ids: list[str], *, kind: str, title: str, brief: str |
             "A product-role interview loop at an AI lab, drawn from several rounds: technical depth, "
             "go-to-market judgement and product sense, each judged on evidence, numbers and trade-offs.")
     bank = Bank(bank=kind, title=title, questions=questions)
+    summary = f"{len(questions)} question{'s' * (len(questions) != 1)} chosen for you"
     sc = Scenario.model_validate({
-        "id": kind, "title": title, "summary": f"{len(questions)} questions chosen for you", "rubric": kind,
+        "id": kind, "title": title, "summary": summary, "rubric": kind,
         "brief": brief, "segments": [s.model_dump() for s in segments],
         "tension_pairs": [TensionPair.model_dump(t) for t in pairs], "probes": probes})
     return sc, bank, personas

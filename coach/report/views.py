@@ -138,6 +138,28 @@ def trend_chart(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def criteria_chart(trend: list[tuple[float, dict[str, float]]], path: Path) -> Path:
+    """Each criterion's mean score per session over time (the plan's trend): one line per criterion."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.2), dpi=110)
+    ax = fig.subplots()
+    xs = list(range(1, len(trend) + 1))
+    for i, c in enumerate(dict.fromkeys(c for _, crit in trend for c in crit)):
+        pts = [(x, crit[c]) for x, (_, crit) in zip(xs, trend, strict=True) if c in crit]
+        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", color=PALETTE[i % len(PALETTE)],
+                label=LABELS.get(c, c), linewidth=1.8)
+    ax.set_xticks(xs, [datetime.fromtimestamp(t).strftime("%d %b\n%H:%M") for t, _ in trend], fontsize=7)
+    ax.set_ylim(1, 5)
+    ax.axhline(3.5, color="#bbb", linewidth=1, linestyle="--")
+    ax.set_ylabel("mean score (1 to 5)")
+    ax.set_title("Each criterion by session (the dashed line: the bar a good answer clears)", fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
 
 def clip(text: str, limit: int) -> str:
     """At most `limit` characters, cut at a word boundary with an ellipsis (never mid-word)."""

@@ -33,6 +33,7 @@ from coach.ui.debrief_tab import DebriefTab
 from coach.ui.history_tab import HistoryTab
 from coach.ui.models_tab import ModelsTab
 from coach.ui.panel_tab import PanelTab
+from coach.ui.plan_tab import PlanTab
 from coach.ui.voice_box import HUSH_JS, PLAYER_JS
 
 log = logging.getLogger("coach.ui")
@@ -87,6 +88,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
             panel = PanelTab(ctx, catalog)
             debrief = DebriefTab(ctx)
             history = HistoryTab(ctx, debrief)
+            plan = PlanTab(ctx)
             models = ModelsTab(ctx, catalog)
             bench = BenchTab(ctx, catalog)
         panel.banner, panel.tabs, panel.debrief, history.tabs = banner, tabs, debrief, tabs
@@ -99,12 +101,18 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         send_outs = [*panel.outputs, panel.send]
         voice = panel.voice
         panel.start_btn.click(stream(panel.start), [panel.scenario, panel.model, panel.seed, panel.coach_mode,
-                                                    panel.quick, panel.iv, panel.armed, voice.speak],
+                                                    panel.quick, panel.iv, panel.armed, voice.speak, panel.practice],
                               [*send_outs, *panel.session_outputs], api_name="start")
+        # practice mode: a hint (on the draft so far) and a strong answer (once drafted), beside the answer box
+        panel.hint_btn.click(guard(panel.hint), [panel.answer_box, panel.iv], panel.practice_md, api_name="hint")
+        panel.strong_btn.click(guard(panel.strong), [panel.answer_box, panel.iv], panel.practice_md,
+                               api_name="strong_answer")
         answer_io = ([panel.answer_box, panel.chat_state, panel.iv, panel.coach_mode, voice.heard, voice.speak],
                      [*panel.outputs, panel.answer_box, voice.heard_md, *debrief.outputs, panel.send])
-        panel.send.click(stream(panel.answer), *answer_io, api_name="answer")
-        panel.answer_box.submit(stream(panel.answer), *answer_io, api_visibility="private")
+        panel.send.click(stream(panel.answer), *answer_io, api_name="answer").then(
+            lambda: "", None, panel.practice_md, api_visibility="private", queue=False)  # the hint was for the last one
+        panel.answer_box.submit(stream(panel.answer), *answer_io, api_visibility="private").then(
+            lambda: "", None, panel.practice_md, api_visibility="private", queue=False)
         # public, so a script typing an answer (bench/cohort_bench.py) drives type-ahead as a browser does
         panel.answer_box.change(guard(panel.draft), [panel.answer_box, panel.iv], None, api_name="draft",
                                 show_progress="hidden", trigger_mode="always_last", queue=False)
@@ -141,6 +149,12 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
                                 history.retry_md, api_name="retry").then(guard(history.sessions), None, history_outs,
                                                                          api_visibility="private")
 
+        plan.refresh.click(guard(plan.show), None, plan.outputs, api_name="plan")
+        plan.drill_btn.click(stream(panel.drill(plan.drill_questions)),
+                             [panel.model, panel.seed, panel.iv, panel.armed, voice.speak, plan.practice],
+                             [*send_outs, *panel.session_outputs, tabs], api_name="drill")
+        plan.tab.select(guard(plan.show), None, plan.outputs, api_visibility="private")  # current when opened
+
         pickers = [models.table, *models.pickers]
         models.doctor_btn.click(guard(models.doctor), None, models.doctor_md, api_name="doctor")
         for button, handler, inputs, name in ((models.pull_btn, models.do_pull, models.pull_name, "models_pull"),
@@ -161,6 +175,7 @@ def build_demo(settings: Settings, *, backend: LlamaBackend | None = None, grade
         demo.load(guard(panel.restore), panel.saved, settings_in, api_visibility="private")
         demo.load(guard(panel.offer), None, [panel.offer_btn, panel.offer_sid], js=BROWSER_JS, api_visibility="private")
         demo.load(guard(history.sessions), None, history_outs, api_visibility="private")
+        demo.load(guard(plan.show), None, plan.outputs, api_visibility="private")
         demo.load(guard(models.refresh), None, pickers, api_visibility="private")
         demo.load(guard(voice.describe), None, voice.info, api_visibility="private")
     return demo

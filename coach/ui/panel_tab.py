@@ -66,6 +66,9 @@ class PanelTab:
                         self.coach_mode = gr.Checkbox(False, label="Coach mode (show scores after each answer)",
                                                       elem_id="coach-mode")
                         self.quick = gr.Checkbox(False, label="Quick round (15 minutes)", elem_id="quick")
+                        self.practice = gr.Checkbox(False, label="Practice mode (a hint and a strong answer on "
+                                                                 "demand, the score after each answer)",
+                                                    elem_id="practice-mode")
                 self.start_btn = gr.Button("Start the panel", variant="primary", elem_id="start")
             self.brief = gr.Markdown("", elem_id="brief")  # the scenario in one line, once it starts
             with gr.Row(equal_height=False):
@@ -82,6 +85,10 @@ class PanelTab:
                 self.answer_box = gr.Textbox(lines=3, placeholder="Your answer…", label="Your answer",
                                              elem_id="answer", scale=6)
                 self.send = gr.Button("Send answer", elem_id="send", variant="primary", scale=1, min_width=140)
+            with gr.Row(visible=False, elem_id="practice-row") as self.practice_row:  # practice mode only
+                self.hint_btn = gr.Button("Hint", elem_id="hint", size="sm")
+                self.strong_btn = gr.Button("Show a strong answer", elem_id="strong-answer", size="sm")
+            self.practice_md = gr.Markdown("", elem_id="practice-help")
             self.voice.answer_box = self.answer_box
             # inside the tab: a component directly under gr.Tabs would be drawn as an extra tab
             self.iv = gr.State(None)
@@ -104,7 +111,8 @@ class PanelTab:
     def session_outputs(self) -> list[Any]:
         """What starting or resuming a session also sets: the settings (folded away, and a resumed session's
         own), the scenario's one-line brief, and the resume offer (gone)."""
-        return [self.settings_box, self.brief, self.scenario, self.seed, self.coach_mode, self.quick, self.offer_btn]
+        return [self.settings_box, self.brief, self.scenario, self.seed, self.coach_mode, self.quick, self.offer_btn,
+                self.practice, self.practice_row, self.practice_md]
 
     def _update(self, chat: list[dict], iv: Interview | None, status: str = "", coach: str = "") -> dict[Any, Any]:
         return {self.chatbot: chat, self.iv: iv, self.status: status, self.coach_md: coach,
@@ -117,9 +125,11 @@ class PanelTab:
         who = ", ".join(f"{p.mark} {p.name} ({p.role.lower()})" for k, p in iv.personas.items()
                         if any(s.panelist == k for s in sc.segments))
         brief = f"**{sc.title}** · {sc.summary} · {who}" + (" · Quick round" if iv.quick else "")
-        return {self.settings_box: gr.Accordion(open=False), self.brief: brief, self.scenario: sc.title,
+        return {self.settings_box: gr.Accordion(open=False), self.brief: brief,
+                self.scenario: sc.title if sc.title in self.titles else gr.update(),  # a drill is no scenario
                 self.seed: iv.seed, self.coach_mode: bool(iv.options.get("coach", False)), self.quick: iv.quick,
-                self.offer_btn: gr.update(visible=False)}
+                self.offer_btn: gr.update(visible=False), self.practice: iv.practice,
+                self.practice_row: gr.update(visible=iv.practice), self.practice_md: ""}
 
     def offer(self, request: gr.Request | None = None) -> dict[Any, Any]:
         """On load: this browser's unfinished session, one click away ("Resume your PMM final panel (4
@@ -153,10 +163,73 @@ class PanelTab:
                 self.voice.speak: bool(saved["speak"]) if "speak" in saved else gr.update()}
 
     def start(self, title: str, model: str, seed: float | None, coach_mode: bool, quick: bool = False,
-              live: Interview | None = None, armed: bool = False, speak: bool = False,
+              live: Interview | None = None, armed: bool = False, speak: bool = False, practice: bool = False,
               request: gr.Request | None = None) -> Iterator[dict[Any, Any]]:
         """A new panel. While this tab has a session in progress, the first press only asks to press again
         (the session in progress is saved and stays in History); the second starts the new one."""
+        ctx = self.ctx
+
+        def make() -> Interview:
+            return Interview.start(self.titles.get(title, "pmm_final_panel"), backend=ctx.models.backend,
+                                   grader=ctx.grader, store=ctx.store,
+                                   seed=int(seed) if seed is not None else ctx.settings.seed, model=ctx.models.ref.name,
+                                   quick=bool(quick), cache_dir=ctx.settings.kv_cache_dir, owner=owner_of(request),
+                                   holder=browser_holder(request), options=_options(coach_mode, practice))
+
+        yield from self._launch(make, model, live, armed, speak)
+
+    def drill(self, questions: Any) -> Any:
+        """The Plan tab's drill: its due questions, weakest first, as a panel in this tab (which opens)."""
+
+        def go(model: str, seed: float | None, live: Interview | None = None, armed: bool = False,
+               speak: bool = False, practice: bool = True, request: gr.Request | None = None,
+               ) -> Iterator[dict[Any, Any]]:
+            ctx = self.ctx
+            ids, note = questions(request)
+            if not ids:
+                yield {self.tabs: gr.update(selected="panel"),
+                       self.status: "**Nothing to drill:** every question you answered is at the bar. Rehearse a round "
+                                    "first."}
+                return
+
+            def make() -> Interview:
+                return Interview.start_built(ids, kind="drill", title=f"Drill · {len(ids)} weak spot"
+                                                                      f"{'s' * (len(ids) != 1)}",
+                                             backend=ctx.models.backend, grader=ctx.grader, store=ctx.store,
+                                             seed=int(seed) if seed is not None else ctx.settings.seed,
+                                             model=ctx.models.ref.name, cache_dir=ctx.settings.kv_cache_dir,
+                                             owner=owner_of(request), holder=browser_holder(request),
+                                             options=_options(True, practice))
+
+            first = True
+            for out in self._launch(make, model, live, armed, speak):
+                if first and note and self.brief in out:
+                    out = {**out, self.brief: f"{out[self.brief]} · {note.strip()}"}
+                yield {**out, self.tabs: gr.update(selected="panel")} if first else out
+                first = False
+
+        return go
+
+    def hint(self, text: str, iv: Interview | None) -> str:
+        """Practice mode: a hint on the open question (on the draft so far, if any); never a key point's words."""
+        if iv is None or iv.current is None:
+            return "Start a panel in practice mode first."
+        try:
+            return f"**Hint:** {iv.hint(text or '')}"
+        except CoachError as exc:
+            return str(exc)
+
+    def strong(self, text: str, iv: Interview | None) -> str:
+        """Practice mode: a strong answer to compare with, once the candidate has drafted one."""
+        if iv is None or iv.current is None:
+            return "Start a panel in practice mode first."
+        try:
+            return f"**A strong answer:** {iv.strong_answer(text or '')}"
+        except CoachError as exc:
+            return f"**{str(exc)[0].upper()}{str(exc)[1:]}.**"
+
+    def _launch(self, make: Any, model: str, live: Interview | None, armed: bool,
+                speak: bool) -> Iterator[dict[Any, Any]]:
         since = time.perf_counter()  # the click: what the candidate waits for is measured from here
         ctx = self.ctx
         if live is not None and not live.done and live.turn_count and not armed:
@@ -171,11 +244,7 @@ class PanelTab:
         try:
             if not ctx.shared:  # a signed-in user never swaps the model under everyone else
                 ctx.models.use(model)
-            iv = Interview.start(self.titles.get(title, "pmm_final_panel"), backend=ctx.models.backend,
-                                 grader=ctx.grader, store=ctx.store,
-                                 seed=int(seed) if seed is not None else ctx.settings.seed, model=ctx.models.ref.name,
-                                 quick=bool(quick), cache_dir=ctx.settings.kv_cache_dir, owner=owner_of(request),
-                                 holder=browser_holder(request), options={"coach": bool(coach_mode)})
+            iv = make()
             iv.begin()  # every persona card, in the background
         except CoachError as exc:
             yield self._update([], None, f"**Could not start:** {exc}")
@@ -356,3 +425,7 @@ class PanelTab:
         except CoachError as exc:
             yield {**self._update(history, iv, self._stopped(exc)), tabs: gr.update(selected="panel")}
 
+
+def _options(coach_mode: bool, practice: bool) -> dict[str, Any]:
+    """What a session stores about how it is run: practice mode shows each answer's score too."""
+    return {"coach": bool(coach_mode or practice), "mode": "practice" if practice else "live"}
