@@ -75,12 +75,13 @@ def debrief_for(store: Store, session_id: str, personas: dict[str, Persona] | No
     d = build_debrief(turns, weights or None, names, meta)
     if not reveal_too:
         return d
+    embedder = embedder or MiniLMEmbedder()
     d.reveal = reveal(personas, [Answered(i, t.panelist, t.answer, t.grade.total) for i, t in enumerate(turns, 1)],
-                      embedder or MiniLMEmbedder(), {k: p.name for k, p in personas.items()})
+                      embedder, {k: p.name for k, p in personas.items()})
     d.placement = estimate(scenario, [(t.answer, t.grade.criteria, t.grade.total) for t in turns])
     yours = stories.load(store.path.parent)  # the data home the store lives in holds the story bank
-    d.stories = [(n, s.title) for n, s in enumerate(stories.told([t.answer for t in turns], yours,
-                                                                  embedder or MiniLMEmbedder()), 1) if s is not None]
+    d.stories = [(n, s.title) for n, s in enumerate(stories.told([t.answer for t in turns], yours, embedder), 1)
+                 if s is not None]
     return d
 
 

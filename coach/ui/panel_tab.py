@@ -13,6 +13,7 @@ import gradio as gr
 
 from coach.auth import owner_of
 from coach.errors import CoachError, ServerUnavailable
+from coach.interview.history import title_of
 from coach.interview.session import Interview
 from coach.models.catalog import ModelRow
 from coach.report.views import clip, model_choices, segment_note
@@ -140,7 +141,7 @@ class PanelTab:
         row = next((rows[s] for s in sids if s in rows), None)
         if row is None:
             return {self.offer_btn: gr.update(visible=False), self.offer_sid: ""}
-        title = next((s.title for s in self.ctx.scenarios.values() if s.id == row["scenario"]), row["scenario"])
+        title = title_of(row)
         n = row["answered"]
         when = time.strftime("%H:%M", time.localtime(row["updated"]))
         label = f"Resume your {title} ({n} answer{'s' if n != 1 else ''}, {when})"
