@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import gradio as gr
@@ -213,21 +213,11 @@ class PanelTab:
 
     def hint(self, text: str, iv: Interview | None) -> str:
         """Practice mode: a hint on the open question (on the draft so far, if any); never a key point's words."""
-        if iv is None or iv.current is None:
-            return "Start a panel in practice mode first."
-        try:
-            return f"**Hint:** {iv.hint(text or '')}"
-        except CoachError as exc:
-            return str(exc)
+        return _practice(iv, lambda live: f"**Hint:** {live.hint(text or '')}")
 
     def strong(self, text: str, iv: Interview | None) -> str:
         """Practice mode: a strong answer to compare with, once the candidate has drafted one."""
-        if iv is None or iv.current is None:
-            return "Start a panel in practice mode first."
-        try:
-            return f"**A strong answer:** {iv.strong_answer(text or '')}"
-        except CoachError as exc:
-            return f"**{str(exc)[0].upper()}{str(exc)[1:]}.**"
+        return _practice(iv, lambda live: f"**A strong answer:** {live.strong_answer(text or '')}")
 
     def _launch(self, make: Any, model: str, live: Interview | None, armed: bool,
                 speak: bool) -> Iterator[dict[Any, Any]]:
@@ -430,3 +420,13 @@ class PanelTab:
 def _options(coach_mode: bool, practice: bool) -> dict[str, Any]:
     """What a session stores about how it is run: practice mode shows each answer's score too."""
     return {"coach": bool(coach_mode or practice), "mode": "practice" if practice else "live"}
+
+
+def _practice(iv: Interview | None, say: Callable[[Interview], str]) -> str:
+    """Practice mode's help on the open question, or why there is none (a refusal as a sentence)."""
+    if iv is None or iv.current is None:
+        return "Start a panel in practice mode first."
+    try:
+        return say(iv)
+    except CoachError as exc:
+        return f"**{str(exc)[0].upper()}{str(exc)[1:]}.**"
