@@ -7,6 +7,7 @@ import sys
 import time
 
 from coach.config import Settings
+from coach.report.views import clip
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -27,7 +28,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'DUE':10} {'LAST':>5} {'TRIES':>5}  {'WEAKEST':22} QUESTION")
         for i in planned:
             print(f"{i.when(now):10} {i.last.total:5.2f} {len(i.attempts):5d}  "
-                  f"{criterion_label(i.weakest_criterion):22} {i.question_id}: {_short(i.text)}")
+                  f"{criterion_label(i.weakest_criterion):22} {i.question_id}: {clip(i.text, 90)}")
     if plan.learned:
         print(f"\nOut of the plan after the {REVIEWS_D[-1]}-day review: " + ", ".join(i.question_id for i in plan.learned))
     print("\nCriteria, lowest first: " + "; ".join(f"{criterion_label(c)} {m:.2f} ({n} answers)"
@@ -66,10 +67,6 @@ def _drill(plan, now: float, args: argparse.Namespace, settings: Settings, store
                                options={"coach": True, "mode": "practice" if practice else "live"})
     print(f"session {iv.session_id}", file=sys.stderr)
     return _run(iv, True)
-
-
-def _short(text: str, n: int = 90) -> str:
-    return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0] + "…"
 
 
 def cmd_stories(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,7 +122,7 @@ def _map(args: argparse.Namespace, settings: Settings, yours: list) -> int:  # n
     print(f"{'FIT':9} {'SCORE':>5}  {'STORY':28} QUESTION")
     for f in m.fits:
         story = f.story.id if f.story is not None and f.band != "gap" else "-"
-        print(f"{f.band:9} {f.score:5.2f}  {story:28} {f.question_id}: {_short(f.question, 70)}")
+        print(f"{f.band:9} {f.score:5.2f}  {story:28} {f.question_id}: {clip(f.question, 70)}")
     if m.gaps:
         print(f"\nNo story covers {len(m.gaps)}: " + ", ".join(f.question_id for f in m.gaps)
               + ". Write one, or prepare these from first principles.")
