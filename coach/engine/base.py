@@ -66,6 +66,11 @@ class ChatBackend(Protocol):
         its whole opening prompt. Returns tokens evaluated."""
         ...
 
+    def load_card(self, speaker: str, messages: list[Message], cache_dir: Path) -> int:
+        """Before a panelist's first turn in this process (a resumed session): its persona card from
+        `cache_dir` where it was read before, else read and kept there. Returns tokens evaluated."""
+        ...
+
     def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
                 cancel: Cancel | None = None) -> int:
         """While the candidate types: read what is known of `speaker`'s next prompt. Returns tokens evaluated."""

@@ -439,6 +439,10 @@ class LlamaBackend:
         (`PrefixFiles.warm`). Returns tokens evaluated."""
         return self.prefixes.warm(speaker, messages, cache_dir, holdback=holdback, whole=whole, cancel=cancel)
 
+    def load_card(self, speaker: str, messages: list[Message], cache_dir: Path) -> int:
+        """`speaker`'s persona card resident: from `cache_dir` when read before, else read and kept there."""
+        return self.prefixes.card(speaker, messages, cache_dir)
+
     def read_cards(self, cards: list[Message], cache_dir: Path, *, cancel: Cancel | None = None) -> int:
         """Read persona cards into the on-disk prefix cache when a model loads (`PrefixFiles.read_cards`)."""
         return self.prefixes.read_cards(cards, cache_dir, cancel=cancel)

@@ -49,14 +49,30 @@ class PrefixFiles:
         path = self.cache_path(cache_dir, tokens) if cache_dir is not None else None
         if path is not None and path.exists() and self._load(speaker, tokens, path):
             return 0
-        if cache_dir is not None and messages and messages[0]["role"] == "system":  # the card read at load
-            card = self.card_prefix(messages[0])
-            card_path = self.cache_path(cache_dir, card)
-            if card and tokens[:len(card)] == card and card_path.exists():
-                self._load(speaker, card, card_path)
-        n = self._extend(speaker, tokens, cancel)
+        n = self.card(speaker, messages, cache_dir, within=tokens, cancel=cancel) if cache_dir is not None else 0
+        n += self._extend(speaker, tokens, cancel)
         if path is not None:
             self._save_resident(speaker, tokens, path)
+        return n
+
+    def card(self, speaker: str, messages: list[Message], cache_dir: Path, *, within: list[int] | None = None,
+             cancel: Cancel | None = None) -> int:
+        """Make the persona card that opens `messages` resident for `speaker`: nothing when it is, from disk
+        when this model read it before, else read now and kept on disk for the next session (the embedded
+        model does not read cards ahead at load; a resumed session's panelists start with it). Only when the
+        prompt (`within`, default the whole of `messages`) begins with the card. Returns tokens evaluated."""
+        if not self._kv.speaker_cache or not messages or messages[0]["role"] != "system":
+            return 0
+        card = self.card_prefix(messages[0])
+        if within is None:
+            within = self._layout.tokens(messages, upto_last=True)
+        if not card or within[:len(card)] != card or self._holds(speaker, card):
+            return 0
+        path = self.cache_path(cache_dir, card)
+        if path.exists() and self._load(speaker, card, path):
+            return 0
+        n = self._extend(speaker, card, cancel)
+        self._save_resident(speaker, card, path)
         return n
 
     def read_cards(self, cards: list[Message], cache_dir: Path, *, cancel: Cancel | None = None) -> int:
@@ -92,6 +108,12 @@ class PrefixFiles:
         h = hashlib.sha256(f"{self._info.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{kv}".encode())
         h.update(b",".join(str(t).encode() for t in tokens))
         return cache_dir / f"{h.hexdigest()[:32]}.kv"
+
+    def _holds(self, speaker: str, tokens: list[int]) -> bool:
+        """Whether `speaker`'s cells already begin with `tokens`."""
+        with self._lock:
+            slot = self._kv.lru.get(speaker)
+            return slot is not None and common_prefix(slot.tokens, tokens) >= len(tokens)
 
     def _save_resident(self, speaker: str, tokens: list[int], path: Path) -> None:
         """Save `speaker`'s cells to `path` when they hold `tokens` (a prefill may have stopped short)."""

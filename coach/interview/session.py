@@ -64,6 +64,7 @@ class Interview:
         self._warming: tuple[threading.Thread, threading.Event] | None = None
         self.last_timings: dict[str, Any] | None = None  # the last question's, as stored
         self.voicing: Voicing | None = None  # the last turn's gate: what stood, and the sentence that ended it
+        self._carded: set[str] = set()  # panelists whose card this process has made resident
 
     @property
     def threads(self) -> dict[str, list[Message]]:
@@ -237,6 +238,9 @@ class Interview:
         messages = self.hearing.messages(action, self.state)
         if self.turn_count == 0 and self.cache_dir is not None:
             self.backend.warm(self._speaker(action.panelist), messages, self.cache_dir, whole=True)  # from disk when cached
+        elif self.cache_dir is not None and action.panelist not in self._carded:  # e.g. resumed: the card from disk
+            self.backend.load_card(self._speaker(action.panelist), messages, self.cache_dir)
+        self._carded.add(action.panelist)
         voice = Voicing(action.kind, self._judge(action, messages),
                         opener=_opener(action))
         reason: str | None = None
