@@ -116,3 +116,34 @@ def world():
     from coach.interview.prompts import load_personas, load_scenarios
     personas, banks = load_personas(), load_all()
     return personas, banks, load_scenarios(personas=personas, banks=banks)
+
+
+@pytest.fixture(scope="session")
+def tiny_mistral(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-layer, 64-wide GGUF in Mistral Small 3's format (v7 tokenizer, its chat template), random weights:
+    the real llama.cpp engine and Mistral's rendering, at about a tenth of the embedded 135M model's cost a
+    turn. For tests of a session's flow (storage, resume, signals, privacy, voice), where what the model says
+    does not matter: its text is noise, so every turn ends in the written question. Tests of what a model
+    says, and the whole session on the real models, stay on the embedded model. Run it on one thread
+    (`tiny_env`): a second one only waits at llama.cpp's barriers, and spins when the machine is busy."""
+    from coach.models.shapes import Shape, write_shape
+
+    shape = Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192,
+                  tokenizer="v7")
+    return write_shape(tmp_path_factory.mktemp("tiny") / "tiny-mistral-v7.gguf", shape, "F16",
+                       chat_format="mistral-v7")
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_mistral: Path):
+    """The engine on `tiny_mistral`, for in-process tests of a session's flow."""
+    from coach.engine import LlamaBackend
+
+    be = LlamaBackend(tiny_mistral, n_ctx=4096, n_threads=1, seed=7)  # a second thread only waits at barriers
+    yield be
+    be.close()
+
+
+def tiny_env(tiny_mistral: Path) -> dict[str, str]:
+    """The variables that make a `coach` process run `tiny_mistral`, on one thread."""
+    return {"COACH_MODEL": str(tiny_mistral), "COACH_N_THREADS": "1"}

@@ -7,13 +7,13 @@ import pytest
 from tests.test_session import STRONG, WEAK, scripted
 
 
-def test_history_reads_retries_and_refuses_what_is_not_there(backend, grader, tmp_path):
+def test_history_reads_retries_and_refuses_what_is_not_there(tiny_backend, grader, tmp_path):
     from coach.errors import CoachError
     from coach.interview.history import History
     from coach.store import Store
 
     store = Store(tmp_path / "h.db")
-    iv, _ = scripted(backend, grader, store, 11, [WEAK])
+    iv, _ = scripted(tiny_backend, grader, store, 11, [WEAK])  # the flow: what the model says does not matter
     h = History(store, grader)
     assert [r["id"] for r in h.sessions()] == [iv.session_id]
     questions = h.graded_questions(iv.session_id)

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import COACH, sigint_default
+from tests.conftest import COACH, sigint_default, tiny_env
 
 STRONG = ("I would not lead with the headline number. I'd reproduce what the customer measured, separate time to first "
           "token from throughput, fix any overclaim this week and give sales a cost-adjusted comparison on their workload.")
@@ -27,9 +27,9 @@ def _answered(db: Path) -> int:
             return 0
 
 
-def test_kill_dash_nine_loses_at_most_the_turn_in_flight_and_resume_finishes(tmp_path: Path):
+def test_kill_dash_nine_loses_at_most_the_turn_in_flight_and_resume_finishes(tmp_path: Path, tiny_mistral: Path):
     home = tmp_path / "home"
-    env = {**os.environ, "COACH_HOME": str(home)}
+    env = {**os.environ, "COACH_HOME": str(home), **tiny_env(tiny_mistral)}  # the flow, not the words
     db = home / "coach.db"
     proc = subprocess.Popen([COACH, "--seed", "4", "rehearse"], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -58,8 +58,8 @@ def test_kill_dash_nine_loses_at_most_the_turn_in_flight_and_resume_finishes(tmp
     assert e.returncode == 0 and out.read_text().startswith("<!doctype html>")
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path):
-    env = {**os.environ, "COACH_HOME": str(tmp_path / "home")}
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, tiny_mistral: Path):
+    env = {**os.environ, "COACH_HOME": str(tmp_path / "home"), **tiny_env(tiny_mistral)}
     proc = subprocess.Popen([COACH, "rehearse", "--scenario", "pm_loop"], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.time() + 120

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from coach.voice.listen import word_error_rate as wer
-from tests.conftest import COACH, free_port
+from tests.conftest import COACH, free_port, tiny_env
 from tests.fakehub import REV, serve
 
 ANSWER = ("I would reproduce what the customer measured, the hardware and the prompt lengths. If our launch claim "
@@ -283,11 +283,12 @@ def test_a_damaged_whisper_header_is_refused_before_whisper_cpp_sees_it(tmp_path
 # ---------------------------------------------------------------- a spoken session at a terminal, offline
 
 @needs_espeak
-def test_a_whole_spoken_session_at_the_terminal_with_no_network(tmp_path):
+def test_a_whole_spoken_session_at_the_terminal_with_no_network(tmp_path, tiny_mistral):
     if not shutil.which("unshare") or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
         pytest.skip("this machine cannot create a network namespace")
     wav = speak_to_wav(ANSWER, tmp_path / "answer.wav")
-    env = {**os.environ, "COACH_HOME": str(tmp_path / "home")}
+    # the flow of a spoken session, not the model's words: the tiny Mistral-format model
+    env = {**os.environ, "COACH_HOME": str(tmp_path / "home"), **tiny_env(tiny_mistral)}
     (tmp_path / "notes.wav").write_text("not a recording")  # a bad file first: said, and asked again
     # each answer: the WAV's path, then Enter to send it as heard
     answers = f"{tmp_path / 'notes.wav'}\n" + f"{wav}\n\n" * 20
