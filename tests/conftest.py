@@ -14,11 +14,21 @@ from coach.config import Settings
 from coach.models.catalog import ModelRef, resolve
 
 REPO = Path(__file__).resolve().parent.parent
+# the tiny shape of every Mistral-format test file (tests/test_formats.py's fixtures, `tiny_mistral`)
+TINY = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192)
 COACH = str(Path(sys.executable).with_name("coach"))
 
 
+@pytest.fixture(scope="session")
+def _prefix_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One on-disk prefix cache for the whole run: evaluated persona cards are keyed by the model file and
+    their exact tokens, so every session after the first that opens with a card loads it instead of reading
+    it again (about 16 s of a whole session on the embedded model, two cores)."""
+    return tmp_path_factory.mktemp("prefix-cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _grader_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def _grader_cache(tmp_path_factory: pytest.TempPathFactory, _prefix_cache: Path) -> Iterator[Path]:
     """One grader cache for the whole run: exemplar vectors and calibrations are keyed by their content and
     by the scoring code's own bytes, so sharing them changes no score, and the `coach` processes the tests
     start (grader-eval, rubric check, the UI) stop recomputing them for every data home. Set for the whole
@@ -26,29 +36,17 @@ def _grader_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("grader-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COACH_GRADER_CACHE", str(path))
-        mp.setenv("COACH_PREFIX_CACHE", str(_prefix_cache(tmp_path_factory)))
+        mp.setenv("COACH_PREFIX_CACHE", str(_prefix_cache))
         yield path
 
 
-_PREFIX: list[Path] = []
-
-
-def _prefix_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One on-disk prefix cache for the whole run: evaluated persona cards are keyed by the model file and
-    their exact tokens, so every session after the first that opens with a card loads it instead of reading
-    it again (about 16 s of a whole session on the embedded model, two cores)."""
-    if not _PREFIX:
-        _PREFIX.append(tmp_path_factory.mktemp("prefix-cache"))
-    return _PREFIX[0]
-
-
 @pytest.fixture(autouse=True)
-def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _grader_cache: Path) -> Path:
+def _hermetic_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _grader_cache: Path, _prefix_cache: Path) -> Path:
     """Every test gets its own data home: no test sees a user's sessions or models."""
     home = tmp_path / "home"
     monkeypatch.setenv("COACH_HOME", str(home))
     monkeypatch.setenv("COACH_GRADER_CACHE", str(_grader_cache))
-    monkeypatch.setenv("COACH_PREFIX_CACHE", str(_PREFIX[0]))
+    monkeypatch.setenv("COACH_PREFIX_CACHE", str(_prefix_cache))
     monkeypatch.delenv("COACH_MODEL", raising=False)
     monkeypatch.delenv("COACH_CATALOG", raising=False)
     # `coach.cli.main` sets the hub's offline switches in os.environ, as the `coach` process does; a test
@@ -128,8 +126,7 @@ def tiny_mistral(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (`tiny_env`): a second one only waits at llama.cpp's barriers, and spins when the machine is busy."""
     from coach.models.shapes import Shape, write_shape
 
-    shape = Shape(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192,
-                  tokenizer="v7")
+    shape = Shape(**TINY, tokenizer="v7")  # type: ignore[arg-type]
     return write_shape(tmp_path_factory.mktemp("tiny") / "tiny-mistral-v7.gguf", shape, "F16",
                        chat_format="mistral-v7")
 

@@ -19,8 +19,8 @@ from coach.engine import LlamaBackend
 from coach.engine.layout import arrange
 from coach.models.formats import FORMATS
 from coach.models.shapes import Shape, write_shape
+from tests.conftest import TINY
 
-TINY = dict(n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=32768, context_length=8192)
 FIXTURES = {"mistral-strict": "v3", "mistral-v3": "v3", "mistral-v3-tekken": "v3", "mistral-v7": "v7",
             "wild-no-system": "tekken-v13", "wild-strict": "tekken-v13", "wild-chatml": "tekken-v13"}
 EXPECTED_LAYOUT = {"mistral-strict": "first_user", "mistral-v3": "first_user", "mistral-v3-tekken": "first_user",
